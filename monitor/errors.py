@@ -1,0 +1,80 @@
+"""The one exception tree of tos-monitor.
+
+    MonitorError                 anything tos-monitor reports as a clean error
+    ├── ConfigError              a bad config file, key or value (names file, line and key)
+    ├── SchemaError              the database schema is missing or older than the code
+    ├── FetchError               a page could not be fetched usefully
+    │     .transient: worth retrying later (timeouts, resets, 5xx, 429)
+    │     .blocked:   the site refused us (403, 429, captcha or login wall)
+    ├── ExtractError             a page was fetched but held no usable text (selectors matched nothing)
+    ├── DeliveryError            an email could not be delivered (.transient: retry later)
+    ├── SubscriptionError        a bad address, filter or token
+    └── LockError                another daemon already holds what we need
+
+Third-party errors (httpx, smtplib, SQLAlchemy) are translated once, at the module that touches
+them, with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+
+class MonitorError(Exception):
+    """Base of every error tos-monitor reports to a user."""
+
+
+class ConfigError(MonitorError):
+    """A config file, key or value is wrong. The message names file, line and key."""
+
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, key: str | None = None
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        where = ""
+        if path:
+            where = path + (f":{line}" if line else "") + ": "
+        if key:
+            where += f"{key}: "
+        super().__init__(where + message)
+
+
+class SchemaError(MonitorError):
+    """The database schema is missing or out of date."""
+
+
+class FetchError(MonitorError):
+    """A page could not be fetched, or what came back is not the document."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool = False,
+        blocked: bool = False,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.blocked = blocked
+        self.status = status
+
+
+class ExtractError(MonitorError):
+    """The fetched page holds no usable legal text."""
+
+
+class DeliveryError(MonitorError):
+    """An email could not be delivered."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class SubscriptionError(MonitorError):
+    """A bad email address, filter or token."""
+
+
+class LockError(MonitorError):
+    """Another process holds the lock or claim we need."""
