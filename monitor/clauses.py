@@ -1,7 +1,8 @@
 """Plain data that flows through the pipeline: clauses, clause changes, change reports.
 
 Extract produces ``Clause`` lists; diff turns two lists into ``ClauseChange`` items; classify fills
-in labels, direction, severity and annotation; the store persists them; render turns them into email.
+in labels, direction, severity and annotation; the store persists them; render turns them into
+email.
 Everything here is immutable plain data with no I/O.
 """
 

@@ -6,7 +6,7 @@
     ├── FetchError               a page could not be fetched usefully
     │     .transient: worth retrying later (timeouts, resets, 5xx, 429)
     │     .blocked:   the site refused us (403, 429, captcha or login wall)
-    ├── ExtractError             a page was fetched but held no usable text (selectors matched nothing)
+    ├── ExtractError             a fetched page held no usable text (selectors matched nothing)
     ├── DeliveryError            an email could not be delivered (.transient: retry later)
     ├── SubscriptionError        a bad address, filter or token
     └── LockError                another daemon already holds what we need
@@ -26,7 +26,12 @@ class ConfigError(MonitorError):
     """A config file, key or value is wrong. The message names file, line and key."""
 
     def __init__(
-        self, message: str, *, path: str | None = None, line: int | None = None, key: str | None = None
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
     ) -> None:
         self.path = path
         self.line = line

@@ -1,0 +1,1 @@
+"""Alembic migrations of tos-monitor (one chain for SQLite and PostgreSQL)."""
