@@ -93,6 +93,10 @@ class Document(Base):
     last_raw_hash: Mapped[str | None] = mapped_column(String(64))
     current_version_id: Mapped[int | None] = mapped_column(Integer)
     """The version in force (no foreign key: documents and versions would refer to each other)."""
+    reported_version_id: Mapped[int | None] = mapped_column(Integer)
+    """The last version whose changes were reported in full: the baseline of a settled flip."""
+    settling_version_id: Mapped[int | None] = mapped_column(Integer)
+    """A version that returned to text already seen; reported only if it stays (see tracker)."""
 
 
 class Blob(Base):

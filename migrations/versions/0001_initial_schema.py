@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 17:53:40.804769
+Create Date: 2026-11-25 17:55:12.184209
 """
 
 from collections.abc import Sequence
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import monitor.models
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -53,6 +54,8 @@ def upgrade() -> None:
         sa.Column("last_modified", sa.Text(), nullable=True),
         sa.Column("last_raw_hash", sa.String(length=64), nullable=True),
         sa.Column("current_version_id", sa.Integer(), nullable=True),
+        sa.Column("reported_version_id", sa.Integer(), nullable=True),
+        sa.Column("settling_version_id", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_documents")),
     )
     with op.batch_alter_table("documents", schema=None) as batch_op:
