@@ -262,6 +262,10 @@ class _Lines:
             for number in range(start + 1, end):
                 if pattern.match(self._lines[number - 1]):
                     return number
+            nested = f"{table}.{key}" if table else key  # the key is itself a [table]
+            for other, _, header in self._sections:
+                if other == nested:
+                    return header
             return start or None
         # inline tables and dotted keys: `mail = {port = 1}` or `mail.port = 1`
         if table:
