@@ -1,0 +1,1 @@
+"""tosmon commands: daemon."""

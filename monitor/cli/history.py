@@ -1,0 +1,405 @@
+"""tosmon commands for the record: init, db, check, documents, history, show, diff, import."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from monitor.clauses import ChangeReport, ClauseChange
+from monitor.cli import main
+from monitor.cli.app import (
+    AppContext,
+    emit_json,
+    fmt_time,
+    is_tty,
+    parse_when,
+    safe_terminal_text,
+    utcnow,
+)
+from monitor.errors import MonitorError
+
+OUTCOME_COLOURS = {"first": "cyan", "unchanged": None, "changed": "yellow", "failed": "red"}
+SEVERITY_COLOURS = {"high": "red", "medium": "yellow", "low": "blue", "cosmetic": None}
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path: Path | None, force: bool) -> None:
+    """Write a commented config file to start from (default: ./tosmon.toml)."""
+    from monitor.config import example_config_text
+
+    target = path or Path("tosmon.toml")
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; pass --force to overwrite it")
+    target.write_text(example_config_text(), encoding="utf-8")
+    click.echo(f"Wrote {target}. Edit it, then: tosmon --config {target} check")
+
+
+@main.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+@click.pass_obj
+def db_upgrade(app: AppContext) -> None:
+    """Apply Alembic migrations up to the version this tos-monitor expects."""
+    from monitor.db import current_revision, head_revision, make_engine, upgrade
+
+    engine = make_engine(app.config.storage.database_url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        click.echo(f"Schema already at {after} (head {head_revision(engine)}).")
+    else:
+        click.echo(f"Schema upgraded from {before or 'empty'} to {after}.")
+
+
+def _selected_ids(app: AppContext, ids: Sequence[str]) -> list[str]:
+    """Sync declarations into the database; the ids to check (all when none given)."""
+    from monitor.store import history as store
+
+    declarations = app.config.all_documents()
+    known = {d.id for d in declarations}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown document id(s): {', '.join(unknown)} (see `tosmon documents`)",
+            param_hint="ID",
+        )
+    with app.sessions.begin() as session:
+        store.sync_documents(session, declarations, now=utcnow())
+    return list(ids) if ids else [d.id for d in declarations]
+
+
+def interval_for(app: AppContext):  # type: ignore[no-untyped-def]
+    default = app.config.daemon.interval
+
+    def pick(document) -> timedelta:  # type: ignore[no-untyped-def]
+        seconds = document.interval_seconds
+        return timedelta(seconds=seconds) if seconds else default
+
+    return pick
+
+
+@main.command()
+@click.argument("ids", nargs=-1, metavar="[ID]...")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@click.option("--no-send", is_flag=True, help="Queue reports but do not deliver them now.")
+@click.pass_obj
+def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -> None:
+    """Check documents now, once (all declared documents when no ID is given).
+
+    Prints per document: first (a baseline), unchanged, changed (with a summary) or failed (with
+    the reason). Exit status 0 whenever the checks ran, whatever they found. Reports queued by
+    the changes found are delivered before the command exits (unless --no-send).
+    """
+    from monitor.fetcher import Fetcher
+    from monitor.tracker import check_documents
+
+    selected = _selected_ids(app, ids)
+    fetch = app.config.fetch
+
+    async def run():  # type: ignore[no-untyped-def]
+        async with Fetcher(
+            user_agent=fetch.user_agent,
+            timeout=fetch.timeout,
+            max_bytes=fetch.max_bytes,
+            per_host=fetch.per_host,
+            retries=fetch.retries,
+        ) as fetcher:
+            return await check_documents(
+                selected,
+                sessions=app.sessions,
+                fetcher=fetcher,
+                interval_for=interval_for(app),
+                concurrency=fetch.concurrency,
+            )
+
+    results = asyncio.run(run())
+    delivered = None if no_send else _deliver(app)
+    if as_json:
+        emit_json([r.as_dict() for r in results])
+        return
+    width = max((len(r.document_id) for r in results), default=10)
+    for r in results:
+        outcome = click.style(f"{r.outcome:<9}", fg=OUTCOME_COLOURS.get(r.outcome))
+        detail = safe_terminal_text(r.detail)
+        if r.change_id is not None:
+            detail = f"#{r.change_id} [{r.severity}] {detail}"
+        click.echo(f"{r.document_id:<{width}}  {outcome}  {detail}")
+    if delivered:
+        click.echo(delivered)
+
+
+def _deliver(app: AppContext) -> str | None:
+    """Deliver what is pending in the outbox; a one-line summary, or None if nothing was due."""
+    try:
+        from monitor.outbox import deliver_pending
+    except ImportError:  # the mail feature is not installed in this build
+        return None
+    stats = deliver_pending(app.sessions, app.config)
+    text = str(stats)
+    return text if text else None
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def documents(app: AppContext, as_json: bool) -> None:
+    """Every document: its URL, last check, last change and failure state."""
+    from monitor.store import history as store
+
+    _selected_ids(app, ())
+    with app.sessions() as session:
+        rows = [
+            {
+                "id": doc.id,
+                "service": doc.service,
+                "type": doc.type,
+                "url": doc.url,
+                "render": doc.render,
+                "last_check_at": doc.last_check_at,
+                "last_change_at": doc.last_change_at,
+                "next_check_at": doc.next_check_at,
+                "versions": store.count_versions(session, doc.id),
+                "failing": doc.consecutive_failures > 0,
+                "consecutive_failures": doc.consecutive_failures,
+                "failing_since": doc.failing_since,
+                "last_error": doc.last_error if doc.consecutive_failures else None,
+            }
+            for doc in store.list_documents(session)
+        ]
+    if as_json:
+        emit_json(rows)
+        return
+    for row in rows:
+        state = (
+            "ok"
+            if not row["failing"]
+            else click.style(
+                f"failing since {fmt_time(row['failing_since'])} ({row['consecutive_failures']}x): "
+                f"{safe_terminal_text(str(row['last_error']))}",
+                fg="red",
+            )
+        )
+        if row["last_check_at"] is None:
+            state = "never checked"
+        click.echo(f"{row['id']}  {row['url']}")
+        click.echo(
+            f"    last check {fmt_time(row['last_check_at'])}, last change "
+            f"{fmt_time(row['last_change_at'])}, {row['versions']} version(s), {state}"
+        )
+
+
+def _document_or_fail(session, document_id: str):  # type: ignore[no-untyped-def]
+    from monitor.store import history as store
+
+    doc = store.get_document(session, document_id)
+    if doc is None:
+        raise click.BadParameter(
+            f"no document {document_id!r} in the database (see `tosmon documents`)",
+            param_hint="ID",
+        )
+    return doc
+
+
+@main.command()
+@click.argument("document_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def history(app: AppContext, document_id: str, as_json: bool) -> None:
+    """The versions of one document over time, and the changes between them."""
+    from monitor.store import history as store
+
+    with app.sessions() as session:
+        doc = _document_or_fail(session, document_id)
+        versions = [
+            {
+                "id": v.id,
+                "seen_at": v.seen_at,
+                "last_seen_at": v.last_seen_at,
+                "clauses": v.clause_count,
+                "text_hash": v.text_hash,
+                "source": v.source,
+            }
+            for v in store.versions_of(session, doc.id)
+        ]
+        changes = [
+            {
+                "id": c.id,
+                "detected_at": c.detected_at,
+                "old_version": c.old_version_id,
+                "new_version": c.new_version_id,
+                "severity": c.severity,
+                "labels": c.labels,
+                "summary": c.summary,
+                "source": c.source,
+            }
+            for c in store.changes_of(session, doc.id)
+        ]
+    if as_json:
+        emit_json({"document": document_id, "versions": versions, "changes": changes})
+        return
+    by_new = {c["new_version"]: c for c in changes}
+    click.echo(f"{document_id}: {len(versions)} version(s), {len(changes)} change(s)")
+    for v in versions:
+        click.echo(
+            f"  v{v['id']:<6} {fmt_time(v['seen_at'])}  {v['clauses']:>4} clauses  "
+            f"{v['text_hash'][:10]}  {v['source']}"
+        )
+        c = by_new.get(v["id"])
+        if c is not None:
+            sev = click.style(str(c["severity"]), fg=SEVERITY_COLOURS.get(str(c["severity"])))
+            click.echo(
+                f"           change #{c['id']} [{sev}] {safe_terminal_text(str(c['summary']))}"
+            )
+
+
+@main.command()
+@click.argument("document_id", metavar="ID")
+@click.option("--at", "at", help="Show the version in force at this date/time (default: latest).")
+@click.pass_obj
+def show(app: AppContext, document_id: str, at: str | None) -> None:
+    """The text of the version in force at a moment (default: the latest)."""
+    from monitor.store import history as store
+
+    when = parse_when(at, option="--at") if at else None
+    with app.sessions() as session:
+        doc = _document_or_fail(session, document_id)
+        version = store.version_at(session, doc.id, when)
+        if version is None:
+            raise MonitorError(
+                f"{document_id} has no version"
+                + (f" at or before {fmt_time(when)}" if when else " yet: run `tosmon check`")
+            )
+        text = store.version_text(session, version)
+    click.echo(safe_terminal_text(text))
+
+
+@main.command()
+@click.argument("document_id", metavar="ID")
+@click.option("--from", "from_", help="Compare from the version in force at this date/time.")
+@click.option("--to", "to", help="Compare to the version in force at this date/time.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def diff(
+    app: AppContext, document_id: str, from_: str | None, to: str | None, as_json: bool
+) -> None:
+    """What changed, clause by clause, with the changed words marked.
+
+    Default: the latest version against the one before it.
+    """
+    from monitor.report import build_report
+    from monitor.store import history as store
+    from monitor.tracker import parse_version
+
+    with app.sessions() as session:
+        doc = _document_or_fail(session, document_id)
+        new = store.version_at(session, doc.id, parse_when(to, option="--to") if to else None)
+        if new is None:
+            raise MonitorError(f"{document_id} has no version to compare")
+        if from_:
+            old = store.version_at(session, doc.id, parse_when(from_, option="--from"))
+        else:
+            earlier = store.recent_versions(session, doc.id, limit=1, before_id=new.id)
+            old = earlier[0] if earlier else None
+        if old is None:
+            raise MonitorError(f"{document_id} has no earlier version to compare with")
+        old_text, new_text = store.version_text(session, old), store.version_text(session, new)
+        old_at, new_at = old.seen_at, new.seen_at
+    report = build_report(
+        parse_version(old_text), parse_version(new_text), document_name=document_id
+    )
+    if as_json:
+        from monitor.report import report_to_json
+
+        emit_json({"document": document_id, "from": old_at, "to": new_at, **report_to_json(report)})
+        return
+    click.echo(f"{document_id}: {fmt_time(old_at)} -> {fmt_time(new_at)}")
+    print_report(report, colour=is_tty())
+
+
+def print_report(report: ChangeReport, *, colour: bool) -> None:
+    """A change report for the terminal: summary, notes, then each clause with words marked."""
+    click.echo(safe_terminal_text(report.summary) + f" [{report.severity}]")
+    for note in report.notes:
+        click.echo(f"Note: {safe_terminal_text(note)}")
+    for clause in report.clauses:
+        click.echo("")
+        click.echo(_clause_heading(clause, colour=colour))
+        if clause.annotation:
+            click.echo(f"  {safe_terminal_text(clause.annotation)}")
+        click.echo("  " + marked_words(clause, colour=colour))
+
+
+def _clause_heading(clause: ClauseChange, *, colour: bool) -> str:
+    section = safe_terminal_text(" > ".join(clause.section)) or "(top)"
+    labels = f" {', '.join(clause.labels)}" if clause.labels else ""
+    severity = clause.severity
+    if colour:
+        severity = click.style(severity, fg=SEVERITY_COLOURS.get(severity), bold=True)
+    direction = f", {clause.direction}" if clause.labels else ""
+    return f"{clause.kind.upper()} in {section} [{severity}{direction}]{labels}"
+
+
+def marked_words(clause: ClauseChange, *, colour: bool) -> str:
+    """The clause with deletions and insertions marked: colour on a terminal, else [-x-]{+y+}."""
+
+    def deleted(text: str) -> str:
+        text = safe_terminal_text(text)
+        return click.style(text, fg="red", strikethrough=True) if colour else f"[-{text}-]"
+
+    def inserted(text: str) -> str:
+        text = safe_terminal_text(text)
+        return click.style(text, fg="green", underline=True) if colour else f"{{+{text}+}}"
+
+    if clause.kind == "modified" and clause.words:
+        parts = []
+        for span in clause.words:
+            if span.op == "equal":
+                parts.append(safe_terminal_text(span.text))
+            elif span.op == "delete":
+                parts.append(deleted(span.text))
+            else:
+                parts.append(inserted(span.text))
+        return "".join(parts)
+    if clause.kind == "added":
+        return inserted(clause.after or "")
+    if clause.kind == "removed":
+        return deleted(clause.before or "")
+    return safe_terminal_text(clause.after or clause.before or "")
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--service", "services", multiple=True, help="Only these services (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print per-document counts as JSON.")
+@click.pass_obj
+def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: bool) -> None:
+    """Backfill history from an Open Terms Archive dataset.
+
+    PATH is laid out as <service>/<document type>/<YYYY-MM-DDTHH-MM-SSZ>.md. Each capture becomes a
+    version at its date, with change records computed between them. No email is sent. Captures
+    already imported (same document, same date) are skipped, so re-running is safe.
+    """
+    from monitor.importer import import_dataset
+
+    wanted = {s.lower() for s in services}
+    summaries = import_dataset(
+        app.sessions,
+        path,
+        services=wanted,
+        on_document=None if as_json else lambda s: click.echo(s.line()),
+    )
+    if as_json:
+        emit_json([s.as_dict() for s in summaries])

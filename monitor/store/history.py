@@ -1,0 +1,266 @@
+"""Queries for the record of what pages said: documents, checks, blobs, versions, changes."""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from monitor.clauses import ChangeReport
+from monitor.models import Blob, Change, Check, ClauseChangeRow, Document, Version
+
+if TYPE_CHECKING:
+    from monitor.config import DocumentConfig
+
+COMPRESSION = "zlib"
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def put_blob(session: Session, data: bytes) -> str:
+    """Store bytes once, compressed, under their sha256; return the hash."""
+    digest = content_hash(data)
+    if session.get(Blob, digest) is None:
+        session.add(
+            Blob(hash=digest, size=len(data), compression=COMPRESSION, data=zlib.compress(data, 6))
+        )
+    return digest
+
+
+def get_blob(session: Session, digest: str) -> bytes:
+    blob = session.get(Blob, digest)
+    if blob is None:
+        raise LookupError(f"blob {digest} is missing from the database")
+    return zlib.decompress(blob.data) if blob.compression == COMPRESSION else blob.data
+
+
+def version_text(session: Session, version: Version) -> str:
+    return get_blob(session, version.text_hash).decode("utf-8")
+
+
+def sync_documents(
+    session: Session, declarations: Sequence[DocumentConfig], *, now: datetime
+) -> None:
+    """Make the documents table match the declarations (new ones added, URLs and rules updated).
+
+    Documents no longer declared are kept with their history; they are simply not checked.
+    """
+    existing = {doc.id: doc for doc in session.scalars(select(Document))}
+    for decl in declarations:
+        interval = int(decl.interval.total_seconds()) if decl.interval else None
+        doc = existing.get(decl.id)
+        if doc is None:
+            session.add(
+                Document(
+                    id=decl.id,
+                    service=decl.service,
+                    type=decl.type,
+                    url=decl.url,
+                    select=list(decl.select),
+                    remove=list(decl.remove),
+                    render=decl.render,
+                    interval_seconds=interval,
+                    created_at=now,
+                    consecutive_failures=0,
+                )
+            )
+            continue
+        changed_rules = doc.select != list(decl.select) or doc.remove != list(decl.remove)
+        if doc.url != decl.url or changed_rules:
+            doc.last_raw_hash = None  # force a re-extraction with the new rules
+            doc.etag = None
+            doc.last_modified = None
+        doc.service, doc.type, doc.url = decl.service, decl.type, decl.url
+        doc.select, doc.remove = list(decl.select), list(decl.remove)
+        doc.render, doc.interval_seconds = decl.render, interval
+
+
+def get_document(session: Session, document_id: str) -> Document | None:
+    return session.get(Document, document_id)
+
+
+def list_documents(session: Session) -> list[Document]:
+    return list(session.scalars(select(Document).order_by(Document.service, Document.type)))
+
+
+def add_check(session: Session, check: Check) -> Check:
+    session.add(check)
+    return check
+
+
+def current_version(session: Session, document: Document) -> Version | None:
+    if document.current_version_id is None:
+        return None
+    return session.get(Version, document.current_version_id)
+
+
+def recent_versions(
+    session: Session, document_id: str, *, limit: int, before_id: int | None = None
+) -> list[Version]:
+    """The latest versions of a document, newest first (optionally only those before an id)."""
+    query = select(Version).where(Version.document_id == document_id)
+    if before_id is not None:
+        query = query.where(Version.id < before_id)
+    return list(
+        session.scalars(query.order_by(Version.seen_at.desc(), Version.id.desc()).limit(limit))
+    )
+
+
+def add_version(
+    session: Session,
+    document: Document,
+    *,
+    text: str,
+    raw: bytes | None,
+    clause_count: int,
+    seen_at: datetime,
+    source: str = "check",
+) -> Version:
+    version = Version(
+        document_id=document.id,
+        seen_at=seen_at,
+        last_seen_at=seen_at,
+        text_hash=put_blob(session, text.encode("utf-8")),
+        raw_hash=put_blob(session, raw) if raw is not None else None,
+        clause_count=clause_count,
+        source=source,
+    )
+    session.add(version)
+    session.flush()
+    document.current_version_id = version.id
+    return version
+
+
+def add_change(
+    session: Session,
+    document: Document,
+    *,
+    old: Version,
+    new: Version,
+    report: ChangeReport,
+    detected_at: datetime,
+    source: str = "check",
+) -> Change:
+    labels = sorted({label for clause in report.clauses for label in clause.labels})
+    change = Change(
+        document_id=document.id,
+        old_version_id=old.id,
+        new_version_id=new.id,
+        detected_at=detected_at,
+        summary=report.summary,
+        severity=report.severity,
+        labels=labels,
+        notes=list(report.notes),
+        source=source,
+    )
+    change.clauses = [
+        ClauseChangeRow(
+            position=position,
+            kind=clause.kind,
+            section=list(clause.section),
+            before=clause.before,
+            after=clause.after,
+            words=[[span.op, span.text] for span in clause.words],
+            labels=list(clause.labels),
+            direction=clause.direction,
+            severity=clause.severity,
+            annotation=clause.annotation,
+        )
+        for position, clause in enumerate(report.clauses)
+    ]
+    session.add(change)
+    session.flush()
+    return change
+
+
+def version_at(session: Session, document_id: str, when: datetime | None) -> Version | None:
+    """The version in force at ``when`` (the latest first seen at or before it); latest if None."""
+    query = select(Version).where(Version.document_id == document_id)
+    if when is not None:
+        query = query.where(Version.seen_at <= when)
+    return session.scalars(
+        query.order_by(Version.seen_at.desc(), Version.id.desc()).limit(1)
+    ).first()
+
+
+def versions_of(session: Session, document_id: str) -> list[Version]:
+    query = select(Version).where(Version.document_id == document_id)
+    return list(session.scalars(query.order_by(Version.seen_at, Version.id)))
+
+
+def changes_of(session: Session, document_id: str) -> list[Change]:
+    query = select(Change).where(Change.document_id == document_id)
+    return list(session.scalars(query.order_by(Change.detected_at, Change.id)))
+
+
+def get_change(session: Session, change_id: int) -> Change | None:
+    return session.get(Change, change_id)
+
+
+def find_changes(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    services: Sequence[str] = (),
+    min_severity_levels: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[tuple[Change, Document]]:
+    """Change records across documents, newest first (topic filtering is done by the caller)."""
+    query = select(Change, Document).join(Document, Document.id == Change.document_id)
+    if since is not None:
+        query = query.where(Change.detected_at >= since)
+    if services:
+        lowered = [s.lower() for s in services]
+        query = query.where(func.lower(Document.service).in_(lowered))
+    if min_severity_levels is not None:
+        query = query.where(Change.severity.in_(list(min_severity_levels)))
+    query = query.order_by(Change.detected_at.desc(), Change.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return [(change, doc) for change, doc in session.execute(query).all()]
+
+
+def last_checks(session: Session, document_id: str, *, limit: int = 20) -> list[Check]:
+    query = select(Check).where(Check.document_id == document_id)
+    return list(
+        session.scalars(query.order_by(Check.checked_at.desc(), Check.id.desc()).limit(limit))
+    )
+
+
+def count_versions(session: Session, document_id: str) -> int:
+    return (
+        session.scalar(
+            select(func.count()).select_from(Version).where(Version.document_id == document_id)
+        )
+        or 0
+    )
+
+
+def record_failure(document: Document, *, error: str, now: datetime) -> None:
+    if document.consecutive_failures == 0:
+        document.failing_since = now
+    document.consecutive_failures += 1
+    document.last_error = error
+
+
+def record_success(document: Document, *, now: datetime) -> None:
+    document.consecutive_failures = 0
+    document.failing_since = None
+    document.last_success_at = now
+
+
+def schedule_next(document: Document, *, now: datetime, interval: timedelta) -> None:
+    document.last_check_at = now
+    document.next_check_at = now + interval
+
+
+def report_as_dict(report: ChangeReport) -> dict[str, object]:
+    return asdict(report)

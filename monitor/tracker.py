@@ -1,0 +1,526 @@
+"""One check of one document, end to end, in one transaction.
+
+Decides, in one place, what a fetch means: ``first`` (a baseline version), ``unchanged`` (same raw
+bytes, a 304, or the same extracted text), ``changed`` (a new version and its change record) or
+``failed`` (nothing usable came back: the reason is recorded, never a version). Each document's
+failure is isolated: one bad page never stops the others.
+
+Variant flips: a page that returns to a text already seen is recorded as a version, but its change
+is reported at the severity the history allows (usually cosmetic). If it then *stays* for
+``settle_after``, the tracker reports it in full against the last reported version: a revert that
+sticks is news, a page alternating between variants is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.clauses import Clause, severity_rank
+from monitor.errors import ExtractError, FetchError
+from monitor.extract import clauses_to_text, extract_clauses
+from monitor.models import Check, Document, Version
+from monitor.report import build_report
+from monitor.store import history as store
+
+log = logging.getLogger("monitor.tracker")
+
+HISTORY_DEPTH = 10
+"""How many earlier versions the report builder sees to recognise variant flips."""
+SETTLE_AFTER = timedelta(days=3)
+"""How long a page must stay at a returned-to text before the return is reported in full."""
+SHRINK_RATIO = 0.3
+"""A new text shorter than this share of the last version is treated as an error page."""
+SHRINK_MIN_CHARS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What one check of one document found, for the CLI, the logs and the daemon."""
+
+    document_id: str
+    outcome: str
+    """first | unchanged | changed | failed"""
+    detail: str = ""
+    change_id: int | None = None
+    severity: str | None = None
+    http_status: int | None = None
+    duration: float = 0.0
+    blocked: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "document": self.document_id,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "duration": round(self.duration, 3),
+        }
+        if self.http_status is not None:
+            data["http_status"] = self.http_status
+        if self.change_id is not None:
+            data["change_id"] = self.change_id
+            data["severity"] = self.severity
+        if self.outcome == "failed":
+            data["blocked"] = self.blocked
+        return data
+
+
+def parse_version(text: str) -> list[Clause]:
+    """The clauses of a stored version (stored as canonical Markdown)."""
+    return extract_clauses(text, media_type="text/markdown")
+
+
+def record_fetch(
+    session: Session,
+    document: Document,
+    fetched: object,
+    *,
+    now: datetime,
+    duration: float,
+    interval: timedelta,
+    worker: str | None = None,
+    notify: bool = True,
+) -> CheckResult:
+    """Record what a fetch of ``document`` returned (a FetchResult or a FetchError).
+
+    The caller commits. Nothing is written for a failed fetch but the check row and the failure
+    counters; a new version is written only for a successful, plausible extraction.
+    """
+    store.schedule_next(document, now=now, interval=interval)
+    if isinstance(fetched, FetchError):
+        return _record_failure(
+            session,
+            document,
+            str(fetched),
+            now=now,
+            duration=duration,
+            worker=worker,
+            status=fetched.status,
+            blocked=fetched.blocked,
+        )
+    status = getattr(fetched, "status", None)
+    if getattr(fetched, "not_modified", False):
+        return _record_unchanged(
+            session,
+            document,
+            "not modified (304)",
+            now=now,
+            duration=duration,
+            worker=worker,
+            status=status,
+        )
+    raw: bytes = fetched.content  # type: ignore[attr-defined]
+    raw_hash = store.content_hash(raw)
+    document.etag = getattr(fetched, "etag", None)
+    document.last_modified = getattr(fetched, "last_modified", None)
+    if raw_hash == document.last_raw_hash and document.current_version_id is not None:
+        return _record_unchanged(
+            session,
+            document,
+            "same page",
+            now=now,
+            duration=duration,
+            worker=worker,
+            status=status,
+            raw_hash=raw_hash,
+        )
+    try:
+        clauses = extract_clauses(
+            raw,
+            media_type=fetched.media_type,  # type: ignore[attr-defined]
+            select=document.select,
+            remove=document.remove,
+            charset=fetched.charset,  # type: ignore[attr-defined]
+        )
+    except ExtractError as exc:
+        return _record_failure(
+            session,
+            document,
+            f"{exc} ({document.url})",
+            now=now,
+            duration=duration,
+            worker=worker,
+            status=status,
+            blocked=True,
+        )
+    result = record_text(
+        session,
+        document,
+        clauses,
+        raw=raw,
+        now=now,
+        duration=duration,
+        worker=worker,
+        status=status,
+        notify=notify,
+    )
+    if result.outcome != "failed":
+        document.last_raw_hash = raw_hash
+    return result
+
+
+def record_text(
+    session: Session,
+    document: Document,
+    clauses: Sequence[Clause],
+    *,
+    raw: bytes | None,
+    now: datetime,
+    duration: float = 0.0,
+    worker: str | None = None,
+    status: int | None = None,
+    notify: bool = True,
+    source: str = "check",
+) -> CheckResult:
+    """Record an extracted text seen at ``now``: unchanged, a baseline, or a change."""
+    text = clauses_to_text(clauses)
+    current = store.current_version(session, document)
+    if current is not None:
+        settle(session, document, now=now, notify=notify)
+        if store.content_hash(text.encode("utf-8")) == current.text_hash:
+            current.last_seen_at = now
+            return _record_unchanged(
+                session,
+                document,
+                "same text",
+                now=now,
+                duration=duration,
+                worker=worker,
+                status=status,
+                version_id=current.id,
+            )
+        old_text = store.version_text(session, current)
+        if len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text):
+            return _record_failure(
+                session,
+                document,
+                f"extracted text is {len(text)} characters, {100 * len(text) // len(old_text)}% "
+                f"of the last version's {len(old_text)}: probably an error or block page",
+                now=now,
+                duration=duration,
+                worker=worker,
+                status=status,
+                blocked=True,
+            )
+    version = store.add_version(
+        session,
+        document,
+        text=text,
+        raw=raw,
+        clause_count=len(clauses),
+        seen_at=now,
+        source=source,
+    )
+    store.record_success(document, now=now)
+    if current is None:
+        document.reported_version_id = version.id
+        _add_check(session, document, "first", now, duration, worker, status, version.id)
+        return CheckResult(
+            document.id,
+            "first",
+            f"baseline recorded ({len(clauses)} clauses)",
+            http_status=status,
+            duration=duration,
+        )
+    old_clauses = parse_version(store.version_text(session, current))
+    earlier = [
+        parse_version(store.version_text(session, v))
+        for v in store.recent_versions(
+            session, document.id, limit=HISTORY_DEPTH, before_id=current.id
+        )
+    ]
+    name = f"{document.service} {document.type}"
+    report = build_report(old_clauses, clauses, document_name=name, history=earlier)
+    if earlier and severity_rank(report.severity) < severity_rank("medium"):
+        plain = build_report(old_clauses, clauses, document_name=name)
+        suppressed = severity_rank(plain.severity) >= severity_rank("medium")
+    else:
+        suppressed = False
+    if suppressed:
+        document.settling_version_id = version.id
+    else:
+        document.reported_version_id = version.id
+        document.settling_version_id = None
+    change = store.add_change(
+        session, document, old=current, new=version, report=report, detected_at=now, source=source
+    )
+    document.last_change_at = now
+    if notify:
+        _enqueue(session, change, document, now)
+    _add_check(session, document, "changed", now, duration, worker, status, version.id)
+    return CheckResult(
+        document.id,
+        "changed",
+        report.summary,
+        change_id=change.id,
+        severity=report.severity,
+        http_status=status,
+        duration=duration,
+    )
+
+
+def settle(
+    session: Session, document: Document, *, now: datetime, notify: bool = True
+) -> int | None:
+    """Report a returned-to text in full once it has stayed ``SETTLE_AFTER``; the change id."""
+    if document.settling_version_id is None or document.reported_version_id is None:
+        return None
+    if document.current_version_id != document.settling_version_id:
+        document.settling_version_id = None
+        return None
+    settled = session.get(Version, document.settling_version_id)
+    baseline = session.get(Version, document.reported_version_id)
+    if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
+        return None
+    document.settling_version_id = None
+    document.reported_version_id = settled.id
+    if settled.text_hash == baseline.text_hash:
+        return None
+    report = build_report(
+        parse_version(store.version_text(session, baseline)),
+        parse_version(store.version_text(session, settled)),
+        document_name=f"{document.service} {document.type}",
+    )
+    if severity_rank(report.severity) < severity_rank("medium"):
+        return None
+    since = settled.seen_at.strftime("%Y-%m-%d")
+    report = type(report)(
+        clauses=report.clauses,
+        summary=report.summary,
+        severity=report.severity,
+        notes=(
+            f"The page returned to an earlier text on {since} and has kept it since; "
+            "this compares it with the last version we reported.",
+            *report.notes,
+        ),
+    )
+    change = store.add_change(
+        session,
+        document,
+        old=baseline,
+        new=settled,
+        report=report,
+        detected_at=now,
+        source="settled",
+    )
+    document.last_change_at = now
+    if notify:
+        _enqueue(session, change, document, now)
+    return change.id
+
+
+def _enqueue(session: Session, change: object, document: Document, now: datetime) -> None:
+    from monitor.outbox import enqueue_change
+
+    enqueue_change(session, change, document, now=now)  # type: ignore[arg-type]
+
+
+def _add_check(
+    session: Session,
+    document: Document,
+    outcome: str,
+    now: datetime,
+    duration: float,
+    worker: str | None,
+    status: int | None,
+    version_id: int | None = None,
+    *,
+    error: str | None = None,
+    raw_hash: str | None = None,
+) -> None:
+    store.add_check(
+        session,
+        Check(
+            document_id=document.id,
+            checked_at=now,
+            duration=duration,
+            outcome=outcome,
+            http_status=status,
+            error=error,
+            raw_hash=raw_hash,
+            version_id=version_id,
+            worker=worker,
+        ),
+    )
+
+
+def _record_unchanged(
+    session: Session,
+    document: Document,
+    detail: str,
+    *,
+    now: datetime,
+    duration: float,
+    worker: str | None,
+    status: int | None,
+    raw_hash: str | None = None,
+    version_id: int | None = None,
+) -> CheckResult:
+    store.record_success(document, now=now)
+    current = store.current_version(session, document)
+    if current is not None:
+        current.last_seen_at = now
+        settle(session, document, now=now)
+    _add_check(
+        session,
+        document,
+        "unchanged",
+        now,
+        duration,
+        worker,
+        status,
+        version_id or document.current_version_id,
+        raw_hash=raw_hash,
+    )
+    return CheckResult(document.id, "unchanged", detail, http_status=status, duration=duration)
+
+
+def _record_failure(
+    session: Session,
+    document: Document,
+    error: str,
+    *,
+    now: datetime,
+    duration: float,
+    worker: str | None,
+    status: int | None,
+    blocked: bool,
+) -> CheckResult:
+    store.record_failure(document, error=error, now=now)
+    _add_check(
+        session,
+        document,
+        "blocked" if blocked else "failed",
+        now,
+        duration,
+        worker,
+        status,
+        error=error,
+    )
+    return CheckResult(
+        document.id, "failed", error, http_status=status, duration=duration, blocked=blocked
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def check_documents(
+    document_ids: Sequence[str],
+    *,
+    sessions: sessionmaker[Session],
+    fetcher: object,
+    interval_for: Callable[[Document], timedelta],
+    now: Callable[[], datetime] = utcnow,
+    worker: str | None = None,
+    concurrency: int = 8,
+    notify: bool = True,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> list[CheckResult]:
+    """Check documents concurrently (the fetcher keeps it polite per host); one transaction each.
+
+    Results come back in the order of ``document_ids``. An unexpected error in one document is
+    recorded as a failed check and logged; it never stops the others.
+    """
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(document_id: str) -> CheckResult:
+        async with gate:
+            with sessions() as session:
+                document = store.get_document(session, document_id)
+                if document is None:
+                    return CheckResult(document_id, "failed", "unknown document")
+                url, etag, modified, render = (
+                    document.url,
+                    document.etag,
+                    document.last_modified,
+                    document.render,
+                )
+                has_version = document.current_version_id is not None
+            started = time.perf_counter()
+            try:
+                fetched: object = await fetcher.fetch(  # type: ignore[attr-defined]
+                    url,
+                    etag=etag if has_version else None,
+                    last_modified=modified if has_version else None,
+                    render=render,
+                )
+            except FetchError as exc:
+                fetched = exc
+            duration = time.perf_counter() - started
+            result = _record_in_transaction(
+                sessions,
+                document_id,
+                fetched,
+                now=now(),
+                duration=duration,
+                interval_for=interval_for,
+                worker=worker,
+                notify=notify,
+            )
+            log.info(
+                "check %s %s %.2fs%s",
+                document_id,
+                result.outcome,
+                result.duration,
+                f" {result.detail}" if result.outcome != "unchanged" else "",
+                extra={"document": document_id, "outcome": result.outcome, "duration": duration},
+            )
+            if on_result is not None:
+                on_result(result)
+            return result
+
+    return list(await asyncio.gather(*(one(d) for d in document_ids)))
+
+
+def _record_in_transaction(
+    sessions: sessionmaker[Session],
+    document_id: str,
+    fetched: object,
+    *,
+    now: datetime,
+    duration: float,
+    interval_for: Callable[[Document], timedelta],
+    worker: str | None,
+    notify: bool,
+) -> CheckResult:
+    try:
+        with sessions.begin() as session:
+            document = store.get_document(session, document_id)
+            if document is None:
+                return CheckResult(document_id, "failed", "unknown document")
+            return record_fetch(
+                session,
+                document,
+                fetched,
+                now=now,
+                duration=duration,
+                interval=interval_for(document),
+                worker=worker,
+                notify=notify,
+            )
+    except Exception as exc:  # isolate the unexpected; the daemon must live on
+        log.exception("check of %s failed unexpectedly", document_id)
+        reason = f"internal error while recording the check: {type(exc).__name__}: {exc}"
+        with sessions.begin() as session:
+            document = store.get_document(session, document_id)
+            if document is not None:
+                store.schedule_next(document, now=now, interval=interval_for(document))
+                _record_failure(
+                    session,
+                    document,
+                    reason,
+                    now=now,
+                    duration=duration,
+                    worker=worker,
+                    status=None,
+                    blocked=False,
+                )
+        return CheckResult(document_id, "failed", reason, duration=duration)
