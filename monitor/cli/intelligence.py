@@ -1,1 +1,158 @@
-"""tosmon commands: intelligence."""
+"""tosmon commands for clause intelligence: compare two files, list change records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from monitor.clauses import SEVERITIES, severity_rank
+from monitor.cli import main
+from monitor.cli.app import AppContext, emit_json, fmt_time, is_tty, parse_when, safe_terminal_text
+from monitor.cli.terminal import SEVERITY_COLOURS, print_report
+from monitor.errors import MonitorError
+
+SUFFIX_MEDIA_TYPES = {
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xhtml": "text/html",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+}
+
+
+def media_type_of(path: Path, content: bytes) -> str:
+    """By extension; otherwise HTML if it looks like markup, else plain text."""
+    if path.suffix.lower() in SUFFIX_MEDIA_TYPES:
+        return SUFFIX_MEDIA_TYPES[path.suffix.lower()]
+    head = content[:512].lstrip().lower()
+    return "text/html" if head.startswith((b"<!doctype", b"<html", b"<")) else "text/plain"
+
+
+def read_clauses(path: Path):  # type: ignore[no-untyped-def]
+    from monitor.extract import extract_clauses
+
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise MonitorError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return extract_clauses(content, media_type=media_type_of(path, content))
+    except MonitorError as exc:
+        raise MonitorError(f"{path}: {exc}") from exc
+
+
+@main.command()
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def compare(old: Path, new: Path, as_json: bool) -> None:
+    """Compare two local files (HTML, Markdown or text) and print the annotated report.
+
+    No database is involved: use it on documents you saved yourself.
+    """
+    from monitor.report import build_report, report_to_json
+
+    report = build_report(read_clauses(old), read_clauses(new), document_name=new.stem)
+    if as_json:
+        emit_json(report_to_json(report))
+        return
+    click.echo(f"{old} -> {new}")
+    print_report(report, colour=is_tty())
+
+
+@main.command()
+@click.option("--since", help="Only changes detected on or after this date.")
+@click.option("--service", "services", multiple=True, help="Only this service (repeatable).")
+@click.option("--topic", "topics", multiple=True, help="Only changes with this label (repeatable).")
+@click.option(
+    "--min-severity",
+    type=click.Choice(SEVERITIES),
+    default="low",
+    show_default=True,
+    help="Least severity to list (cosmetic lists everything).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON, with clause details.")
+@click.pass_obj
+def changes(
+    app: AppContext,
+    since: str | None,
+    services: tuple[str, ...],
+    topics: tuple[str, ...],
+    min_severity: str,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """Change records across all documents, newest first."""
+    from monitor.store import history as store
+
+    _check_topics(topics)
+    levels = [s for s in SEVERITIES if severity_rank(s) >= severity_rank(min_severity)]
+    with app.sessions() as session:
+        rows = store.find_changes(
+            session,
+            since=parse_when(since, option="--since") if since else None,
+            services=services,
+            min_severity_levels=levels,
+        )
+        wanted = set(topics)
+        records = []
+        for change, document in rows:
+            if wanted and not wanted.intersection(change.labels):
+                continue
+            records.append(
+                {
+                    "id": change.id,
+                    "document": document.id,
+                    "service": document.service,
+                    "type": document.type,
+                    "detected_at": change.detected_at,
+                    "severity": change.severity,
+                    "labels": change.labels,
+                    "summary": change.summary,
+                    "notes": change.notes,
+                    "source": change.source,
+                    "clauses": [
+                        {
+                            "kind": c.kind,
+                            "section": c.section,
+                            "before": c.before,
+                            "after": c.after,
+                            "labels": c.labels,
+                            "direction": c.direction,
+                            "severity": c.severity,
+                            "annotation": c.annotation,
+                        }
+                        for c in change.clauses
+                    ],
+                }
+            )
+            if len(records) >= limit:
+                break
+    if as_json:
+        emit_json(records)
+        return
+    if not records:
+        click.echo("No changes match.")
+    for r in records:
+        sev = click.style(f"{r['severity']:<8}", fg=SEVERITY_COLOURS.get(str(r["severity"])))
+        click.echo(
+            f"#{r['id']:<6} {fmt_time(r['detected_at'])}  {sev} {r['document']}: "
+            f"{safe_terminal_text(str(r['summary']))}"
+        )
+
+
+def _check_topics(topics: tuple[str, ...]) -> None:
+    if not topics:
+        return
+    from monitor.classify import load_taxonomy
+
+    known = load_taxonomy().topics
+    unknown = [t for t in topics if t not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+            param_hint="--topic",
+        )
