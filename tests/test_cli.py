@@ -1,0 +1,191 @@
+"""The `tosmon` command as a user runs it: config file, real HTTP, real database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from monitor.cli import main
+from tests.pages import AI_TRAINING, terms_page
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, page_server, database_url: str, data_dir: Path) -> Path:  # type: ignore[no-untyped-def]
+    page_server.set("/tos", terms_page())
+    path = tmp_path / "tosmon.toml"
+    path.write_text(
+        f"""
+use_catalog = false
+
+[storage]
+database_url = "{database_url}"
+
+[fetch]
+retries = 1
+timeout = 5
+
+[[documents]]
+service = "Example"
+type = "Terms of Service"
+url = "{page_server.url("/tos")}"
+
+[[documents]]
+service = "Example"
+type = "Privacy Policy"
+url = "{page_server.url("/missing")}"
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def tosmon(config: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_check_json_reports_each_document_and_exits_zero(config_file, page_server) -> None:
+    status, out = tosmon(config_file, "check", "--json", "--no-send")
+    assert status == 0, out
+    results = {r["document"]: r for r in json.loads(out)}
+    assert results["example/terms-of-service"]["outcome"] == "first"
+    assert results["example/privacy-policy"]["outcome"] == "failed"
+    assert "404" in results["example/privacy-policy"]["detail"]
+
+    page_server.set("/tos", terms_page(extra=AI_TRAINING))
+    status, out = tosmon(config_file, "check", "example/terms-of-service", "--json", "--no-send")
+    [result] = json.loads(out)
+    assert result["outcome"] == "changed"
+    assert isinstance(result["change_id"], int)
+
+
+def test_plain_check_output_names_outcomes(config_file) -> None:
+    status, out = tosmon(config_file, "check", "--no-send")
+    assert status == 0
+    assert "example/terms-of-service" in out and "first" in out
+    assert "example/privacy-policy" in out and "failed" in out
+
+
+def test_unknown_document_id_is_a_usage_error(config_file) -> None:
+    status, out = tosmon(config_file, "check", "nope/terms")
+    assert status == 2
+    assert "unknown document id(s): nope/terms" in out
+
+
+def test_history_show_and_diff_after_a_change(config_file, page_server) -> None:
+    tosmon(config_file, "check", "--no-send")
+    page_server.set("/tos", terms_page(extra=AI_TRAINING))
+    tosmon(config_file, "check", "--no-send")
+
+    status, out = tosmon(config_file, "history", "example/terms-of-service", "--json")
+    assert status == 0, out
+    data = json.loads(out)
+    assert len(data["versions"]) == 2
+    [change] = data["changes"]
+    assert change["severity"] == "high"
+    assert "AI_TRAINING_ON_USER_DATA" in change["labels"]
+
+    first_seen = data["versions"][0]["seen_at"]
+    status, out = tosmon(config_file, "show", "example/terms-of-service", "--at", first_seen)
+    assert status == 0
+    assert "Permissions You Give to Us" in out
+    assert "artificial intelligence" not in out
+    status, out = tosmon(config_file, "show", "example/terms-of-service")
+    assert "artificial intelligence" in out
+
+    status, out = tosmon(config_file, "diff", "example/terms-of-service")
+    assert status == 0, out
+    assert "ADDED" in out
+    assert "{+We use information you share" in out  # plain markers when not a terminal
+
+
+def test_show_before_the_first_version_is_a_clear_error(config_file) -> None:
+    tosmon(config_file, "check", "--no-send")
+    status, out = tosmon(config_file, "show", "example/terms-of-service", "--at", "2001-01-01")
+    assert status == 1
+    assert "no version at or before 2001-01-01" in out
+
+
+def test_documents_lists_failure_state(config_file) -> None:
+    tosmon(config_file, "check", "--no-send")
+    status, out = tosmon(config_file, "documents", "--json")
+    assert status == 0
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert rows["example/terms-of-service"]["failing"] is False
+    assert rows["example/terms-of-service"]["versions"] == 1
+    assert rows["example/privacy-policy"]["failing"] is True
+    assert "404" in rows["example/privacy-policy"]["last_error"]
+
+
+def test_terminal_output_cannot_carry_escape_sequences(config_file, page_server) -> None:
+    tosmon(config_file, "check", "--no-send")
+    page_server.set(
+        "/tos", terms_page(extra="Evil \x1b]0;pwned\x07 \x1b[2J clause about AI training.")
+    )
+    tosmon(config_file, "check", "--no-send")
+    status, out = tosmon(config_file, "show", "example/terms-of-service")
+    assert status == 0
+    assert "\x1b" not in out and "clause about AI training" in out
+
+
+def test_an_unversioned_database_is_refused_with_the_upgrade_command(
+    config_file, database_url
+) -> None:
+    from monitor.db import make_engine
+
+    tosmon(config_file, "check", "--no-send")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
+    status, out = tosmon(config_file, "documents")
+    assert status == 1
+    assert "tosmon db upgrade" in out
+
+
+def test_a_schema_from_a_newer_release_is_refused(config_file, database_url) -> None:
+    from monitor.db import make_engine
+
+    tosmon(config_file, "documents")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    engine.dispose()
+    status, out = tosmon(config_file, "history", "example/terms-of-service")
+    assert status == 1
+    assert "newer than this tos-monitor" in out
+
+
+def test_db_upgrade_is_idempotent(config_file) -> None:
+    status, out = tosmon(config_file, "db", "upgrade")
+    assert status == 0 and "upgraded" in out
+    status, out = tosmon(config_file, "db", "upgrade")
+    assert status == 0 and "already at" in out
+
+
+def test_init_writes_a_config_that_loads(tmp_path: Path, data_dir: Path) -> None:
+    from monitor.config import load_config
+
+    target = tmp_path / "new.toml"
+    result = CliRunner().invoke(main, ["init", str(target)])
+    assert result.exit_code == 0
+    assert load_config(target).use_catalog is True
+    again = CliRunner().invoke(main, ["init", str(target)])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_broken_config_names_file_line_and_key(tmp_path: Path, data_dir: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('use_catalog = false\n\n[fetch]\ntimeout = "soon"\n', encoding="utf-8")
+    status, out = tosmon(path, "documents")
+    assert status == 2
+    assert f"{path}:4" in out and "timeout" in out
+
+
+def test_every_command_has_help_text() -> None:
+    for name, command in main.commands.items():
+        assert command.help, f"tosmon {name} has no help text"

@@ -1,0 +1,247 @@
+"""One check of one document, end to end, over real HTTP into a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.config import DocumentConfig
+from monitor.fetcher import Fetcher
+from monitor.models import Blob, Change, Check, Document, Version
+from monitor.store import history as store
+from monitor.tracker import SETTLE_AFTER, CheckResult, check_documents, record_text
+from tests.pages import AI_TRAINING, LICENCE_SUBLICENSABLE, terms_page
+
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+def declare(sessions: sessionmaker[Session], *docs: DocumentConfig) -> None:
+    with sessions.begin() as session:
+        store.sync_documents(session, docs, now=T0)
+
+
+def run_checks(
+    sessions: sessionmaker[Session], ids: list[str], clock: Callable[[], datetime] = lambda: T0
+) -> list[CheckResult]:
+    async def go() -> list[CheckResult]:
+        async with Fetcher(retries=1, backoff=0.01, timeout=5) as fetcher:
+            return await check_documents(
+                ids,
+                sessions=sessions,
+                fetcher=fetcher,
+                interval_for=lambda _d: timedelta(hours=6),
+                now=clock,
+                notify=False,
+            )
+
+    return asyncio.run(go())
+
+
+def count(sessions: sessionmaker[Session], model: type) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+@pytest.fixture
+def terms(page_server, sessions):  # type: ignore[no-untyped-def]
+    page_server.set("/tos", terms_page())
+    declare(
+        sessions,
+        DocumentConfig(id="ex/terms", service="Ex", type="Terms", url=page_server.url("/tos")),
+    )
+    return page_server
+
+
+def test_first_check_is_a_baseline_then_unchanged_costs_one_check_row(terms, sessions) -> None:
+    [first] = run_checks(sessions, ["ex/terms"])
+    assert first.outcome == "first"
+    blobs = count(sessions, Blob)
+    # every fetch carries a new per-request token: the raw page differs, the text does not
+    for _ in range(3):
+        [again] = run_checks(sessions, ["ex/terms"])
+        assert again.outcome == "unchanged"
+    assert count(sessions, Version) == 1
+    assert count(sessions, Blob) == blobs
+    assert count(sessions, Check) == 4
+    assert count(sessions, Change) == 0
+
+
+def test_a_new_licence_word_becomes_a_change_with_its_clause(terms, sessions) -> None:
+    run_checks(sessions, ["ex/terms"])
+    terms.set("/tos", terms_page(licence=LICENCE_SUBLICENSABLE))
+    [result] = run_checks(sessions, ["ex/terms"])
+    assert result.outcome == "changed"
+    assert result.change_id is not None
+    with sessions() as session:
+        change = session.get(Change, result.change_id)
+        assert change is not None
+        [clause] = [c for c in change.clauses if c.kind == "modified"]
+        assert "sub-licensable" in (clause.after or "")
+        assert "sub-licensable" not in (clause.before or "")
+        assert ["insert", "sub-licensable"] in [[op, text.strip(" ,")] for op, text in clause.words]
+        assert "LICENSE_SUBLICENSE_TRANSFER" in clause.labels
+        assert change.severity in ("medium", "high")
+        document = session.get(Document, "ex/terms")
+        assert document is not None and document.last_change_at is not None
+
+
+def test_added_ai_clause_is_reported_and_the_next_check_is_quiet(terms, sessions) -> None:
+    run_checks(sessions, ["ex/terms"])
+    terms.set("/tos", terms_page(extra=AI_TRAINING))
+    [changed] = run_checks(sessions, ["ex/terms"])
+    [quiet] = run_checks(sessions, ["ex/terms"])
+    assert changed.outcome == "changed" and changed.severity == "high"
+    assert quiet.outcome == "unchanged"
+    assert count(sessions, Change) == 1
+
+
+@pytest.mark.parametrize(
+    ("route", "reason"),
+    [
+        ("/captcha", "captcha"),
+        ("/missing", "404"),
+        ("/empty", "empty"),
+        ("/reset", ""),
+    ],
+)
+def test_failed_fetch_is_recorded_never_a_version(page_server, sessions, route, reason) -> None:
+    declare(
+        sessions, DocumentConfig(id="ex/bad", service="Ex", type="Bad", url=page_server.url(route))
+    )
+    [result] = run_checks(sessions, ["ex/bad"])
+    assert result.outcome == "failed"
+    assert reason.lower() in result.detail.lower()
+    assert count(sessions, Version) == 0
+    with sessions() as session:
+        document = session.get(Document, "ex/bad")
+        assert document is not None
+        assert document.consecutive_failures == 1 and document.failing_since == T0
+        [check] = store.last_checks(session, "ex/bad")
+        assert check.outcome in ("failed", "blocked") and check.error
+
+
+def test_selectors_matching_nothing_fail_and_keep_the_last_version(terms, sessions) -> None:
+    run_checks(sessions, ["ex/terms"])
+    declare(
+        sessions,
+        DocumentConfig(
+            id="ex/terms", service="Ex", type="Terms", url=terms.url("/tos"), select=("#gone",)
+        ),
+    )
+    [result] = run_checks(sessions, ["ex/terms"])
+    assert result.outcome == "failed" and result.blocked
+    assert count(sessions, Version) == 1
+
+
+def test_a_page_far_smaller_than_the_last_is_not_a_version(terms, sessions) -> None:
+    run_checks(sessions, ["ex/terms"])
+    terms.set(
+        "/tos", "<html><body><main><h1>Terms</h1><p>Something went wrong.</p></main></body></html>"
+    )
+    [result] = run_checks(sessions, ["ex/terms"])
+    assert result.outcome == "failed"
+    assert "last version" in result.detail
+    assert count(sessions, Version) == 1 and count(sessions, Change) == 0
+
+
+def test_failures_count_up_then_reset_on_recovery(terms, sessions) -> None:
+    run_checks(sessions, ["ex/terms"])
+    clock = Clock()
+    terms.fail("/tos", times=4, status=503)
+    for _ in range(2):
+        clock.advance(timedelta(hours=1))
+        [result] = run_checks(sessions, ["ex/terms"], clock)
+        assert result.outcome == "failed"
+    with sessions() as session:
+        document = session.get(Document, "ex/terms")
+        assert document is not None
+        assert document.consecutive_failures == 2
+        assert document.failing_since == T0 + timedelta(hours=1)
+        assert "503" in (document.last_error or "")
+    clock.advance(timedelta(hours=1))
+    [ok] = run_checks(sessions, ["ex/terms"], clock)
+    assert ok.outcome == "unchanged"
+    with sessions() as session:
+        document = session.get(Document, "ex/terms")
+        assert document is not None and document.consecutive_failures == 0
+        assert document.failing_since is None
+
+
+def test_conditional_get_uses_the_stored_etag(page_server, sessions) -> None:
+    declare(
+        sessions,
+        DocumentConfig(id="ex/etag", service="Ex", type="Etag", url=page_server.url("/etag")),
+    )
+    run_checks(sessions, ["ex/etag"])
+    [result] = run_checks(sessions, ["ex/etag"])
+    assert result.outcome == "unchanged" and result.http_status == 304
+    last = page_server.requests_to("/etag")[-1]
+    assert last.headers.get("if-none-match") == '"v1"'
+
+
+def test_one_bad_document_does_not_stop_the_others(terms, sessions) -> None:
+    declare(
+        sessions,
+        DocumentConfig(id="ex/terms", service="Ex", type="Terms", url=terms.url("/tos")),
+        DocumentConfig(id="ex/bad", service="Ex", type="Bad", url=terms.url("/reset")),
+    )
+    results = run_checks(sessions, ["ex/terms", "ex/bad"])
+    assert [r.outcome for r in results] == ["first", "failed"]
+
+
+def _clauses(html: str):  # type: ignore[no-untyped-def]
+    from monitor.extract import extract_clauses
+
+    return extract_clauses(html, media_type="text/html")
+
+
+def test_a_flip_back_is_quiet_but_a_return_that_stays_is_reported(sessions) -> None:
+    declare(
+        sessions, DocumentConfig(id="ex/flip", service="Ex", type="Flip", url="http://127.0.0.1:9/")
+    )
+    plain, with_ai = (
+        _clauses(terms_page(token="t")),
+        _clauses(terms_page(extra=AI_TRAINING, token="t")),
+    )
+    with sessions.begin() as session:
+        document = session.get(Document, "ex/flip")
+        assert document is not None
+        assert (
+            record_text(session, document, plain, raw=None, now=T0, notify=False).outcome == "first"
+        )
+        added = record_text(
+            session, document, with_ai, raw=None, now=T0 + timedelta(days=1), notify=False
+        )
+        assert added.severity == "high"
+        # the page flips back to the text it had before: already seen, not news yet
+        back = record_text(
+            session, document, plain, raw=None, now=T0 + timedelta(days=2), notify=False
+        )
+        assert back.outcome == "changed" and back.severity in ("cosmetic", "low")
+        # ... and stays there: the removal of the AI clause is now reported in full
+        later = T0 + timedelta(days=2) + SETTLE_AFTER + timedelta(hours=1)
+        still = record_text(session, document, plain, raw=None, now=later, notify=False)
+        assert still.outcome == "unchanged"
+        settled = [c for c in store.changes_of(session, "ex/flip") if c.source == "settled"]
+        assert len(settled) == 1
+        assert settled[0].severity in ("medium", "high")
+        assert any(
+            c.kind == "removed" and "artificial intelligence" in (c.before or "")
+            for c in settled[0].clauses
+        )
