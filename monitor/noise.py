@@ -1,0 +1,291 @@
+"""Pure helpers that tell a real wording change from noise.
+
+Noise is what a terms page does without its meaning changing: whitespace, punctuation and case;
+UK and US spellings of the same page ("licence"/"license", "organise"/"organize"); link targets and
+tracking parameters; a "Last updated" date alone; renumbered headings; the page served in another
+language; and variants the page alternates between (a help-centre sidebar, a UK and a US edition).
+
+Everything here works on plain strings and is deterministic; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
+
+
+def wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# --- text normalisation ---------------------------------------------------------------------------
+
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+_MD_REF = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_URL = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)
+_QUOTES = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u2033": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+        "\u202f": " ",
+        "\u2009": " ",
+        "\u200b": "",
+        "\u200e": "",
+        "\u200f": "",
+        "\ufeff": "",
+        "\u00ad": "",
+    }
+)
+_SPACE = re.compile(r"\s+")
+_MD_MARKS = re.compile(r"(?<!\w)[*_`]+|[*_`]+(?!\w)|^\s*(?:[#>]+|[-*+]\s)\s*", re.MULTILINE)
+
+
+def plain_text(text: str) -> str:
+    """Text as a reader sees it: link text kept, link targets and bare URLs dropped, plain quotes
+    and dashes, Markdown emphasis removed, one space between words."""
+    text = text.translate(_QUOTES)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_REF.sub(r"\1", text)
+    text = _URL.sub(" ", text)
+    text = _MD_MARKS.sub(" ", text)
+    text = text.replace("\\", "")
+    return _SPACE.sub(" ", text).strip()
+
+
+def match_text(text: str) -> str:
+    """Lower-case plain text: what taxonomy patterns are searched in."""
+    return plain_text(text).lower()
+
+
+# --- UK / US spelling -----------------------------------------------------------------------------
+
+_UK_US_WORDS: dict[str, str] = {
+    "licence": "license",
+    "licences": "licenses",
+    "licenced": "licensed",
+    "licencing": "licensing",
+    "sublicence": "sublicense",
+    "sub-licence": "sub-license",
+    "defence": "defense",
+    "offence": "offense",
+    "offences": "offenses",
+    "pretence": "pretense",
+    "judgement": "judgment",
+    "judgements": "judgments",
+    "ageing": "aging",
+    "enrol": "enroll",
+    "enrolment": "enrollment",
+    "fulfil": "fulfill",
+    "fulfilment": "fulfillment",
+    "instil": "instill",
+    "whilst": "while",
+    "amongst": "among",
+    "learnt": "learned",
+    "programme": "program",
+    "programmes": "programs",
+    "catalogue": "catalog",
+    "dialogue": "dialog",
+    "analogue": "analog",
+    "cheque": "check",
+    "grey": "gray",
+    "tyre": "tire",
+    "jewellery": "jewelry",
+    "aluminium": "aluminum",
+    "mould": "mold",
+    "plough": "plow",
+    "storey": "story",
+    "towards": "toward",
+    "afterwards": "afterward",
+    "practise": "practice",
+    "practised": "practiced",
+    "per cent": "percent",
+    "e-mail": "email",
+    "e-mails": "emails",
+}
+_DOUBLE_L = (
+    "cancel",
+    "label",
+    "model",
+    "travel",
+    "signal",
+    "total",
+    "fuel",
+    "level",
+    "channel",
+    "counsel",
+    "dial",
+    "tunnel",
+    "marshal",
+    "jewel",
+    "equal",
+    "report",  # never doubled; harmless
+)
+_OUR_KEEP = wordset(
+    "your yours hour hours four pour tour tours flour sour detour devour contour glamour"
+)
+_IS_RULE = re.compile(r"^([a-z]{2,})is(e|ed|es|ing|ation|ations|er|ers|able)$")
+_YS_RULE = re.compile(r"^([a-z]{2,})ys(e|ed|es|ing)$")
+_OUR_RULE = re.compile(r"^([a-z]{2,})our(s|ed|ing|ite|ites|able|ably|er|ers)?$")
+_TRE_RULE = re.compile(r"^([a-z]{3,})tre(s|d)?$")
+_LL_RULE = re.compile(r"^([a-z]+?)ll(ed|ing|er|ers|or|ors)$")
+
+
+@lru_cache(maxsize=65536)
+def us_spelling(word: str) -> str:
+    """One lower-case word in a canonical (US-leaning) spelling: UK and US variants compare equal.
+
+    Applied to both sides of a comparison, so an over-eager rule ("advertise" -> "advertize") is
+    harmless; only distinct words must never collide.
+    """
+    if word in _UK_US_WORDS:
+        return _UK_US_WORDS[word]
+    m = _IS_RULE.match(word)
+    if m:
+        return f"{m.group(1)}iz{m.group(2)}"
+    m = _YS_RULE.match(word)
+    if m:
+        return f"{m.group(1)}yz{m.group(2)}"
+    if word not in _OUR_KEEP:
+        m = _OUR_RULE.match(word)
+        if m and len(word) > 4:
+            return f"{m.group(1)}or{m.group(2) or ''}"
+    m = _TRE_RULE.match(word)
+    if m:
+        return f"{m.group(1)}ter{m.group(2) or ''}"
+    m = _LL_RULE.match(word)
+    if m and m.group(1) + "l" in _DOUBLE_L:
+        return f"{m.group(1)}l{m.group(2)}"
+    return word
+
+
+# --- equivalence ----------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|december|"
+    "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+DATE_RE = re.compile(
+    rf"\b(?:(?:{_MONTHS})\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}"
+    rf"|\d{{1,2}}(?:st|nd|rd|th)? (?:of )?(?:{_MONTHS})\.?,? \d{{4}}"
+    rf"|(?:{_MONTHS}) \d{{4}}"
+    r"|\d{4}-\d{2}-\d{2}|\d{1,2}[/.]\d{1,2}[/.]\d{2,4})\b",
+    re.IGNORECASE,
+)
+_DATE_LINE = re.compile(
+    r"\b(last (updated|modified|revised|changed|reviewed)|effective( date| as of| from| on)?|"
+    r"(date of )?(last )?revision|updated( on| as of)?|revised( on)?|version date|valid from|"
+    r"in (force|effect) (from|since|as of))\b",
+    re.IGNORECASE,
+)
+_ENUMERATOR = re.compile(
+    r"^\s*(?:(?:section|article|clause|part|§)\s*)?(?:\(?[0-9]+(?:\.[0-9]+)*[.)]?|\(?[a-z]\)|"
+    r"\(?[ivxlc]+\)|[ivxlc]+\.)\s+",
+    re.IGNORECASE,
+)
+
+
+def is_date_line(text: str) -> bool:
+    """A short line whose point is a date: 'Last updated: 3 May 2024', 'Effective June 16, 2025'."""
+    plain = plain_text(text)
+    return len(plain) <= 160 and bool(_DATE_LINE.search(plain)) and bool(DATE_RE.search(plain))
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of the plain text, UK/US spelling folded."""
+    return [us_spelling(w) for w in _WORD.findall(match_text(text))]
+
+
+def equivalence_key(text: str) -> str:
+    """A key two texts share when they differ only cosmetically: whitespace, punctuation, case,
+    UK/US spelling, link targets, Markdown marks, a leading clause number, and the date of a
+    'Last updated' / 'Effective' line."""
+    plain = plain_text(text)
+    if is_date_line(plain):
+        plain = DATE_RE.sub(" <date> ", plain)
+    plain = _ENUMERATOR.sub("", plain)
+    return " ".join(us_spelling(w) for w in _WORD.findall(plain.lower()))
+
+
+def is_cosmetic_edit(before: str | None, after: str | None) -> bool:
+    """True when both texts exist and mean the same (see ``equivalence_key``)."""
+    if before is None or after is None:
+        return False
+    return equivalence_key(before) == equivalence_key(after)
+
+
+# Words whose presence or absence does not change what a clause lets the platform do. Negations,
+# modals, quantifiers and limiters ("not", "may", "only", "all", "any", "without") are NOT here.
+_FILLER = wordset(
+    """
+    a an the this that these those it its it's is are was were be been being am of to in on at by
+    for from with as into onto upon about such like including include includes e g eg i e ie etc
+    and or also which who whom whose where when there here so then thus therefore however
+    has have had having do does did
+    please learn read see find click tap here more information details below above following
+    help center centre section page
+    """
+)
+
+
+def content_word_changes(before: str, after: str) -> tuple[list[str], list[str]]:
+    """(added, removed): content words (spelling folded, filler dropped) gained and lost, order
+    ignored. Both empty when the edit only reshuffled filler words, punctuation or spelling."""
+    b = Counter(w for w in words(before) if w not in _FILLER)
+    a = Counter(w for w in words(after) if w not in _FILLER)
+    added = sorted((a - b).elements())
+    removed = sorted((b - a).elements())
+    return added, removed
+
+
+# --- language -------------------------------------------------------------------------------------
+
+_ENGLISH_STOPWORDS = wordset(
+    """
+    the a an and or of to in on for with by from at as is are be been this that these those you your
+    we our us it its they their not no may will can any all if which who when where than such other
+    more about into under over after before what how
+    """
+)
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def english_ratio(text: str) -> float:
+    """Share of words that are common English function words: about 0.35-0.5 for English legal text,
+    near 0 for other languages (and for scripts without spaces)."""
+    toks = _LETTERS.findall(match_text(text))
+    if not toks:
+        return 0.0
+    return sum(t in _ENGLISH_STOPWORDS for t in toks) / len(toks)
+
+
+def is_other_language(reference: str, candidate: str) -> bool:
+    """True when ``candidate`` is mostly not in the language of an English ``reference``."""
+    ref = english_ratio(reference)
+    cand = english_ratio(candidate)
+    return ref >= 0.2 and cand < 0.15 and cand < ref * 0.5
+
+
+# --- variants already seen ------------------------------------------------------------------------
+
+
+def seen_keys(texts: Iterable[str]) -> set[str]:
+    """Equivalence keys of every text, for 'has this wording been seen before?' checks."""
+    return {equivalence_key(t) for t in texts}
