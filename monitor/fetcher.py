@@ -1,0 +1,606 @@
+"""Fetch documents politely: the only module (with browser.py) that touches the network.
+
+One ``Fetcher`` per check cycle, used as an async context manager::
+
+    async with Fetcher(timeout=30.0, per_host=2) as fetcher:
+        result = await fetcher.fetch(url, etag=last.etag, last_modified=last.last_modified)
+
+What ``fetch`` does:
+
+- sends a clear User-Agent naming tos-monitor and its home page;
+- follows redirects itself (at most ``max_redirects``); a loop fails naming the chain;
+- runs at most ``per_host`` requests at once per host (host:port), across all documents;
+- retries transient failures (connection errors, resets, truncated bodies, timeouts, 5xx, 429)
+  ``retries`` times with exponential backoff (``backoff``, 2x, 4x ... seconds, no jitter). A
+  ``Retry-After`` (seconds or HTTP date) on 429/503 replaces the backoff; if it asks for more than
+  ``max_retry_after`` seconds the fetcher gives up at once rather than sleep;
+- ``timeout`` bounds each request as a whole (connect, headers, the whole body; each redirect
+  hop gets its own), not the wait for a free per-host slot;
+- sends If-None-Match / If-Modified-Since when given; a 304 is ``not_modified=True``;
+- streams the body and stops at ``max_bytes`` (decoded size, so a gzip bomb is caught too);
+- refuses empty bodies, 4xx/5xx statuses, and bot walls served with 200 (``detect_block``).
+
+Every failure is a ``FetchError`` whose message is one line: ``<url>: <reason>``, flagged
+``transient`` (worth trying again next cycle) and/or ``blocked`` (the site refused us).
+
+Text decoding: the charset is taken from a byte-order mark, else the Content-Type header, else (for
+HTML) ``<meta charset>`` / ``<meta http-equiv>`` or an XML declaration, else detected (UTF-8 if the
+bytes are valid UTF-8, otherwise windows-1252). ``FetchResult.text()`` decodes with
+``errors="replace"``: a stray invalid byte in a footer must not stop a document from being
+monitored, and U+FFFD is stable from one fetch to the next, so it causes no spurious change.
+``FetchResult.has_invalid_bytes`` tells whether that happened (the tracker may log it). As browsers
+do, ISO-8859-1 and US-ASCII labels decode as windows-1252.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import email.utils
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+import httpx
+
+from monitor import __version__
+from monitor.errors import FetchError
+
+if TYPE_CHECKING:
+    from monitor.browser import Browser
+
+__all__ = [
+    "DEFAULT_USER_AGENT",
+    "FetchResult",
+    "Fetcher",
+    "detect_block",
+    "detect_charset",
+    "parse_retry_after",
+]
+
+DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (+https://github.com/tos-monitor/tos-monitor)"
+
+ACCEPT = "text/html,application/xhtml+xml,text/markdown;q=0.9,text/plain;q=0.8,*/*;q=0.5"
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# How browsers decode these labels (WHATWG Encoding Standard).
+_DECODE_AS = {"iso8859-1": "cp1252", "ascii": "cp1252", "latin-1": "cp1252"}
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """A fetched document: the raw bytes and what the server said about them."""
+
+    url: str  # final URL after redirects
+    status: int  # 2xx, or 304 when not_modified
+    content: bytes  # body (empty when not_modified)
+    media_type: str  # "text/html", "text/markdown", "text/plain", ...
+    charset: str | None  # declared charset (BOM, header or <meta>), or detected
+    etag: str | None
+    last_modified: str | None
+    not_modified: bool
+    duration: float  # seconds, wall clock, including retries
+
+    def text(self) -> str:
+        """The body decoded with ``charset``; bytes invalid in it become U+FFFD."""
+        return self.content.decode(_codec_for(self.charset), errors="replace")
+
+    @property
+    def has_invalid_bytes(self) -> bool:
+        """True when the body holds bytes invalid in its charset (``text()`` replaced them)."""
+        try:
+            self.content.decode(_codec_for(self.charset))
+        except UnicodeDecodeError:
+            return True
+        return False
+
+
+def _codec_for(charset: str | None) -> str:
+    if not charset:
+        return "utf-8"
+    try:
+        name = codecs.lookup(charset).name
+    except LookupError:
+        return "utf-8"
+    if name == "utf-8":
+        return "utf-8-sig"  # drop a BOM
+    return _DECODE_AS.get(name, name)
+
+
+# -- charset ---------------------------------------------------------------------------------
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
+
+
+def _known(label: str | None) -> str | None:
+    if not label:
+        return None
+    label = label.strip().strip("\"'").lower()
+    try:
+        codecs.lookup(label)
+    except LookupError:
+        return None
+    return label
+
+
+def detect_charset(content: bytes, media_type: str, header_charset: str | None) -> str | None:
+    """The charset of ``content``: BOM, header, <meta>/XML declaration, else detected.
+
+    Returns None only for an empty body. Unknown labels are ignored.
+    """
+    for bom, name in _BOMS:
+        if content.startswith(bom):
+            return name
+    declared = _known(header_charset)
+    if declared:
+        return declared
+    if "html" in media_type or "xml" in media_type:
+        head = content[:4096]
+        for pattern in (_XML_ENCODING, _META_CHARSET):
+            match = pattern.search(head)
+            if match and (found := _known(match.group(1).decode("ascii", "replace"))):
+                # A page that says UTF-16 in ASCII-compatible bytes is not UTF-16.
+                return "utf-8" if found.startswith("utf-16") else found
+    if not content:
+        return None
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return "windows-1252"
+    return "utf-8"
+
+
+def _sniff_media_type(content: bytes) -> str:
+    head = content[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "text/html"
+    if head.startswith(b"<?xml"):
+        return "application/xml"
+    return "text/plain"
+
+
+# -- blocked pages ---------------------------------------------------------------------------
+
+_TAGS = re.compile(r"<(script|style|noscript)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
+_WORDS = re.compile(r"\w+")
+# Markers of a challenge widget or bot-protection page: specific enough on a short page.
+_CHALLENGE_MARKERS = (
+    ("g-recaptcha", "reCAPTCHA widget"),
+    ("www.google.com/recaptcha", "reCAPTCHA widget"),
+    ("h-captcha", "hCaptcha widget"),
+    ("hcaptcha.com", "hCaptcha widget"),
+    ("cf-challenge", "Cloudflare challenge"),
+    ("challenges.cloudflare.com", "Cloudflare challenge"),
+    ("_cf_chl_opt", "Cloudflare challenge"),
+    ("cf-turnstile", "Cloudflare Turnstile widget"),
+    ("captcha-delivery.com", "DataDome captcha"),
+    ("px-captcha", "PerimeterX captcha"),
+    ("<title>just a moment...</title>", "'Just a moment...' interstitial"),
+    ("<title>attention required! | cloudflare</title>", "Cloudflare block page"),
+)
+# Phrases of a bot wall: only trusted on a very short page (terms pages use some of these words).
+_CHALLENGE_PHRASES = (
+    "checking your browser",
+    "verify you are human",
+    "verify that you are human",
+    "are you a robot",
+    "not a robot",
+    "unusual traffic",
+    "enable javascript and cookies to continue",
+    "complete the security check",
+)
+_PASSWORD_INPUT = re.compile(r"<input\b[^>]*\btype\s*=\s*[\"']?password", re.I)
+_LOGIN_WORDS = re.compile(r"\b(log ?in|sign ?in|password)\b", re.I)
+
+CHALLENGE_MAX_WORDS = 600  # a challenge page is a few dozen words; a terms page, thousands
+PHRASE_MAX_WORDS = 250
+LOGIN_MAX_WORDS = 250
+
+
+def _classify_block(text: str, status: int) -> tuple[str, bool] | None:
+    """(reason, transient) when ``text`` served with ``status`` is a bot wall, else None."""
+    lowered = text.lower()
+    visible = _TAGS.sub(" ", text)
+    words = len(_WORDS.findall(visible))
+    if words <= CHALLENGE_MAX_WORDS:
+        for marker, name in _CHALLENGE_MARKERS:
+            if marker in lowered:
+                return f"bot challenge page ({name})", True
+    if words <= PHRASE_MAX_WORDS:
+        visible_lower = " ".join(visible.lower().split())
+        for phrase in _CHALLENGE_PHRASES:
+            if phrase in visible_lower:
+                return f"bot challenge page ({phrase!r})", True
+    if (
+        words <= LOGIN_MAX_WORDS
+        and _PASSWORD_INPUT.search(text)
+        and len(_LOGIN_WORDS.findall(visible)) >= 1
+    ):
+        return "login wall (a short page with a password form)", False
+    if status in (401, 407):
+        return f"HTTP {status} {_phrase(status)}: login required", False
+    if status in (403, 451):
+        return f"HTTP {status} {_phrase(status)}", False
+    if status == 429:
+        return f"HTTP {status} {_phrase(status)}", True
+    return None
+
+
+def detect_block(text: str, status: int) -> str | None:
+    """A reason when a page is a captcha, bot challenge or login wall, or a refusing status.
+
+    Needs strong signals: captcha/challenge widget markers (g-recaptcha, h-captcha, cf-challenge,
+    "Just a moment..."), or bot-wall phrases ("verify you are human", "unusual traffic"), or a
+    password form, and in every case a short page: a long terms page that mentions logging in
+    or CAPTCHAs is not a wall. Statuses 401, 403, 407, 429 and 451 are refusals by themselves.
+    """
+    found = _classify_block(text, status)
+    return found[0] if found else None
+
+
+# -- Retry-After -----------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After value (delay in seconds or HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "(unknown status)"
+
+
+def _host_key(url: httpx.URL) -> str:
+    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+
+
+# -- the fetcher -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    url: str
+    status: int
+    headers: Mapping[str, str]  # lower-case names
+    content: bytes
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed transiently; wait ``delay`` seconds (None: backoff)."""
+
+    def __init__(self, error: FetchError, delay: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.delay = delay
+
+
+class Fetcher:
+    """Fetches documents over HTTP (or through Chromium with ``render=True``). One per cycle."""
+
+    def __init__(
+        self,
+        *,
+        user_agent: str = DEFAULT_USER_AGENT,
+        timeout: float = 30.0,
+        max_bytes: int = 5_000_000,
+        per_host: int = 2,
+        retries: int = 3,
+        backoff: float = 1.0,
+        max_retry_after: float = 120.0,
+        max_redirects: int = 10,
+    ) -> None:
+        if per_host < 1:
+            raise ValueError("per_host must be at least 1")
+        self.user_agent = user_agent
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.per_host = per_host
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.max_retry_after = max_retry_after
+        self.max_redirects = max_redirects
+        self._client: httpx.AsyncClient | None = None
+        self._browser: Browser | None = None
+        self._browser_lock = asyncio.Lock()
+        self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    async def __aenter__(self) -> Fetcher:
+        self._client = httpx.AsyncClient(
+            headers={"User-Agent": self.user_agent, "Accept": ACCEPT},
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=30.0),
+            trust_env=False,
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        client, self._client = self._client, None
+        browser, self._browser = self._browser, None
+        try:
+            if browser is not None:
+                await browser.close()
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    # -- public ------------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        render: bool = False,
+    ) -> FetchResult:
+        """Fetch ``url``; raises FetchError (see the module docstring)."""
+        if self._client is None:
+            raise RuntimeError("use the Fetcher as 'async with Fetcher(...) as fetcher'")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise FetchError(f"{url}: invalid URL ({exc})") from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise FetchError(f"{url}: not an http(s) URL")
+
+        headers: dict[str, str] = {}
+        if etag and not render:
+            headers["If-None-Match"] = etag
+        if last_modified and not render:
+            headers["If-Modified-Since"] = last_modified
+
+        started = time.monotonic()
+        if render:
+            await self._start_browser(url)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if render:
+                    response = await self._render_once(url)
+                else:
+                    response = await self._get_once(url, headers)
+                return self._result(url, response, started, etag, last_modified)
+            except _Retry as exc:
+                retry = exc
+            error = retry.error
+            error.args = (_one_line(str(error)),)
+            if attempt > self.retries:
+                if attempt > 1:
+                    error.args = (f"{error} (gave up after {attempt} attempts)",)
+                raise error from retry.__cause__
+            delay = retry.delay
+            if delay is None:
+                delay = self.backoff * 2 ** (attempt - 1)
+            elif delay > self.max_retry_after:
+                error.args = (
+                    f"{error}; the server asks to wait {delay:g}s, more than the "
+                    f"{self.max_retry_after:g}s limit",
+                )
+                raise error from retry.__cause__
+            await asyncio.sleep(delay)
+
+    # -- one attempt -------------------------------------------------------------------------
+
+    def _semaphore(self, url: httpx.URL) -> asyncio.Semaphore:
+        key = _host_key(url)
+        semaphore = self._hosts.get(key)
+        if semaphore is None:
+            semaphore = self._hosts[key] = asyncio.Semaphore(self.per_host)
+        return semaphore
+
+    async def _get_once(self, url: str, headers: dict[str, str]) -> _Response:
+        assert self._client is not None
+        chain = [url]
+        current = httpx.URL(url)
+        for _ in range(self.max_redirects + 1):
+            async with self._semaphore(current):
+                try:
+                    async with (
+                        asyncio.timeout(self.timeout),
+                        self._client.stream("GET", current, headers=headers) as response,
+                    ):
+                        location = response.headers.get("location")
+                        if response.status_code in REDIRECT_STATUSES and location:
+                            target = current.join(location.strip())
+                        else:
+                            content = await self._read_capped(url, response)
+                            return _Response(
+                                url=str(response.url),
+                                status=response.status_code,
+                                headers={k.lower(): v for k, v in response.headers.items()},
+                                content=content,
+                            )
+                except (httpx.TimeoutException, TimeoutError) as exc:
+                    error = FetchError(f"{url}: timed out after {self.timeout:g}s", transient=True)
+                    raise _Retry(error) from exc
+                except httpx.TransportError as exc:
+                    reason = _transport_reason(exc)
+                    raise _Retry(FetchError(f"{url}: {reason}", transient=True)) from exc
+                except httpx.InvalidURL as exc:
+                    raise FetchError(f"{url}: invalid redirect target ({exc})") from exc
+            if target.scheme not in ("http", "https"):
+                raise FetchError(f"{url}: redirect to a non-http URL ({target.scheme}:)")
+            if str(target) in chain:
+                loop = " -> ".join([*chain, str(target)])
+                raise FetchError(f"{url}: redirect loop: {loop}")
+            chain.append(str(target))
+            current = target
+        raise FetchError(f"{url}: more than {self.max_redirects} redirects (last: {chain[-1]})")
+
+    async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
+        too_big = f"{url}: response larger than {self.max_bytes} bytes"
+        declared = response.headers.get("content-length", "")
+        # Content-Length counts encoded bytes: trust it up front only for an uncompressed body.
+        identity = response.headers.get("content-encoding", "identity") == "identity"
+        if identity and declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchError(too_big)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise FetchError(too_big)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _render_once(self, url: str) -> _Response:
+        assert self._browser is not None
+        async with self._semaphore(httpx.URL(url)):
+            try:
+                # The browser enforces ``timeout`` on loading, then waits a little for scripts.
+                async with asyncio.timeout(self.timeout * 2 + 5):
+                    page = await self._browser.render(url, timeout=self.timeout)
+            except TimeoutError as exc:
+                error = FetchError(f"{url}: timed out after {self.timeout:g}s", transient=True)
+                raise _Retry(error) from exc
+            except FetchError as exc:
+                if exc.transient:
+                    raise _Retry(exc) from exc.__cause__
+                raise
+        content = page.html.encode("utf-8")
+        if len(content) > self.max_bytes:
+            raise FetchError(f"{url}: response larger than {self.max_bytes} bytes")
+        headers = {k.lower(): v for k, v in page.headers.items()}
+        headers["content-type"] = "text/html; charset=utf-8"
+        return _Response(url=page.url, status=page.status, headers=headers, content=content)
+
+    async def _start_browser(self, url: str) -> None:
+        async with self._browser_lock:
+            if self._browser is not None:
+                return
+            from monitor.browser import Browser  # optional extra: imported only when used
+
+            browser = Browser(user_agent=self.user_agent)
+            try:
+                await browser.start()
+            except FetchError as exc:
+                raise FetchError(f"{url}: {exc}") from exc.__cause__
+            self._browser = browser
+
+    # -- judging a response ------------------------------------------------------------------
+
+    def _result(
+        self,
+        url: str,
+        response: _Response,
+        started: float,
+        etag: str | None,
+        last_modified: str | None,
+    ) -> FetchResult:
+        status = response.status
+        headers = response.headers
+        if status == 304:
+            return FetchResult(
+                url=response.url,
+                status=304,
+                content=b"",
+                media_type=_media_type(headers.get("content-type", "")) or "",
+                charset=None,
+                etag=headers.get("etag") or etag,
+                last_modified=headers.get("last-modified") or last_modified,
+                not_modified=True,
+                duration=time.monotonic() - started,
+            )
+        content_type = headers.get("content-type", "")
+        media_type = _media_type(content_type) or _sniff_media_type(response.content)
+        charset = detect_charset(response.content, media_type, _charset_param(content_type))
+        result = FetchResult(
+            url=response.url,
+            status=status,
+            content=response.content,
+            media_type=media_type,
+            charset=charset,
+            etag=headers.get("etag"),
+            last_modified=headers.get("last-modified"),
+            not_modified=False,
+            duration=time.monotonic() - started,
+        )
+        textual = media_type.startswith("text/") or "xml" in media_type or "json" in media_type
+        text = result.text() if textual else ""
+        if not 200 <= status < 300:
+            self._raise_for_status(url, status, headers, text)
+        if not response.content.strip():
+            empty = FetchError(f"{url}: empty response body (HTTP {status})", transient=True)
+            raise _Retry(empty)
+        if textual and (block := _classify_block(text, status)):
+            reason, transient = block
+            raise FetchError(f"{url}: {reason}", blocked=True, transient=transient, status=status)
+        return result
+
+    def _raise_for_status(
+        self, url: str, status: int, headers: Mapping[str, str], text: str
+    ) -> None:
+        described = f"HTTP {status} {_phrase(status)}"
+        block = _classify_block(text, status)
+        if status == 429 or status >= 500:
+            error = FetchError(
+                f"{url}: {described}", transient=True, blocked=status == 429, status=status
+            )
+            retry_after = None
+            if status in (429, 503):
+                now = datetime.now(UTC)
+                retry_after = parse_retry_after(headers.get("retry-after"), now=now)
+            raise _Retry(error, retry_after)
+        if block is not None:
+            reason, transient = block
+            if not reason.startswith("HTTP"):
+                reason = f"{described}, {reason}"
+            raise FetchError(f"{url}: {reason}", blocked=True, transient=transient, status=status)
+        raise FetchError(f"{url}: {described}", status=status)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _charset_param(content_type: str) -> str | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip("\"'") or None
+    return None
+
+
+def _transport_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return f"connection failed ({exc or type(exc).__name__})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"connection broken ({exc or type(exc).__name__})"
+    if isinstance(exc, httpx.ReadError):
+        return f"connection reset while reading ({exc or type(exc).__name__})"
+    return f"network error: {type(exc).__name__} {exc}".strip()
