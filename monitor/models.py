@@ -90,7 +90,8 @@ class Document(Base):
     # conditional GET and the raw-snapshot shortcut
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
-    last_raw_hash: Mapped[str | None] = mapped_column(String(64))
+    page_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    """Hash of the last page minus its per-request tokens (see tracker.page_fingerprint)."""
     current_version_id: Mapped[int | None] = mapped_column(Integer)
     """The version in force (no foreign key: documents and versions would refer to each other)."""
     reported_version_id: Mapped[int | None] = mapped_column(Integer)
@@ -124,7 +125,7 @@ class Check(Base):
     """first | unchanged | noise | changed | failed | blocked"""
     http_status: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
-    raw_hash: Mapped[str | None] = mapped_column(String(64))
+    page_fingerprint: Mapped[str | None] = mapped_column(String(64))
     version_id: Mapped[int | None] = mapped_column(ForeignKey("versions.id", ondelete="SET NULL"))
     worker: Mapped[str | None] = mapped_column(String(200))
 

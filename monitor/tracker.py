@@ -14,7 +14,9 @@ sticks is news, a page alternating between variants is not.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +40,30 @@ SETTLE_AFTER = timedelta(days=3)
 SHRINK_RATIO = 0.3
 """A new text shorter than this share of the last version is treated as an error page."""
 SHRINK_MIN_CHARS = 2000
+
+
+_HIDDEN_BLOCKS = re.compile(
+    rb"<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.S | re.I
+)
+_TOKEN_ATTRIBUTES = re.compile(
+    rb"""\s(?:nonce|value|content|href|src|srcset|action|style|integrity|data-[\w.:-]+)"""
+    rb"""\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""",
+    re.I,
+)
+
+
+def page_fingerprint(raw: bytes, media_type: str) -> str:
+    """A hash of what can change the extracted text, computed without parsing.
+
+    Real pages carry per-request tokens (nonces, csrf values, tracking links, inline JSON), so
+    their raw bytes differ on every fetch. Scripts, styles, comments and the attributes that
+    carry such tokens cannot change the extracted text, so they are left out; when this
+    fingerprint matches the last one, the check is over without extracting anything. Attributes
+    that can change what is selected (id, class, hidden, role) stay in.
+    """
+    if "html" in media_type:
+        raw = _TOKEN_ATTRIBUTES.sub(b"", _HIDDEN_BLOCKS.sub(b"", raw))
+    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +142,10 @@ def record_fetch(
             status=status,
         )
     raw: bytes = fetched.content  # type: ignore[attr-defined]
-    raw_hash = store.content_hash(raw)
+    fingerprint = page_fingerprint(raw, fetched.media_type)  # type: ignore[attr-defined]
     document.etag = getattr(fetched, "etag", None)
     document.last_modified = getattr(fetched, "last_modified", None)
-    if raw_hash == document.last_raw_hash and document.current_version_id is not None:
+    if fingerprint == document.page_fingerprint and document.current_version_id is not None:
         return _record_unchanged(
             session,
             document,
@@ -128,7 +154,7 @@ def record_fetch(
             duration=duration,
             worker=worker,
             status=status,
-            raw_hash=raw_hash,
+            fingerprint=fingerprint,
         )
     try:
         clauses = extract_clauses(
@@ -161,7 +187,7 @@ def record_fetch(
         notify=notify,
     )
     if result.outcome != "failed":
-        document.last_raw_hash = raw_hash
+        document.page_fingerprint = fingerprint
     return result
 
 
@@ -194,6 +220,7 @@ def record_text(
                 worker=worker,
                 status=status,
                 version_id=current.id,
+                notify=notify,
             )
         old_text = store.version_text(session, current)
         if len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text):
@@ -332,7 +359,7 @@ def _add_check(
     version_id: int | None = None,
     *,
     error: str | None = None,
-    raw_hash: str | None = None,
+    fingerprint: str | None = None,
 ) -> None:
     store.add_check(
         session,
@@ -343,7 +370,7 @@ def _add_check(
             outcome=outcome,
             http_status=status,
             error=error,
-            raw_hash=raw_hash,
+            page_fingerprint=fingerprint,
             version_id=version_id,
             worker=worker,
         ),
@@ -359,14 +386,15 @@ def _record_unchanged(
     duration: float,
     worker: str | None,
     status: int | None,
-    raw_hash: str | None = None,
+    fingerprint: str | None = None,
     version_id: int | None = None,
+    notify: bool = True,
 ) -> CheckResult:
     store.record_success(document, now=now)
     current = store.current_version(session, document)
     if current is not None:
         current.last_seen_at = now
-        settle(session, document, now=now)
+        settle(session, document, now=now, notify=notify)
     _add_check(
         session,
         document,
@@ -376,7 +404,7 @@ def _record_unchanged(
         worker,
         status,
         version_id or document.current_version_id,
-        raw_hash=raw_hash,
+        fingerprint=fingerprint,
     )
     return CheckResult(document.id, "unchanged", detail, http_status=status, duration=duration)
 

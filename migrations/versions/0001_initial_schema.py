@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 17:55:12.184209
+Create Date: 2026-11-25 17:59:13.779477
 """
 
 from collections.abc import Sequence
@@ -52,7 +52,7 @@ def upgrade() -> None:
         sa.Column("failure_alerted_at", monitor.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("etag", sa.Text(), nullable=True),
         sa.Column("last_modified", sa.Text(), nullable=True),
-        sa.Column("last_raw_hash", sa.String(length=64), nullable=True),
+        sa.Column("page_fingerprint", sa.String(length=64), nullable=True),
         sa.Column("current_version_id", sa.Integer(), nullable=True),
         sa.Column("reported_version_id", sa.Integer(), nullable=True),
         sa.Column("settling_version_id", sa.Integer(), nullable=True),
@@ -184,7 +184,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(length=20), nullable=False),
         sa.Column("http_status", sa.Integer(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("raw_hash", sa.String(length=64), nullable=True),
+        sa.Column("page_fingerprint", sa.String(length=64), nullable=True),
         sa.Column("version_id", sa.Integer(), nullable=True),
         sa.Column("worker", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(

@@ -75,7 +75,7 @@ def sync_documents(
             continue
         changed_rules = doc.select != list(decl.select) or doc.remove != list(decl.remove)
         if doc.url != decl.url or changed_rules:
-            doc.last_raw_hash = None  # force a re-extraction with the new rules
+            doc.page_fingerprint = None  # force a re-extraction with the new rules
             doc.etag = None
             doc.last_modified = None
         doc.service, doc.type, doc.url = decl.service, decl.type, decl.url
