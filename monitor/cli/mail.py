@@ -1,1 +1,203 @@
-"""tosmon commands: mail."""
+"""tosmon commands: subscribe, confirm, unsubscribe, subscribers, report, send."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from monitor.clauses import SEVERITIES
+from monitor.cli import main
+from monitor.cli.app import AppContext, emit_json, fmt_time, safe_terminal_text, utcnow
+from monitor.subscriptions import CADENCES
+
+
+@main.command()
+@click.argument("email")
+@click.option("--service", "services", multiple=True, help="Only this service (repeatable).")
+@click.option("--document", "documents", multiple=True, help="Only this document id (repeatable).")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="A topic label or group (ai, content_license, privacy, contract); repeatable. "
+    "Default: the ai and content_license groups.",
+)
+@click.option(
+    "--min-severity",
+    type=click.Choice([s for s in SEVERITIES]),
+    default="medium",
+    show_default=True,
+    help="Report clauses at least this severe.",
+)
+@click.option(
+    "--cadence",
+    type=click.Choice(list(CADENCES)),
+    default="immediate",
+    show_default=True,
+    help="Send each report at once, or in a daily or weekly digest.",
+)
+@click.option(
+    "--no-confirm",
+    is_flag=True,
+    help="Skip the confirmation email (only for an address you own).",
+)
+@click.pass_obj
+def subscribe(
+    app: AppContext,
+    email: str,
+    services: tuple[str, ...],
+    documents: tuple[str, ...],
+    topics: tuple[str, ...],
+    min_severity: str,
+    cadence: str,
+    no_confirm: bool,
+) -> None:
+    """Subscribe EMAIL to change reports (a confirmation email is sent first)."""
+    from monitor import outbox
+    from monitor.subscriptions import as_filter
+    from monitor.subscriptions import subscribe as add
+
+    flt = as_filter(
+        services=services,
+        documents=documents,
+        topics=topics,
+        min_severity=min_severity,
+        cadence=cadence,
+    )
+    with app.sessions.begin() as session:
+        result = add(session, email, flt, now=utcnow(), confirm=not no_confirm)
+    click.echo(f"Subscribed {result.email}: {flt.describe()}")
+    if result.confirmation_id is None:
+        click.echo(f"{result.email} is {result.state}; reports start with the next change.")
+        return
+    stats = outbox.deliver_pending(app.sessions, app.config, ids=[result.confirmation_id])
+    if stats.sent:
+        click.echo(f"A confirmation email went to {result.email}; nothing is sent until then.")
+    else:
+        click.echo(
+            f"The confirmation email to {result.email} is queued (the mail server did not take "
+            "it yet; `tosmon send` or the daemon will retry)."
+        )
+
+
+@main.command()
+@click.argument("token")
+@click.pass_obj
+def confirm(app: AppContext, token: str) -> None:
+    """Confirm a subscription with the TOKEN from its confirmation link."""
+    from monitor.subscriptions import confirm_token, load_secret_key
+
+    key = load_secret_key(app.config.secret_key_file)
+    with app.sessions.begin() as session:
+        email = confirm_token(session, key, token.strip(), now=utcnow())
+    click.echo(f"Confirmed: reports will be sent to {email}.")
+
+
+@main.command()
+@click.argument("email")
+@click.pass_obj
+def unsubscribe(app: AppContext, email: str) -> None:
+    """Stop all reports to EMAIL (reports not yet sent are cancelled)."""
+    from monitor.subscriptions import unsubscribe as remove
+
+    with app.sessions.begin() as session:
+        address = remove(session, email, now=utcnow())
+    click.echo(f"Unsubscribed {address}.")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def subscribers(app: AppContext, as_json: bool) -> None:
+    """List subscribers, their subscriptions, state and last delivery."""
+    from monitor.outbox import subscription_filter
+    from monitor.store import mail as store
+
+    with app.sessions() as session:
+        rows: list[dict[str, Any]] = []
+        for subscriber in store.list_subscribers(session):
+            rows.append(
+                {
+                    "email": subscriber.email,
+                    "state": subscriber.state,
+                    "created_at": subscriber.created_at,
+                    "confirmed_at": subscriber.confirmed_at,
+                    "last_delivery_at": subscriber.last_delivery_at,
+                    "subscriptions": [
+                        {
+                            "id": s.id,
+                            "services": list(s.services),
+                            "documents": list(s.documents),
+                            "topics": list(s.topics),
+                            "min_severity": s.min_severity,
+                            "cadence": s.cadence,
+                            "summary": subscription_filter(s).describe(),
+                        }
+                        for s in subscriber.subscriptions
+                    ],
+                }
+            )
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo("No subscribers yet. Add one with `tosmon subscribe EMAIL`.")
+        return
+    width = max(len(row["email"]) for row in rows)
+    click.echo(f"{'EMAIL':<{width}}  {'STATE':<12}  LAST DELIVERY")
+    for row in rows:
+        click.echo(
+            f"{row['email']:<{width}}  {row['state']:<12}  {fmt_time(row['last_delivery_at'])}"
+        )
+        for sub in row["subscriptions"]:
+            click.echo(f"{'':<{width}}    - {safe_terminal_text(sub['summary'])}")
+
+
+@main.command()
+@click.argument("change_id", type=int)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML part to FILE.",
+)
+@click.option("--text", "show_text", is_flag=True, help="Print the plain-text part.")
+@click.pass_obj
+def report(app: AppContext, change_id: int, html_file: Path | None, show_text: bool) -> None:
+    """Render the email that change CHANGE_ID produces (to preview or archive it)."""
+    from monitor.errors import MonitorError
+    from monitor.render import render_change
+    from monitor.store import mail as store
+
+    with app.sessions() as session:
+        view = store.load_change_view(session, change_id)
+    if view is None:
+        raise MonitorError(f"no change {change_id} (see `tosmon changes`)")
+    rendered = render_change(view, base_url=app.config.web.base_url, unsubscribe_url=None)
+    if html_file is not None:
+        try:
+            html_file.write_text(rendered.html, encoding="utf-8")
+        except OSError as exc:
+            raise MonitorError(f"cannot write {html_file}: {exc.strerror}") from exc
+        click.echo(f"Wrote {html_file}", err=show_text)
+    if show_text or html_file is None:
+        click.echo(f"Subject: {safe_terminal_text(rendered.subject)}\n")
+        click.echo(safe_terminal_text(rendered.text), nl=False)
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(min=1), help="Deliver at most this many emails.")
+@click.pass_obj
+def send(app: AppContext, limit: int | None) -> None:
+    """Deliver every pending email now (reports, digests that are due, confirmations)."""
+    from monitor.outbox import deliver_pending
+
+    stats = deliver_pending(app.sessions, app.config, limit=limit)
+    click.echo(
+        f"Sent {stats.sent}, retrying later {stats.retried}, failed {stats.failed}"
+        + (f", cancelled {stats.cancelled}" if stats.cancelled else "")
+        + (f" ({stats.digests} digests built)" if stats.digests else "")
+        + "."
+    )

@@ -1,0 +1,557 @@
+"""The delivery queue: rows written with what they report, sent later, each exactly once.
+
+Writing: :func:`enqueue_change` runs inside the tracker's transaction, so a change and its outbox
+rows are committed together or not at all. Immediate subscribers get a ``pending`` row due now;
+daily and weekly ones a ``queued`` row due at the next digest time, which :func:`deliver_pending`
+folds into one digest row per subscriber and period.
+
+Sending: :func:`deliver_pending` claims one row at a time (status ``sending`` + a lease), commits,
+renders and hands it to the mailer, then marks it ``sent`` in a second transaction. A sender killed
+before the SMTP server accepted the message leaves a claim whose lease runs out, and the row is
+sent later; killed after acceptance but before the mark, the row is sent again with the same
+Message-ID (fixed when the row was written), which mail clients fold into one. A temporary failure
+retries with exponential backoff; a permanent refusal fails only that row.
+
+Test hook: ``TOSMON_OUTBOX_CRASH_AT=claimed|before_send|after_send|marked`` makes the sender kill
+itself with SIGKILL at that point (used by the crash tests; never set it in production).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor import render
+from monitor.config import Config
+from monitor.errors import DeliveryError, SubscriptionError
+from monitor.mailer import Mailer, SMTPUnavailable
+from monitor.models import Change, Delivery, Document, Subscriber
+from monitor.store import mail as store
+from monitor.subscriptions import (
+    ChangeFacts,
+    ClauseFacts,
+    SubscriptionFilter,
+    fastest_cadence,
+    load_secret_key,
+    matches,
+    next_digest_at,
+    sign_token,
+    validate_email,
+)
+
+log = logging.getLogger(__name__)
+
+CRASH_ENV = "TOSMON_OUTBOX_CRASH_AT"
+MESSAGE_ID_DOMAIN = "tos-monitor"
+MAX_ATTEMPTS = 10
+BOUNCE_THRESHOLD = 3
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=6)
+
+
+@dataclass
+class DeliveryStats:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    digests: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.sent + self.failed + self.retried + self.cancelled
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after ``attempts`` failed tries: 1, 2, 4 ... minutes, at most 6 hours."""
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+
+
+def new_message_id(kind: str, *parts: object) -> str:
+    """A Message-ID unique across installations (fixed in the row, so a re-send keeps it)."""
+    local = ".".join(["tosmon", kind, *(str(p) for p in parts), secrets.token_hex(8)])
+    return f"<{local}@{MESSAGE_ID_DOMAIN}>"
+
+
+def keyed_message_id(kind: str, key: str) -> str:
+    digest = hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:32]
+    return f"<tosmon.{kind}.{digest}@{MESSAGE_ID_DOMAIN}>"
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing to the outbox
+
+
+def change_facts(change: Change, document: Document) -> ChangeFacts:
+    return ChangeFacts(
+        service=document.service,
+        document_id=document.id,
+        clauses=tuple(
+            ClauseFacts(labels=tuple(row.labels or ()), severity=row.severity)
+            for row in change.clauses
+        ),
+    )
+
+
+def subscription_filter(subscription: object) -> SubscriptionFilter:
+    return SubscriptionFilter(
+        services=tuple(getattr(subscription, "services", None) or ()),
+        documents=tuple(getattr(subscription, "documents", None) or ()),
+        topics=tuple(getattr(subscription, "topics", None) or ()),
+        min_severity=getattr(subscription, "min_severity", "medium"),
+        cadence=getattr(subscription, "cadence", "immediate"),
+    )
+
+
+def enqueue_change(
+    session: Session,
+    change: Change,
+    document: Document,
+    *,
+    now: datetime,
+    digest_hour: int = 8,
+    weekly_digest_day: str = "monday",
+) -> int:
+    """Write one outbox row per confirmed subscriber whose subscriptions match ``change``.
+
+    Runs in the caller's transaction; sends nothing, commits nothing. Returns the rows written
+    (a subscriber who already has a row for this change gets no second one).
+    """
+    session.flush()
+    facts = change_facts(change, document)
+    if not facts.clauses:
+        return 0
+    wanted: dict[int, list[str]] = {}
+    addresses: dict[int, str] = {}
+    for subscription in store.active_subscriptions(session):
+        if matches(subscription_filter(subscription), facts):
+            wanted.setdefault(subscription.subscriber_id, []).append(subscription.cadence)
+            addresses[subscription.subscriber_id] = subscription.subscriber.email
+    if not wanted:
+        return 0
+    subject = render.subject_for(store.change_view(change, document))
+    written = 0
+    for subscriber_id, cadences in wanted.items():
+        if store.delivery_exists(session, subscriber_id=subscriber_id, change_id=change.id):
+            continue
+        cadence = fastest_cadence(cadences)
+        immediate = cadence == "immediate"
+        store.add_delivery(
+            session,
+            kind="report",
+            status="pending" if immediate else "queued",
+            subscriber_id=subscriber_id,
+            change_id=change.id,
+            cadence=cadence,
+            to_address=addresses[subscriber_id],
+            subject=subject,
+            message_id=new_message_id("report", change.id, subscriber_id),
+            created_at=now,
+            due_at=now
+            if immediate
+            else next_digest_at(now, cadence, hour=digest_hour, weekday=weekly_digest_day),
+        )
+        written += 1
+    return written
+
+
+def enqueue_alert(
+    session: Session, *, to: str, subject: str, body: str, now: datetime, key: str
+) -> None:
+    """Queue an operator alert; the same ``key`` never queues a second one."""
+    address = validate_email(to)
+    message_id = keyed_message_id("alert", key)
+    if store.find_delivery_by_message_id(session, message_id) is not None:
+        return
+    store.add_delivery(
+        session,
+        kind="alert",
+        status="pending",
+        subscriber_id=None,
+        change_id=None,
+        cadence="immediate",
+        to_address=address,
+        subject=render.one_line(subject),
+        message_id=message_id,
+        payload={"body": body, "key": key},
+        created_at=now,
+        due_at=now,
+    )
+
+
+def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datetime) -> Delivery:
+    """Queue the double opt-in email for a pending subscriber."""
+    return store.add_delivery(
+        session,
+        kind="confirm",
+        status="pending",
+        subscriber_id=subscriber.id,
+        change_id=None,
+        cadence="immediate",
+        to_address=subscriber.email,
+        subject="Confirm your tos-monitor subscription",
+        message_id=new_message_id("confirm", subscriber.id),
+        created_at=now,
+        due_at=now,
+    )
+
+
+def build_due_digests(session: Session, *, now: datetime) -> int:
+    """Fold due queued rows into one digest row per subscriber and cadence. Returns digests."""
+    groups: dict[tuple[int, str], list[Delivery]] = {}
+    for row in store.due_digest_rows(session, now=now):
+        if row.subscriber_id is None:
+            continue
+        groups.setdefault((row.subscriber_id, row.cadence), []).append(row)
+    built = 0
+    for (subscriber_id, cadence), rows in groups.items():
+        subscriber = store.get_subscriber(session, subscriber_id)
+        if subscriber is None or subscriber.state != "active":
+            for row in rows:
+                row.status, row.last_error = "cancelled", "subscriber not active"
+            continue
+        period_end = max(row.due_at for row in rows)
+        digest = store.add_delivery(
+            session,
+            kind="digest",
+            status="pending",
+            subscriber_id=subscriber_id,
+            change_id=None,
+            cadence=cadence,
+            to_address=subscriber.email,
+            subject=f"{cadence.capitalize()} digest",
+            message_id=new_message_id("digest", cadence, subscriber_id, rows[0].id),
+            payload={
+                "change_ids": [row.change_id for row in rows],
+                "period_end": period_end.isoformat(),
+            },
+            created_at=now,
+            due_at=now,
+        )
+        for row in rows:
+            row.digest_id = digest.id
+        built += 1
+    session.flush()
+    return built
+
+
+# ---------------------------------------------------------------------------------------------
+# Building messages
+
+
+@dataclass(frozen=True)
+class Links:
+    base_url: str
+    key: bytes
+
+    def unsubscribe(self, subscriber: Subscriber) -> str:
+        token = sign_token(
+            self.key,
+            "unsubscribe",
+            subscriber_id=subscriber.id,
+            email=subscriber.email,
+            now=subscriber.created_at,
+        )
+        return f"{self.base_url}/unsubscribe?token={quote(token)}"
+
+    def confirm(self, subscriber: Subscriber, *, issued_at: datetime) -> str:
+        token = sign_token(
+            self.key, "confirm", subscriber_id=subscriber.id, email=subscriber.email, now=issued_at
+        )
+        return f"{self.base_url}/confirm?token={quote(token)}"
+
+
+class _Skip(Exception):
+    """This row should not be sent (its subscriber left, its change is gone)."""
+
+
+def _header(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise DeliveryError("refusing a header value containing CR or LF", transient=False)
+    return value
+
+
+def compose(
+    rendered: render.RenderedEmail,
+    *,
+    sender: str,
+    to: str,
+    message_id: str,
+    date: datetime,
+    unsubscribe_url: str | None,
+) -> EmailMessage:
+    """A multipart/alternative message (plain text first, then HTML) with safe headers."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = _header(sender)
+    message["To"] = _header(validate_email(to))
+    message["Subject"] = _header(render.one_line(rendered.subject))
+    message["Date"] = _header(format_datetime(date.astimezone(UTC)))
+    message["Message-ID"] = _header(message_id)
+    message["Auto-Submitted"] = "auto-generated"
+    if unsubscribe_url:
+        message["List-Unsubscribe"] = _header(f"<{unsubscribe_url}>")
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    message.set_content(rendered.text, subtype="plain", charset="utf-8")
+    message.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    return message
+
+
+def build_message(
+    session: Session, delivery: Delivery, config: Config, links: Links
+) -> EmailMessage:
+    """Render the row's email from the database as it is now."""
+    base_url = config.web.base_url
+    subscriber = (
+        store.get_subscriber(session, delivery.subscriber_id)
+        if delivery.subscriber_id is not None
+        else None
+    )
+    unsubscribe_url: str | None = None
+    if delivery.kind == "alert":
+        rendered = render.render_alert(
+            subject=delivery.subject, body=str(delivery.payload.get("body", ""))
+        )
+    elif delivery.kind == "confirm":
+        if subscriber is None or subscriber.state != "pending":
+            raise _Skip("subscriber is no longer waiting for confirmation")
+        rendered = render.render_confirm(
+            email=subscriber.email,
+            confirm_url=links.confirm(subscriber, issued_at=delivery.created_at),
+            filters=[subscription_filter(s).describe() for s in subscriber.subscriptions],
+        )
+    elif delivery.kind in ("report", "digest"):
+        if subscriber is None or subscriber.state != "active":
+            raise _Skip("subscriber is not active")
+        unsubscribe_url = links.unsubscribe(subscriber)
+        if delivery.kind == "report":
+            view = store.load_change_view(session, delivery.change_id or 0)
+            if view is None:
+                raise _Skip("the change no longer exists")
+            rendered = render.render_change(
+                view, base_url=base_url, unsubscribe_url=unsubscribe_url
+            )
+        else:
+            views = [
+                view
+                for change_id in delivery.payload.get("change_ids", [])
+                if (view := store.load_change_view(session, int(change_id))) is not None
+            ]
+            if not views:
+                raise _Skip("the changes no longer exist")
+            rendered = render.render_digest(
+                views,
+                cadence=delivery.cadence,
+                period_end=datetime.fromisoformat(delivery.payload["period_end"]),
+                base_url=base_url,
+                unsubscribe_url=unsubscribe_url,
+            )
+    else:
+        raise _Skip(f"unknown delivery kind {delivery.kind!r}")
+    return compose(
+        rendered,
+        sender=config.mail.sender,
+        to=delivery.to_address,
+        message_id=delivery.message_id,
+        date=delivery.created_at,
+        unsubscribe_url=unsubscribe_url,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Sending
+
+
+def deliver_pending(
+    sessions: sessionmaker[Session],
+    config: Config,
+    *,
+    now: Callable[[], datetime] = _utcnow,
+    worker: str | None = None,
+    limit: int | None = None,
+    ids: Collection[int] | None = None,
+    mailer: Mailer | None = None,
+) -> DeliveryStats:
+    """Deliver every due row (building due digests first); commits per row.
+
+    Stops early when the SMTP server is unreachable (every row would fail the same way); those
+    rows are retried after a backoff. ``ids`` restricts delivery to those rows (the CLI uses it
+    to send a confirmation right away).
+    """
+    worker = worker or default_worker()
+    stats = DeliveryStats()
+    lease = config.daemon.lease
+    if ids is None:
+        with sessions.begin() as session:
+            stats.digests = build_due_digests(session, now=now())
+    links: Links | None = None
+    own_mailer = mailer is None
+    active = mailer or Mailer(config.mail)
+    skip: set[int] = set()
+    try:
+        while limit is None or stats.total < limit:
+            with sessions.begin() as session:
+                claimed = store.claim_next_delivery(
+                    session, now=now(), worker=worker, lease=lease, ids=ids, skip=skip
+                )
+                claimed_id = claimed.id if claimed is not None else None
+            if claimed_id is None:
+                break
+            skip.add(claimed_id)
+            _crash_point("claimed")
+            if links is None:
+                links = Links(config.web.base_url, load_secret_key(config.secret_key_file))
+            outcome, server_down = _deliver_one(
+                sessions, config, active, links, claimed_id, worker, now
+            )
+            setattr(stats, outcome, getattr(stats, outcome) + 1)
+            if server_down:
+                break
+    finally:
+        if own_mailer:
+            active.close()
+    return stats
+
+
+def _deliver_one(
+    sessions: sessionmaker[Session],
+    config: Config,
+    mailer: Mailer,
+    links: Links,
+    delivery_id: int,
+    worker: str,
+    now: Callable[[], datetime],
+) -> tuple[str, bool]:
+    """Send one claimed row: (outcome, whether the SMTP server is down)."""
+    with sessions() as session:
+        delivery = store.load_claimed(session, delivery_id, worker=worker)
+        if delivery is None:
+            return "cancelled", False
+        try:
+            message = build_message(session, delivery, config, links)
+        except _Skip as exc:
+            message, skip_reason = None, str(exc)
+        except (DeliveryError, SubscriptionError) as exc:
+            outcome = _record_failure(
+                sessions, delivery_id, worker, now(), str(exc), permanent=True, bounce=False
+            )
+            return outcome, False
+    if message is None:
+        _finish(sessions, delivery_id, worker, now(), status="cancelled", error=skip_reason)
+        return "cancelled", False
+    _crash_point("before_send")
+    try:
+        mailer.send(message)
+    except SMTPUnavailable as exc:
+        log.warning("delivery %s postponed: %s", delivery_id, exc)
+        outcome = _record_failure(sessions, delivery_id, worker, now(), str(exc), permanent=False)
+        return outcome, True
+    except DeliveryError as exc:
+        log.warning("delivery %s to %s failed: %s", delivery_id, message["To"], exc)
+        outcome = _record_failure(
+            sessions, delivery_id, worker, now(), str(exc), permanent=not exc.transient
+        )
+        return outcome, False
+    _crash_point("after_send")
+    _finish(sessions, delivery_id, worker, now(), status="sent", error=None)
+    _crash_point("marked")
+    return "sent", False
+
+
+def _finish(
+    sessions: sessionmaker[Session],
+    delivery_id: int,
+    worker: str,
+    at: datetime,
+    *,
+    status: str,
+    error: str | None,
+) -> None:
+    with sessions.begin() as session:
+        delivery = session.get(Delivery, delivery_id, populate_existing=True)
+        if delivery is None:
+            return
+        if delivery.status != "sending" or delivery.claimed_by != worker:
+            log.info("delivery %s was retaken by %s; leaving it", delivery_id, delivery.claimed_by)
+            return
+        delivery.status = status
+        delivery.last_error = error
+        delivery.claim_expires_at = None
+        if status == "sent":
+            delivery.attempts += 1
+            delivery.sent_at = at
+            if delivery.kind == "digest":
+                store.mark_digest_rows_sent(session, delivery.id, now=at)
+            if delivery.subscriber_id is not None and delivery.kind in ("report", "digest"):
+                subscriber = store.get_subscriber(session, delivery.subscriber_id)
+                if subscriber is not None:
+                    subscriber.last_delivery_at = at
+                    subscriber.failed_deliveries = 0
+        elif delivery.kind == "digest":
+            for row in store.rows_of_digest(session, delivery.id):
+                if row.status == "queued":
+                    row.status, row.last_error = status, error
+
+
+def _record_failure(
+    sessions: sessionmaker[Session],
+    delivery_id: int,
+    worker: str,
+    at: datetime,
+    error: str,
+    *,
+    permanent: bool,
+    bounce: bool = True,
+) -> str:
+    """Retry later with backoff, or fail the row for good (and count a bounce)."""
+    with sessions.begin() as session:
+        delivery = session.get(Delivery, delivery_id, populate_existing=True)
+        if delivery is None or delivery.status != "sending" or delivery.claimed_by != worker:
+            return "retried"
+        delivery.attempts += 1
+        delivery.last_error = error[:2000]
+        delivery.claim_expires_at = None
+        if not permanent and delivery.attempts < MAX_ATTEMPTS:
+            delivery.status = "pending"
+            delivery.next_attempt_at = at + backoff(delivery.attempts)
+            return "retried"
+        delivery.status = "failed"
+        if delivery.kind == "digest":
+            for row in store.rows_of_digest(session, delivery.id):
+                if row.status == "queued":
+                    row.status, row.last_error = "failed", delivery.last_error
+        if bounce and delivery.subscriber_id is not None and delivery.kind != "confirm":
+            subscriber = store.get_subscriber(session, delivery.subscriber_id)
+            if subscriber is not None:
+                subscriber.failed_deliveries += 1
+                if (
+                    subscriber.failed_deliveries >= BOUNCE_THRESHOLD
+                    and subscriber.state == "active"
+                ):
+                    subscriber.state = "bouncing"
+        return "failed"

@@ -1,0 +1,294 @@
+"""Queries for subscribers, subscriptions and the delivery outbox. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from monitor.models import Change, ClauseChangeRow, Delivery, Document, Subscriber, Subscription
+from monitor.render import ChangeView, ClauseView, WordView
+
+OPEN_STATUSES = ("pending", "queued", "sending")
+
+
+# ---------------------------------------------------------------------------------------------
+# Subscribers and subscriptions
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    return session.scalars(select(Subscriber).where(Subscriber.email == email)).first()
+
+
+def get_subscriber(session: Session, subscriber_id: int) -> Subscriber | None:
+    return session.get(Subscriber, subscriber_id)
+
+
+def create_subscriber(session: Session, *, email: str, state: str, now: datetime) -> Subscriber:
+    subscriber = Subscriber(
+        email=email,
+        state=state,
+        created_at=now,
+        confirmed_at=now if state == "active" else None,
+        failed_deliveries=0,
+    )
+    session.add(subscriber)
+    session.flush()
+    return subscriber
+
+
+def add_subscription(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    services: Sequence[str],
+    documents: Sequence[str],
+    topics: Sequence[str],
+    min_severity: str,
+    cadence: str,
+    now: datetime,
+) -> Subscription:
+    subscription = Subscription(
+        subscriber_id=subscriber.id,
+        services=list(services),
+        documents=list(documents),
+        topics=list(topics),
+        min_severity=min_severity,
+        cadence=cadence,
+        created_at=now,
+    )
+    session.add(subscription)
+    session.flush()
+    session.refresh(subscriber)
+    return subscription
+
+
+def list_subscribers(session: Session) -> list[Subscriber]:
+    return list(session.scalars(select(Subscriber).order_by(Subscriber.email)))
+
+
+def active_subscriptions(session: Session) -> list[Subscription]:
+    """Every subscription of a confirmed (active) subscriber."""
+    return list(
+        session.scalars(
+            select(Subscription)
+            .join(Subscriber, Subscription.subscriber_id == Subscriber.id)
+            .where(Subscriber.state == "active")
+            .order_by(Subscription.subscriber_id, Subscription.id)
+        )
+    )
+
+
+def set_subscriber_state(
+    session: Session, subscriber: Subscriber, state: str, *, now: datetime
+) -> None:
+    subscriber.state = state
+    if state == "active":
+        subscriber.confirmed_at = now
+        subscriber.unsubscribed_at = None
+        subscriber.failed_deliveries = 0
+    elif state == "unsubscribed":
+        subscriber.unsubscribed_at = now
+        cancel_open_deliveries(session, subscriber.id, reason="unsubscribed", now=now)
+    session.flush()
+
+
+def cancel_open_deliveries(
+    session: Session, subscriber_id: int, *, reason: str, now: datetime
+) -> int:
+    """Reports not yet handed to the SMTP server will not be sent (sending ones finish)."""
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.status.in_(("pending", "queued")),
+        )
+        .values(status="cancelled", last_error=reason, claim_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbox rows
+
+
+def delivery_exists(session: Session, *, subscriber_id: int, change_id: int) -> bool:
+    return (
+        session.scalar(
+            select(Delivery.id).where(
+                Delivery.subscriber_id == subscriber_id, Delivery.change_id == change_id
+            )
+        )
+        is not None
+    )
+
+
+def find_delivery_by_message_id(session: Session, message_id: str) -> Delivery | None:
+    return session.scalars(select(Delivery).where(Delivery.message_id == message_id)).first()
+
+
+def add_delivery(session: Session, **fields: Any) -> Delivery:
+    fields.setdefault("attempts", 0)
+    fields.setdefault("payload", {})
+    delivery = Delivery(**fields)
+    session.add(delivery)
+    session.flush()
+    return delivery
+
+
+def due_digest_rows(session: Session, *, now: datetime) -> list[Delivery]:
+    """Queued report rows whose digest time has come and that no digest holds yet."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(
+                Delivery.status == "queued",
+                Delivery.digest_id.is_(None),
+                Delivery.due_at <= now,
+            )
+            .order_by(Delivery.subscriber_id, Delivery.cadence, Delivery.id)
+        )
+    )
+
+
+def rows_of_digest(session: Session, digest_id: int) -> list[Delivery]:
+    return list(
+        session.scalars(
+            select(Delivery).where(Delivery.digest_id == digest_id).order_by(Delivery.id)
+        )
+    )
+
+
+def mark_digest_rows_sent(session: Session, digest_id: int, *, now: datetime) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.digest_id == digest_id, Delivery.status == "queued")
+        .values(status="sent", sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def claim_next_delivery(
+    session: Session,
+    *,
+    now: datetime,
+    worker: str,
+    lease: timedelta,
+    ids: Collection[int] | None = None,
+    skip: Collection[int] = (),
+) -> Delivery | None:
+    """Claim one due row: pending and due, or ``sending`` with an expired lease (its sender died).
+
+    PostgreSQL locks the candidate with ``FOR UPDATE SKIP LOCKED``; on every database the claim
+    itself is a conditional UPDATE, so two senders can never both win the same row.
+    """
+    due = and_(
+        Delivery.status == "pending",
+        Delivery.due_at <= now,
+        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
+    )
+    stale = and_(Delivery.status == "sending", Delivery.claim_expires_at < now)
+    query = select(Delivery.id, Delivery.status, Delivery.claimed_by).where(or_(due, stale))
+    if ids is not None:
+        query = query.where(Delivery.id.in_(list(ids)))
+    if skip:
+        query = query.where(Delivery.id.not_in(list(skip)))
+    query = query.order_by(Delivery.due_at, Delivery.id).limit(5)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Delivery)
+    for row_id, status, claimed_by in session.execute(query).all():
+        condition = [Delivery.id == row_id, Delivery.status == status]
+        condition.append(
+            Delivery.claimed_by.is_(None)
+            if claimed_by is None
+            else Delivery.claimed_by == claimed_by
+        )
+        result = session.execute(
+            update(Delivery)
+            .where(*condition)
+            .values(status="sending", claimed_by=worker, claim_expires_at=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            delivery = session.get(Delivery, row_id, populate_existing=True)
+            return delivery
+    return None
+
+
+def load_claimed(session: Session, delivery_id: int, *, worker: str) -> Delivery | None:
+    """The row if this worker still holds its claim (a slower twin may have retaken it)."""
+    delivery = session.get(Delivery, delivery_id, populate_existing=True)
+    if delivery is None or delivery.status != "sending" or delivery.claimed_by != worker:
+        return None
+    return delivery
+
+
+def count_by_status(session: Session) -> dict[str, int]:
+    from sqlalchemy import func
+
+    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
+    return {status: int(count) for status, count in rows}
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes as plain data for rendering
+
+
+def get_change(session: Session, change_id: int) -> tuple[Change, Document] | None:
+    change = session.get(Change, change_id)
+    if change is None:
+        return None
+    document = session.get(Document, change.document_id)
+    if document is None:
+        return None
+    return change, document
+
+
+def clause_view(row: ClauseChangeRow) -> ClauseView:
+    words: list[WordView] = []
+    for item in row.words or []:
+        if isinstance(item, dict):
+            op, text = item.get("op"), item.get("text")
+        else:
+            op, text = item[0], item[1]
+        words.append(WordView(op=str(op), text=str(text)))
+    return ClauseView(
+        kind=row.kind,
+        section=tuple(str(part) for part in row.section or []),
+        before=row.before,
+        after=row.after,
+        words=tuple(words),
+        labels=tuple(str(label) for label in row.labels or []),
+        direction=row.direction,
+        severity=row.severity,
+        annotation=row.annotation or "",
+    )
+
+
+def change_view(change: Change, document: Document) -> ChangeView:
+    """A change and its document as the plain data ``render`` needs."""
+    return ChangeView(
+        change_id=change.id,
+        service=document.service,
+        document_id=document.id,
+        document_type=document.type,
+        url=document.url,
+        detected_at=change.detected_at,
+        summary=change.summary,
+        severity=change.severity,
+        clauses=tuple(clause_view(row) for row in sorted(change.clauses, key=_position)),
+        notes=tuple(str(note) for note in change.notes or []),
+    )
+
+
+def _position(row: ClauseChangeRow) -> int:
+    return row.position
+
+
+def load_change_view(session: Session, change_id: int) -> ChangeView | None:
+    found = get_change(session, change_id)
+    return change_view(*found) if found else None

@@ -1,0 +1,477 @@
+"""Subscriptions: addresses, filters, matching a change against them, and signed link tokens.
+
+Everything here is plain logic on plain data, except :func:`load_secret_key`, which reads the
+signing key from ``TOSMON_SECRET_KEY`` or from the key file (created on first use, mode 0600).
+
+Tokens are ``<payload>.<signature>``: the payload is URL-safe base64 of a small JSON object
+(purpose, subscriber id, address, issue time), the signature HMAC-SHA256 of the payload under the
+installation's key. A token is only ever accepted for the purpose it was issued for, so an
+unsubscribe link cannot confirm an address and vice versa.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import stat
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from monitor.clauses import SEVERITIES, severity_rank
+from monitor.errors import ConfigError, SubscriptionError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+SECRET_KEY_ENV = "TOSMON_SECRET_KEY"
+
+Cadence = Literal["immediate", "daily", "weekly"]
+CADENCES: tuple[Cadence, ...] = ("immediate", "daily", "weekly")
+STATES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bouncing")
+
+# Fallback until monitor.classify.load_taxonomy() provides the groups.
+_FALLBACK_GROUPS: dict[str, tuple[str, ...]] = {
+    "ai": (
+        "AI_TRAINING_ON_USER_DATA",
+        "AI_NO_TRAINING_COMMITMENT",
+        "AI_OPT_OUT_CONTROL",
+        "AI_INTERACTION_DATA",
+        "AI_OUTPUT_RIGHTS",
+        "AI_THIRD_PARTY_SHARING",
+        "SCRAPING_AND_AI_CRAWLING_RULES",
+    ),
+    "content_license": (
+        "LICENSE_GRANT",
+        "LICENSE_SUBLICENSE_TRANSFER",
+        "LICENSE_DURATION_SURVIVAL",
+        "LICENSE_PURPOSE_COMMERCIAL",
+        "NAME_LIKENESS_USE",
+    ),
+    "privacy": ("CONTENT_ACCESS_REVIEW", "BIOMETRIC_FACE_VOICE", "RETENTION_AFTER_DELETION"),
+    "contract": ("UNILATERAL_CHANGE_NOTICE", "DISPUTE_ARBITRATION_CLASS_WAIVER"),
+}
+DEFAULT_GROUPS: tuple[str, ...] = ("ai", "content_license")
+DEFAULT_MIN_SEVERITY = "medium"
+
+CONFIRM_TOKEN_LIFETIME = timedelta(days=14)
+
+
+def topic_groups() -> dict[str, tuple[str, ...]]:
+    """Topic group -> its labels, from the taxonomy when classify provides it."""
+    try:
+        from monitor.classify import load_taxonomy  # type: ignore[attr-defined]
+
+        groups = load_taxonomy().groups
+    except (ImportError, AttributeError):
+        return dict(_FALLBACK_GROUPS)
+    return {str(name): tuple(str(label) for label in labels) for name, labels in groups.items()}
+
+
+def default_topics() -> tuple[str, ...]:
+    groups = topic_groups()
+    return tuple(label for group in DEFAULT_GROUPS for label in groups.get(group, ()))
+
+
+def expand_topics(values: Iterable[str]) -> tuple[str, ...]:
+    """Labels and group names (``ai``, ``content_license``, ...) -> a sorted tuple of labels.
+
+    Unknown names are refused with the list of what is known.
+    """
+    groups = topic_groups()
+    known = {label for labels in groups.values() for label in labels}
+    result: set[str] = set()
+    for raw in values:
+        value = raw.strip()
+        if value.lower() in groups:
+            result.update(groups[value.lower()])
+        elif value.upper() in known:
+            result.add(value.upper())
+        else:
+            raise SubscriptionError(
+                f"unknown topic {raw!r}; use a group ({', '.join(sorted(groups))}) "
+                f"or a label such as {sorted(known)[0]}"
+            )
+    return tuple(sorted(result))
+
+
+# ---------------------------------------------------------------------------------------------
+# Addresses
+
+_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+$")
+_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?$")
+
+
+def validate_email(text: str) -> str:
+    """A plain address (``local@domain``), stripped, with a lower-case domain; else an error.
+
+    Display names, comments, quoted local parts, control characters and anything that could
+    smuggle a header (CR, LF) are refused.
+    """
+    if not isinstance(text, str):
+        raise SubscriptionError("an email address must be text")
+    address = text.strip()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in address):
+        raise SubscriptionError("an email address must not contain control characters")
+    local, sep, domain = address.rpartition("@")
+    problem = None
+    if not sep or not local or not domain:
+        problem = "expected local@domain"
+    elif len(address) > 254 or len(local) > 64:
+        problem = "too long"
+    elif not _LOCAL.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
+        problem = "bad characters before the @"
+    else:
+        labels = domain.split(".")
+        if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+            problem = "bad domain"
+    if problem:
+        raise SubscriptionError(f"not a valid email address: {_shown(address)} ({problem})")
+    return f"{local}@{domain.lower()}"
+
+
+def _shown(text: str) -> str:
+    return repr(text[:80])
+
+
+# ---------------------------------------------------------------------------------------------
+# Filters and matching
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFilter:
+    """What a subscription wants: empty services/documents mean all of them."""
+
+    services: tuple[str, ...] = ()
+    documents: tuple[str, ...] = ()
+    topics: tuple[str, ...] = field(default_factory=default_topics)
+    min_severity: str = DEFAULT_MIN_SEVERITY
+    cadence: Cadence = "immediate"
+
+    def __post_init__(self) -> None:
+        if self.min_severity not in SEVERITIES:
+            raise SubscriptionError(
+                f"unknown severity {self.min_severity!r}; use one of {', '.join(SEVERITIES)}"
+            )
+        if self.cadence not in CADENCES:
+            raise SubscriptionError(
+                f"unknown cadence {self.cadence!r}; use one of {', '.join(CADENCES)}"
+            )
+
+    def describe(self) -> str:
+        """One line for people: ``all services · 12 topics · medium+ · immediate``."""
+        services = ", ".join(self.services) if self.services else "all services"
+        documents = f" · documents {', '.join(self.documents)}" if self.documents else ""
+        topics = f"{len(self.topics)} topics" if self.topics else "all topics"
+        return f"{services}{documents} · {topics} · {self.min_severity}+ · {self.cadence}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClauseFacts:
+    labels: tuple[str, ...]
+    severity: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFacts:
+    """What matching needs to know about a change."""
+
+    service: str
+    document_id: str
+    clauses: tuple[ClauseFacts, ...]
+
+
+def _norm_service(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", name.lower())
+
+
+def matches(flt: SubscriptionFilter, facts: ChangeFacts) -> bool:
+    """True when at least one changed clause passes the topic and severity filters, and the
+    change's document and service are among those wanted."""
+    if flt.services and _norm_service(facts.service) not in {
+        _norm_service(s) for s in flt.services
+    }:
+        return False
+    if flt.documents and facts.document_id not in flt.documents:
+        return False
+    floor = severity_rank(flt.min_severity)
+    wanted = set(flt.topics)
+    for clause in facts.clauses:
+        if severity_rank(clause.severity) < floor:
+            continue
+        if not wanted or wanted.intersection(clause.labels):
+            return True
+    return False
+
+
+def fastest_cadence(cadences: Iterable[str]) -> Cadence:
+    """Of several matching subscriptions, the one that reports soonest wins."""
+    ordered = sorted(cadences, key=CADENCES.index)  # type: ignore[arg-type]
+    return ordered[0] if ordered else "immediate"  # type: ignore[return-value]
+
+
+def next_digest_at(
+    now: datetime, cadence: Cadence, *, hour: int = 8, weekday: str = "monday"
+) -> datetime:
+    """When the next daily or weekly digest leaves, strictly after ``now`` (UTC)."""
+    now = now.astimezone(UTC)
+    candidate = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if candidate <= now:
+        candidate += timedelta(days=1)
+    if cadence == "weekly":
+        target = (
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ).index(weekday)
+        candidate += timedelta(days=(target - candidate.weekday()) % 7)
+    elif cadence != "daily":
+        return now
+    return candidate
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed tokens
+
+TokenPurpose = Literal["confirm", "unsubscribe"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    purpose: str
+    subscriber_id: int
+    email: str
+    issued_at: datetime
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_token(
+    key: bytes, purpose: TokenPurpose, *, subscriber_id: int, email: str, now: datetime
+) -> str:
+    payload = json.dumps(
+        {"p": purpose, "s": subscriber_id, "e": email, "t": int(now.timestamp())},
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode("utf-8")
+    body = _b64(payload)
+    signature = hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
+    return f"{body}.{_b64(signature)}"
+
+
+def verify_token(
+    key: bytes,
+    token: str,
+    purpose: TokenPurpose,
+    *,
+    now: datetime,
+    max_age: timedelta | None = None,
+) -> TokenClaims:
+    """The claims of a genuine token for ``purpose``; SubscriptionError for anything else."""
+    invalid = SubscriptionError("this link is not valid (it may have been altered or truncated)")
+    if not isinstance(token, str) or len(token) > 2048:
+        raise invalid
+    body, sep, signature = token.strip().partition(".")
+    if not sep or not body or not signature:
+        raise invalid
+    try:
+        given = _unb64(signature)
+        expected = hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise invalid from None
+    if not hmac.compare_digest(given, expected):
+        raise invalid
+    try:
+        data = json.loads(_unb64(body))
+        claims = TokenClaims(
+            purpose=str(data["p"]),
+            subscriber_id=int(data["s"]),
+            email=str(data["e"]),
+            issued_at=datetime.fromtimestamp(int(data["t"]), UTC),
+        )
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise invalid from None
+    if claims.purpose != purpose:
+        raise invalid
+    if max_age is not None and now - claims.issued_at > max_age:
+        raise SubscriptionError("this link has expired; subscribe again to get a new one")
+    return claims
+
+
+def load_secret_key(key_file: Path, *, env: Mapping[str, str] = os.environ) -> bytes:
+    """The signing key: ``$TOSMON_SECRET_KEY``, else the key file (created with mode 0600).
+
+    A key file readable by group or others is refused: anyone who can read it can forge links.
+    """
+    from_env = env.get(SECRET_KEY_ENV)
+    if from_env:
+        if len(from_env) < 16:
+            raise ConfigError(f"{SECRET_KEY_ENV} is too short: use at least 16 characters")
+        return from_env.encode("utf-8")
+    key_file = Path(key_file)
+    try:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create the key file {key_file}: {exc.strerror}") from exc
+    else:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(48) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    try:
+        mode = key_file.stat().st_mode
+        text = key_file.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the key file {key_file}: {exc}") from exc
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"the key file {key_file} is readable by others (mode {stat.S_IMODE(mode):o}); "
+            f"run `chmod 600 {key_file}`"
+        )
+    if len(text) < 16:
+        raise ConfigError(f"the key file {key_file} holds no usable key (too short)")
+    return text.encode("ascii")
+
+
+def severity_at_least(severity: str, floor: str) -> bool:
+    return severity_rank(severity) >= severity_rank(floor)
+
+
+def as_filter(
+    *,
+    services: Sequence[str] = (),
+    documents: Sequence[str] = (),
+    topics: Sequence[str] = (),
+    min_severity: str = DEFAULT_MIN_SEVERITY,
+    cadence: str = "immediate",
+) -> SubscriptionFilter:
+    """A validated filter from user input (CLI options); no topics means the default groups."""
+    return SubscriptionFilter(
+        services=tuple(dict.fromkeys(s.strip() for s in services if s.strip())),
+        documents=tuple(dict.fromkeys(d.strip() for d in documents if d.strip())),
+        topics=expand_topics(topics) if topics else default_topics(),
+        min_severity=min_severity.strip().lower(),
+        cadence=cadence.strip().lower(),  # type: ignore[arg-type]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The subscription lifecycle (runs in the caller's transaction; queries go through store.mail)
+
+
+@dataclass(frozen=True, slots=True)
+class SubscribeResult:
+    subscriber_id: int
+    subscription_id: int
+    email: str
+    state: str
+    confirmation_id: int | None
+    """The outbox row of the confirmation email, when one was queued."""
+
+
+def subscribe(
+    session: Session,
+    email: str,
+    flt: SubscriptionFilter,
+    *,
+    now: datetime,
+    confirm: bool = True,
+) -> SubscribeResult:
+    """Add a subscription. A new (or unsubscribed) address waits for confirmation unless
+    ``confirm`` is False (an operator adding an address they own); an active one stays active."""
+    from monitor import outbox
+    from monitor.store import mail as store
+
+    address = validate_email(email)
+    subscriber = store.find_subscriber(session, address)
+    if subscriber is None:
+        subscriber = store.create_subscriber(
+            session, email=address, state="pending" if confirm else "active", now=now
+        )
+    elif subscriber.state != "active":
+        store.set_subscriber_state(session, subscriber, "pending" if confirm else "active", now=now)
+    subscription = store.add_subscription(
+        session,
+        subscriber,
+        services=flt.services,
+        documents=flt.documents,
+        topics=flt.topics,
+        min_severity=flt.min_severity,
+        cadence=flt.cadence,
+        now=now,
+    )
+    confirmation_id = None
+    if subscriber.state == "pending":
+        confirmation_id = outbox.enqueue_confirmation(session, subscriber, now=now).id
+    return SubscribeResult(
+        subscriber_id=subscriber.id,
+        subscription_id=subscription.id,
+        email=subscriber.email,
+        state=subscriber.state,
+        confirmation_id=confirmation_id,
+    )
+
+
+def confirm_token(session: Session, key: bytes, token: str, *, now: datetime) -> str:
+    """Activate the subscriber a confirmation token names; returns the address."""
+    from monitor.store import mail as store
+
+    claims = verify_token(key, token, "confirm", now=now, max_age=CONFIRM_TOKEN_LIFETIME)
+    subscriber = store.get_subscriber(session, claims.subscriber_id)
+    if subscriber is None or subscriber.email != claims.email:
+        raise SubscriptionError("this link is not valid any more (no such subscriber)")
+    if subscriber.state == "unsubscribed" and (
+        subscriber.unsubscribed_at is not None and subscriber.unsubscribed_at > claims.issued_at
+    ):
+        raise SubscriptionError("this address unsubscribed after the link was sent")
+    if subscriber.state != "active":
+        store.set_subscriber_state(session, subscriber, "active", now=now)
+    return subscriber.email
+
+
+def unsubscribe_token(session: Session, key: bytes, token: str, *, now: datetime) -> str:
+    """Unsubscribe the subscriber an unsubscribe token names; returns the address."""
+    claims = verify_token(key, token, "unsubscribe", now=now)
+    return unsubscribe(session, claims.email, now=now, subscriber_id=claims.subscriber_id)
+
+
+def peek_token(key: bytes, token: str, purpose: TokenPurpose, *, now: datetime) -> TokenClaims:
+    """Check a token without acting on it (the web endpoint's GET pages)."""
+    max_age = CONFIRM_TOKEN_LIFETIME if purpose == "confirm" else None
+    return verify_token(key, token, purpose, now=now, max_age=max_age)
+
+
+def unsubscribe(
+    session: Session, email: str, *, now: datetime, subscriber_id: int | None = None
+) -> str:
+    """Stop all mail to ``email`` (its pending reports are cancelled). Idempotent."""
+    from monitor.store import mail as store
+
+    address = validate_email(email)
+    subscriber = store.find_subscriber(session, address)
+    if subscriber is None or (subscriber_id is not None and subscriber.id != subscriber_id):
+        raise SubscriptionError(f"no subscriber {address}")
+    if subscriber.state != "unsubscribed":
+        store.set_subscriber_state(session, subscriber, "unsubscribed", now=now)
+    return subscriber.email
