@@ -1,0 +1,875 @@
+"""Extract: HTML, Markdown or plain text → ordered clauses with section paths and normalised text.
+
+A *clause* is a paragraph-sized block (``p``, ``li``, ``td``, ``blockquote``, ``dd``, or a run of
+text inside a ``div``) together with the stack of headings above it. Headings are ``h1``…``h6``
+(or ``#`` / setext headings in Markdown) plus *pseudo-headings*: short paragraphs that are entirely
+bold, the way Meta writes "**1. The Instagram Service**".
+
+Only text survives: markup, attributes, link targets, scripts, styles, forms, navigation, cookie
+banners and hidden elements are dropped, so per-request tokens (nonces, CSRF inputs, ``data-*`` ids,
+tracking parameters) never change the result. Text is normalised by ``normalise_text``.
+
+The canonical text of a clause list is Markdown (``clauses_to_text``): each section heading once, as
+``#`` × depth, then the clauses as paragraphs separated by blank lines, with Markdown syntax in the
+text escaped. It parses back to the same clauses::
+
+    extract_clauses(clauses_to_text(c), media_type="text/markdown") == c
+
+Selectors: ``select`` and ``remove`` take CSS selectors; an item may also be an Open Terms Archive
+range, a mapping with ``startBefore`` or ``startAfter`` and ``endBefore`` or ``endAfter`` (each a
+CSS selector, first match in document order). ``remove`` applies before ``select``.
+
+HTML is parsed with lxml directly and walked once in C-driven document order; CSS selectors are
+compiled to XPath once and cached. This module does no I/O.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+from cssselect import HTMLTranslator
+from lxml import etree
+
+from monitor.clauses import Clause
+from monitor.errors import ExtractError
+
+Selector = str | Mapping[str, str]
+"""A CSS selector, or an Open Terms Archive range ``{"startBefore": css, "endAfter": css}``."""
+
+__all__ = ["Selector", "clauses_to_text", "extract_clauses", "normalise_text"]
+
+_MARKDOWN_TYPES = frozenset({"text/markdown", "text/x-markdown", "text/md"})
+_TEXT_TYPES = frozenset({"text/plain"})
+
+# --------------------------------------------------------------------------------------------
+# Text normalisation
+# --------------------------------------------------------------------------------------------
+
+_EXPLICIT: dict[int, str | None] = {}
+for _cp in (0x2018, 0x2019, 0x201A, 0x201B, 0x02BC, 0xFF07):
+    _EXPLICIT[_cp] = "'"
+for _cp in (0x201C, 0x201D, 0x201E, 0x201F, 0xFF02):
+    _EXPLICIT[_cp] = '"'
+for _cp in (0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212, 0xFE58, 0xFE63, 0xFF0D):
+    _EXPLICIT[_cp] = "-"
+for _cp in (0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, *range(0x2000, 0x200B)):
+    _EXPLICIT[_cp] = " "
+_EXPLICIT[0xAD] = None  # soft hyphen
+_EXPLICIT[0x034F] = None  # combining grapheme joiner
+_EXPLICIT[0x180E] = None  # Mongolian vowel separator
+_SAFE_DECOMPOSITIONS = frozenset(
+    {"<compat>", "<wide>", "<narrow>", "<font>", "<noBreak>", "<small>"}
+    | {"<isolated>", "<initial>", "<medial>", "<final>", "<vertical>"}
+)
+
+
+class _CharTable(dict[int, Any]):
+    """A ``str.translate`` table filled lazily: each character is decided once, then cached."""
+
+    def __missing__(self, cp: int) -> Any:
+        value = self._decide(cp)
+        self[cp] = value
+        return value
+
+    def _decide(self, cp: int) -> str | None:
+        if cp in _EXPLICIT:
+            return _EXPLICIT[cp]
+        ch = chr(cp)
+        if 0xE000 <= cp <= 0xF8FF:  # private use: icon-font glyphs, never legal text
+            return None
+        category = unicodedata.category(ch)
+        if category == "Cf":  # zero-width spaces and joiners, BOM, bidi marks, word joiner
+            return None
+        if category == "Cc":
+            return " "
+        decomposition = unicodedata.decomposition(ch)
+        if decomposition.startswith("<") and decomposition.split(" ", 1)[0] in _SAFE_DECOMPOSITIONS:
+            # ligatures, full-width forms, ellipsis...; not superscripts, fractions or circled
+            return "".join(self[ord(c)] or "" for c in unicodedata.normalize("NFKC", ch))
+        return ch
+
+
+_TABLE = _CharTable()
+_TRAILING_ANCHOR = re.compile(r"(?:^|\s)[#¶]+$")
+
+
+def normalise_text(text: str) -> str:
+    """One line of comparable text: Unicode cleaned up, whitespace collapsed.
+
+    Removes zero-width characters, soft hyphens, BOM, bidi marks and icon glyphs; turns every
+    space-like character (NBSP too) into a space, curly quotes into straight ones and dashes into
+    "-"; applies NFKC only where it is safe (ligatures, full-width forms), then NFC; collapses
+    whitespace; strips a trailing "#" or "¶" permalink anchor. Idempotent.
+    """
+    if not text.isascii():
+        # few distinct characters need work: str.replace on each beats translate per character
+        for ch in set(text):
+            if ch > "\x7f":
+                replacement = _TABLE[ord(ch)]
+                if replacement != ch:
+                    text = text.replace(ch, replacement or "")
+        if not unicodedata.is_normalized("NFC", text):
+            text = unicodedata.normalize("NFC", text)
+    text = " ".join(text.split())
+    if text.endswith(("#", "¶")):
+        text = _TRAILING_ANCHOR.sub("", text).rstrip()
+    return text
+
+
+_HEADING_TAIL = re.compile(r"[,;]$")
+
+
+def _looks_like_heading(text: str) -> bool:
+    """Whether a bold-only paragraph is short enough to act as a section heading."""
+    if not 2 <= len(text) <= 150 or _HEADING_TAIL.search(text):
+        return False
+    words = text.count(" ") + 1
+    if words > 20:
+        return False
+    if text[-1] in ".!?" and words > 8:
+        return False
+    return any(c.isalpha() for c in text)
+
+
+# --------------------------------------------------------------------------------------------
+# Clause building (shared by the HTML, Markdown and plain-text readers)
+# --------------------------------------------------------------------------------------------
+
+
+class _Builder:
+    """Collects clauses and keeps the heading stack as (level, title, pseudo) entries."""
+
+    __slots__ = ("clauses", "section", "stack")
+
+    def __init__(self) -> None:
+        self.clauses: list[Clause] = []
+        self.stack: list[tuple[int, str, bool]] = []
+        self.section: tuple[str, ...] = ()
+
+    def heading(self, level: int, title: str) -> None:
+        if not title:
+            return
+        stack = self.stack
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title, False))
+        self.section = tuple(entry[1] for entry in stack)
+
+    def pseudo_heading(self, title: str) -> None:
+        stack = self.stack
+        level = 1
+        for entry in reversed(stack):
+            if not entry[2]:
+                level = entry[0] + 1
+                break
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title, True))
+        self.section = tuple(entry[1] for entry in stack)
+
+    def paragraph(self, text: str, *, bold_only: bool = False) -> None:
+        """Add a normalised paragraph; a short bold-only one becomes a pseudo-heading."""
+        if not text:
+            return
+        if bold_only and _looks_like_heading(text):
+            self.pseudo_heading(text)
+        else:
+            self.clauses.append(Clause(self.section, text))
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------
+
+_DROP_TAGS = frozenset(
+    [
+        "head",
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "math",
+        "iframe",
+        "object",
+        "embed",
+        "canvas",
+        "video",
+        "audio",
+        "img",
+        "picture",
+        "source",
+        "track",
+        "map",
+        "area",
+        "input",
+        "button",
+        "select",
+        "textarea",
+        "option",
+        "optgroup",
+        "datalist",
+        "meter",
+        "progress",
+    ]
+)
+_BLOCK_TAGS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "legend",
+        "li",
+        "main",
+        "menu",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "ul",
+    ]
+)
+_HEADING_TAGS = {f"h{n}": n for n in range(1, 7)}
+_BOLD_TAGS = frozenset({"b", "strong"})
+
+_CHROME_XPATH = etree.XPath("//nav|//form|//dialog|//header|//footer")
+_FLAG_ATTRS_XPATH = etree.XPath("//@role|//@hidden|//@aria-hidden|//@style")
+_CHROME_ROLES = frozenset(
+    [
+        "navigation",
+        "banner",
+        "contentinfo",
+        "dialog",
+        "alertdialog",
+        "search",
+        "menubar",
+        "toolbar",
+        "tooltip",
+    ]
+)
+_HIDDEN_STYLE = re.compile(r"(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
+_BANNER_WORDS = ("cookie", "Cookie", "COOKIE", "consent", "Consent", "CONSENT", "gdpr", "GDPR")
+_SKIP_LINKS_XPATH = etree.XPath("//a[starts-with(@href, '#')]")
+_BANNER_TOKEN = re.compile(
+    r"consent|gdpr|onetrust|cookiebot|didomi|usercentrics|truste|"
+    r"cookie.*(banner|notice|bar|popup|pop-up|modal|dialog|overlay|alert|message|wall|law|notif)|"
+    r"(banner|notice|bar|popup|modal|dialog|overlay|alert|message|wall|law|notif).*cookie",
+    re.IGNORECASE,
+)
+_NEVER_BANNERS = frozenset({"html", "body", "main", "article"})
+_SKIP_LINK_TEXT = re.compile(r"^\s*(skip|jump)\s+to\b|^\s*back\s+to\s+top\s*$", re.IGNORECASE)
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+
+
+@lru_cache(maxsize=1024)
+def _compile_css(css: str) -> etree.XPath:
+    try:
+        return etree.XPath(HTMLTranslator().css_to_xpath(css))
+    except Exception as exc:  # cssselect raises SelectorSyntaxError, ExpressionError
+        raise ExtractError(f"invalid CSS selector {css!r}: {exc}") from None
+
+
+_CLASS_ATTRS_XPATH = etree.XPath("//@class")
+_SIMPLE_CLASS = re.compile(r"^\s*\.(-?[_a-zA-Z][\w-]*)\s*$")
+
+
+def _matching(root: etree._Element, selectors: Sequence[str]) -> list[etree._Element]:
+    """Elements matching any of the CSS selectors (bare ".class" selectors share one scan)."""
+    classes = set()
+    found: list[etree._Element] = []
+    for css in selectors:
+        simple = _SIMPLE_CLASS.match(css)
+        if simple:
+            classes.add(simple.group(1))
+        else:
+            found.extend(_compile_css(css)(root))
+    if classes:
+        # one scan of class attributes with a Python token test beats XPath string functions
+        found.extend(
+            attribute.getparent()
+            for attribute in _CLASS_ATTRS_XPATH(root)
+            if not classes.isdisjoint(attribute.split())
+        )
+    return found
+
+
+@lru_cache(maxsize=256)
+def _compile_xpath(xpath: str) -> etree.XPath:
+    return etree.XPath(xpath)
+
+
+def _first(root: etree._Element, css: str) -> etree._Element | None:
+    found = _compile_css(css)(root)
+    return found[0] if found else None
+
+
+_RANGE_KEYS = frozenset({"startBefore", "startAfter", "endBefore", "endAfter"})
+
+
+def _range_anchors(
+    root: etree._Element, selector: Mapping[str, str]
+) -> tuple[tuple[str, etree._Element], tuple[str, etree._Element] | None] | None:
+    """(("before"|"after", start element), end or None) for an OTA range; None if it misses."""
+    unknown = set(selector) - _RANGE_KEYS
+    starts = [k for k in ("startBefore", "startAfter") if k in selector]
+    ends = [k for k in ("endBefore", "endAfter") if k in selector]
+    if unknown or len(starts) != 1 or len(ends) > 1:
+        raise ExtractError(
+            f"a range selector needs one of startBefore/startAfter and at most one of "
+            f"endBefore/endAfter, got {sorted(selector)}"
+        )
+    start = _first(root, selector[starts[0]])
+    if start is None:
+        return None
+    end: tuple[str, etree._Element] | None = None
+    if ends:
+        end_el = _first(root, selector[ends[0]])
+        if end_el is None:
+            return None
+        end = ("before" if ends[0] == "endBefore" else "after", end_el)
+    return ("before" if starts[0] == "startBefore" else "after", start), end
+
+
+class _Gates:
+    """What switches text on and off during the walk: selected elements, ranges, removals."""
+
+    __slots__ = ("on_end", "on_start", "removed")
+
+    def __init__(self) -> None:
+        self.on_start: dict[etree._Element, list[tuple[str, int]]] = {}
+        self.on_end: dict[etree._Element, list[tuple[str, int]]] = {}
+        self.removed: set[etree._Element] = set()
+
+    def add(self, when: str, element: etree._Element, counter: str, delta: int) -> None:
+        table = self.on_start if when == "before" else self.on_end
+        table.setdefault(element, []).append((counter, delta))
+
+
+def _decode(content: bytes, charset: str | None) -> str:
+    if charset:
+        try:
+            return content.decode(codecs.lookup(charset).name, errors="replace")
+        except LookupError:
+            pass
+    if content.startswith(codecs.BOM_UTF8):
+        return content[3:].decode("utf-8", errors="replace")
+    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return content.decode("utf-16", errors="replace")
+    declared = _META_CHARSET.search(content, 0, 4096)
+    if declared:
+        try:
+            return content.decode(codecs.lookup(declared.group(1).decode("ascii")).name, "replace")
+        except LookupError:
+            pass
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        return content.decode("cp1252", errors="replace")
+
+
+def _parse_html(text: str) -> etree._Element:
+    text = _XML_DECLARATION.sub("", text, count=1)
+    if not text.strip():
+        raise ExtractError("the page is empty")
+    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, default_doctype=False)
+    try:
+        root = etree.fromstring(text, parser)
+    except etree.LxmlError as exc:
+        raise ExtractError(f"the page is not readable HTML: {exc}") from None
+    if root is None:
+        raise ExtractError("the page is empty")
+    return root
+
+
+def _banner_words(text: str) -> list[str]:
+    """The cookie-banner words that occur inside an id or class attribute of the raw page."""
+    found = []
+    for word in _BANNER_WORDS:
+        at = text.find(word)
+        checked = 0
+        while at != -1 and checked < 64:
+            low = max(0, at - 200)
+            attribute = max(text.rfind(" class=", low, at), text.rfind(" id=", low, at))
+            if attribute != -1 and text.find(">", attribute, at) == -1:
+                found.append(word)
+                break
+            at = text.find(word, at + len(word))
+            checked += 1
+    return found
+
+
+def _noise(root: etree._Element, text: str) -> set[etree._Element]:
+    """Page chrome: navigation, forms, dialogs, hidden elements, cookie banners, skip links.
+
+    A few cheap XPath scans over tags and attribute nodes, then Python checks on the handful of
+    hits: XPath predicates on every element would cost more than parsing the page.
+    """
+    noise: set[etree._Element] = set()
+    for element in _CHROME_XPATH(root):
+        if element.tag in ("header", "footer") and any(
+            a.tag in ("main", "article") or a.get("role") == "main" for a in element.iterancestors()
+        ):
+            continue  # an article's own header (its title) or footer (its date) is content
+        noise.add(element)
+    for attribute in _FLAG_ATTRS_XPATH(root):
+        name = attribute.attrname
+        if (
+            (name == "role" and attribute.strip().lower() in _CHROME_ROLES)
+            or name == "hidden"
+            or (name == "aria-hidden" and attribute.strip().lower() == "true")
+            or (name == "style" and _HIDDEN_STYLE.search(attribute))
+        ):
+            noise.add(attribute.getparent())
+    words = _banner_words(text)
+    if words:
+        tests = " or ".join(f"contains(., '{word}')" for word in words)
+        for attribute in _compile_xpath(f"//@id[{tests}] | //@class[{tests}]")(root):
+            element = attribute.getparent()
+            if element.tag in _NEVER_BANNERS or element.get("role") == "main":
+                continue
+            if _BANNER_TOKEN.search(attribute):
+                noise.add(element)
+    for link in _SKIP_LINKS_XPATH(root):
+        if _SKIP_LINK_TEXT.search(link.xpath("string()")):
+            noise.add(link)
+    return noise
+
+
+def _html_clauses(
+    text: str, select: Sequence[Selector], remove: Sequence[Selector]
+) -> list[Clause]:
+    root = _parse_html(text)
+    gates = _Gates()
+    gates.removed.update(_matching(root, [item for item in remove if isinstance(item, str)]))
+    for item in remove:
+        if not isinstance(item, str):
+            anchors = _range_anchors(root, item)
+            if anchors is not None:
+                (when, start), end = anchors
+                gates.add(when, start, "removed", 1)
+                if end is not None:
+                    gates.add(end[0], end[1], "removed", -1)
+    protected = _matching(root, [item for item in select if isinstance(item, str)])
+    for element in protected:
+        gates.add("before", element, "selected", 1)
+        gates.add("after", element, "selected", -1)
+    for item in select:
+        if not isinstance(item, str):
+            anchors = _range_anchors(root, item)
+            if anchors is not None:
+                (when, start), end = anchors
+                gates.add(when, start, "selected", 1)
+                protected.append(start)
+                if end is not None:
+                    gates.add(end[0], end[1], "selected", -1)
+                    protected.append(end[1])
+    if select and not protected:
+        shown = ", ".join(repr(s) if isinstance(s, str) else repr(dict(s)) for s in select)
+        raise ExtractError(f"the selector {shown} matches nothing on the page")
+
+    noise = _noise(root, text)
+    if protected and noise:
+        # what the declaration explicitly selects is never chrome, nor are its ancestors
+        for element in protected:
+            noise.discard(element)
+            for ancestor in element.iterancestors():
+                noise.discard(ancestor)
+    skip = noise | gates.removed
+    return _walk(root, gates, skip, selecting=bool(select))
+
+
+_SPAN_STACK_PARENTS = frozenset({"div", "section", "article", "main", "body", "aside"})
+
+
+def _in_span_stack(span: etree._Element, cache: dict[etree._Element, bool]) -> bool:
+    """Whether a span is one of several stacked like paragraphs (React pages style them as blocks).
+
+    True when its parent is a div-like container holding two or more elements and no text of its
+    own between them: ``<div><h1>..</h1><span>para</span><span>para</span></div>``.
+    """
+    parent = span.getparent()
+    if parent is None or parent.tag not in _SPAN_STACK_PARENTS:
+        return False
+    stacked = cache.get(parent)
+    if stacked is None:
+        stacked = (not parent.text or parent.text.isspace()) and len(parent) > 1
+        if stacked:
+            stacked = all(not child.tail or child.tail.isspace() for child in parent)
+        cache[parent] = stacked
+    return stacked
+
+
+def _walk(
+    root: etree._Element, gates: _Gates, skip: set[etree._Element], *, selecting: bool
+) -> list[Clause]:
+    out = _Builder()
+    parts: list[str] = []
+    plain = False  # saw non-space text outside <b>/<strong> in the current run
+    pending_br = False
+    bold = 0
+    heading_level = 0
+    heading_owner: etree._Element | None = None
+    counters = {"selected": 0, "removed": 0}
+    active = not selecting
+    on_start, on_end = gates.on_start, gates.on_end
+
+    def flush() -> None:
+        nonlocal plain, pending_br
+        if parts:
+            text = normalise_text("".join(parts))
+            parts.clear()
+            if heading_level:
+                out.heading(heading_level, text)
+            else:
+                out.paragraph(text, bold_only=not plain)
+        plain = False
+        pending_br = False
+
+    def apply(actions: list[tuple[str, int]]) -> None:
+        nonlocal active
+        for counter, delta in actions:
+            counters[counter] += delta
+        now = counters["removed"] <= 0 and (counters["selected"] > 0 or not selecting)
+        if now != active:
+            flush()
+            active = now
+
+    stacks: dict[etree._Element, bool] = {}
+    walker = etree.iterwalk(root, events=("start", "end"))
+    skipped: etree._Element | None = None
+    for event, element in walker:
+        tag = element.tag
+        if event == "start":
+            if on_start and element in on_start:
+                apply(on_start[element])
+            if tag in _DROP_TAGS or element in skip or not isinstance(tag, str):
+                walker.skip_subtree()
+                skipped = element
+                continue
+            if tag in _BLOCK_TAGS or (tag == "span" and _in_span_stack(element, stacks)):
+                if not heading_level:
+                    flush()
+            elif tag in _HEADING_TAGS:
+                if not heading_level:
+                    flush()
+                    if active:
+                        heading_level = _HEADING_TAGS[tag]
+                        heading_owner = element
+            elif tag in _BOLD_TAGS:
+                bold += 1
+            elif tag == "br":
+                if pending_br:
+                    flush()
+                else:
+                    pending_br = True
+                    parts.append(" ")
+            text = element.text
+            if active and text:
+                parts.append(text)
+                if not text.isspace():
+                    pending_br = False
+                    if not bold:
+                        plain = True
+        else:
+            if skipped is element:
+                skipped = None
+            elif element is heading_owner:
+                flush()
+                heading_level = 0
+                heading_owner = None
+            elif tag in _BLOCK_TAGS or (tag == "span" and _in_span_stack(element, stacks)):
+                if not heading_level:
+                    flush()
+            elif tag in _BOLD_TAGS:
+                bold -= 1
+            if on_end and element in on_end:
+                apply(on_end[element])
+            tail = element.tail
+            if active and tail:
+                parts.append(tail)
+                if not tail.isspace():
+                    pending_br = False
+                    if not bold:
+                        plain = True
+    flush()
+    return out.clauses
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+_ESCAPABLE = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_PROTECT = {ord(c): chr(0xE000 + ord(c)) for c in _ESCAPABLE}
+_UNPROTECT = {0xE000 + ord(c): c for c in _ESCAPABLE}
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")
+_ATX = re.compile(r"^(#{1,12})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^(=+|-+)[ \t]*$")
+_THEMATIC = re.compile(r"^(?:(?:\*[ \t]*){3,}|(?:-[ \t]*){3,}|(?:_[ \t]*){3,})$")
+_LIST_MARKER = re.compile(r"^(?:[*+-]|\d{1,9}[.)])(?:[ \t]+|$)")
+_QUOTE = re.compile(r"^(?:>[ \t]?)+")
+_FENCE = re.compile(r"^(```|~~~)")
+_LINK_DEFINITION = re.compile(r"^\[[^\]]+\]:\s+\S+")
+_TABLE_SEPARATOR = re.compile(r"^\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?$")
+_CELL_SPLIT = re.compile(r"(?<!\\)\|")
+_CELL_BREAKS = re.compile(r"(?:<br\s*/?>\s*){2,}", re.IGNORECASE)
+_BOLD_ONLY = re.compile(r"^(\*\*|__)(?:(?!\1).)+\1[ \t]*$")
+_IMAGE = re.compile(r"!\[[^\]]*\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+_REFERENCE_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
+_AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^>\s]*)>", re.IGNORECASE)
+_BR_TAG = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+_CODE = re.compile(r"`+")
+_EMPHASIS = re.compile(r"[*_]+")
+
+
+def _strip_emphasis(match: re.Match[str]) -> str:
+    string, start, end = match.string, match.start(), match.end()
+    before = string[start - 1] if start else " "
+    after = string[end] if end < len(string) else " "
+    return match.group(0) if before.isspace() and after.isspace() else ""
+
+
+def _inline(markdown: str) -> str:
+    """Markdown inline syntax → plain normalised text (link text kept, targets dropped)."""
+    escaped = "\\" in markdown
+    if escaped:
+        markdown = _ESCAPED.sub(lambda m: m.group(1).translate(_PROTECT), markdown)
+    if "[" in markdown:
+        markdown = _IMAGE.sub("", markdown)
+        markdown = _LINK.sub(r"\1", markdown)
+        markdown = _REFERENCE_LINK.sub(r"\1", markdown)
+    if "<" in markdown:
+        markdown = _AUTOLINK.sub(r"\1", markdown)
+        markdown = _BR_TAG.sub(" ", markdown)
+        markdown = _HTML_TAG.sub("", markdown)
+    if "`" in markdown:
+        markdown = _CODE.sub("", markdown)
+    if "*" in markdown or "_" in markdown:
+        markdown = _EMPHASIS.sub(_strip_emphasis, markdown)
+    return normalise_text(markdown.translate(_UNPROTECT) if escaped else markdown)
+
+
+def _markdown_block(out: _Builder, lines: list[str]) -> None:
+    if not lines:
+        return
+    raw = " ".join(lines)
+    bold_only = _BOLD_ONLY.match(raw) is not None
+    out.paragraph(_inline(raw), bold_only=bold_only)
+
+
+def _markdown_cell(out: _Builder, cell: str) -> None:
+    for piece in _CELL_BREAKS.split(cell):
+        piece = piece.strip()
+        heading = _ATX.match(piece)
+        if heading:
+            out.heading(len(heading.group(1)), _inline(heading.group(2) or ""))
+        else:
+            _markdown_block(out, [piece])
+
+
+def _markdown_clauses(text: str) -> list[Clause]:
+    out = _Builder()
+    block: list[str] = []
+    in_fence = False
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if in_fence:
+            if _FENCE.match(line):
+                in_fence = False
+                _markdown_block(out, block)
+                block = []
+            elif line:
+                block.append(line)
+            continue
+        if line.startswith(">"):
+            line = _QUOTE.sub("", line).strip()
+        if not line:
+            _markdown_block(out, block)
+            block = []
+            continue
+        if block and _SETEXT.match(line):
+            title = _inline(" ".join(block))
+            block = []
+            out.heading(1 if line[0] == "=" else 2, title)
+            continue
+        if _THEMATIC.match(line):
+            _markdown_block(out, block)
+            block = []
+            continue
+        heading = _ATX.match(line)
+        if heading:
+            _markdown_block(out, block)
+            block = []
+            out.heading(len(heading.group(1)), _inline(heading.group(2) or ""))
+            continue
+        if _FENCE.match(line):
+            _markdown_block(out, block)
+            block = []
+            in_fence = True
+            continue
+        if line[0] == "|":
+            _markdown_block(out, block)
+            block = []
+            if not _TABLE_SEPARATOR.match(line):
+                cells = _CELL_SPLIT.split(line.strip("|"))
+                for cell in cells:
+                    _markdown_cell(out, cell)
+            continue
+        marker = _LIST_MARKER.match(line)
+        if marker:
+            _markdown_block(out, block)
+            block = []
+            line = line[marker.end() :]
+            nested = _ATX.match(line)
+            if nested:
+                out.heading(len(nested.group(1)), _inline(nested.group(2) or ""))
+                continue
+            if not line:
+                continue
+        elif _LINK_DEFINITION.match(line):
+            continue
+        block.append(line)
+    _markdown_block(out, block)
+    return out.clauses
+
+
+# --------------------------------------------------------------------------------------------
+# Plain text
+# --------------------------------------------------------------------------------------------
+
+_NUMBERED_HEADING = re.compile(r"^(\d{1,3}(?:\.\d{1,3})*)\.?\s+\S")
+
+
+def _text_clauses(text: str) -> list[Clause]:
+    out = _Builder()
+    for block in re.split(r"\n[ \t\r\f\v]*\n", text.replace("\r\n", "\n")):
+        lines = [line for line in block.split("\n") if line.strip()]
+        if not lines:
+            continue
+        paragraph = normalise_text(" ".join(lines))
+        numbered = _NUMBERED_HEADING.match(paragraph) if len(lines) == 1 else None
+        if (
+            numbered
+            and len(paragraph) <= 100
+            and paragraph[-1] not in ".;,:"
+            and _looks_like_heading(paragraph)
+        ):
+            out.heading(numbered.group(1).count(".") + 1, paragraph)
+        else:
+            out.paragraph(paragraph)
+    return out.clauses
+
+
+# --------------------------------------------------------------------------------------------
+# Public interface
+# --------------------------------------------------------------------------------------------
+
+
+def extract_clauses(
+    content: str | bytes,
+    *,
+    media_type: str = "text/html",
+    select: Sequence[Selector] = (),
+    remove: Sequence[Selector] = (),
+    charset: str | None = None,
+) -> list[Clause]:
+    """Ordered clauses of a page: HTML (default), Markdown (``text/markdown``) or ``text/plain``.
+
+    ``select`` / ``remove`` (HTML only) are CSS selectors or OTA ranges; several ``select`` items
+    are kept in document order. ``charset`` decodes bytes (else BOM, ``<meta charset>``, UTF-8,
+    then Windows-1252). Raises ``ExtractError`` when ``select`` matches nothing or no text remains.
+    """
+    if isinstance(select, (str, Mapping)):
+        select = (select,)
+    if isinstance(remove, (str, Mapping)):
+        remove = (remove,)
+    kind = media_type.split(";", 1)[0].strip().lower()
+    text = _decode(content, charset) if isinstance(content, bytes) else content
+    if kind in _MARKDOWN_TYPES:
+        clauses = _markdown_clauses(text)
+    elif kind in _TEXT_TYPES:
+        clauses = _text_clauses(text)
+    else:
+        clauses = _html_clauses(text, select, remove)
+    if not clauses:
+        raise ExtractError("no text remains after extraction")
+    return clauses
+
+
+_INLINE_SPECIALS = re.compile(r"([\\`*_\[\]])|<(?=[A-Za-z/!])")
+_LINE_START = re.compile(r"^(?:[#>+\-=|~]|\d+(?=[.)](?:\s|$)))")
+
+
+def _escape_inline(text: str) -> str:
+    return _INLINE_SPECIALS.sub(lambda m: "\\" + m.group(0), text)
+
+
+def _escape(text: str) -> str:
+    text = _escape_inline(text)
+    start = _LINE_START.match(text)
+    if start:
+        token = start.group(0)
+        text = token + "\\" + text[len(token) :] if token[0].isdigit() else "\\" + text
+    return text
+
+
+def clauses_to_text(clauses: Sequence[Clause]) -> str:
+    """The canonical Markdown text of clauses: each heading once ("#" × depth), then paragraphs.
+
+    Blocks are separated by one blank line and the text ends with a newline; Markdown syntax in
+    clause text is backslash-escaped so that the text parses back to the same clauses.
+    """
+    blocks: list[str] = []
+    current: tuple[str, ...] = ()
+    for clause in clauses:
+        section = clause.section
+        if section != current:
+            common = 0
+            for a, b in zip(section, current, strict=False):
+                if a != b:
+                    break
+                common += 1
+            if common == len(section) and common:
+                common -= 1  # back up to a parent section: repeat its heading
+            for depth in range(common, len(section)):
+                blocks.append("#" * (depth + 1) + " " + _escape_inline(section[depth]))
+            current = section
+        blocks.append(_escape(clause.text))
+    return "\n\n".join(blocks) + "\n" if blocks else ""
