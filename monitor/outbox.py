@@ -309,7 +309,10 @@ def compose(
     """A multipart/alternative message (plain text first, then HTML) with safe headers."""
     message = EmailMessage(policy=SMTP)
     message["From"] = _header(sender)
-    message["To"] = _header(validate_email(to))
+    try:
+        message["To"] = _header(validate_email(to))
+    except SubscriptionError as exc:
+        raise DeliveryError(f"bad recipient: {exc}", transient=False) from exc
     message["Subject"] = _header(render.one_line(rendered.subject))
     message["Date"] = _header(format_datetime(date.astimezone(UTC)))
     message["Message-ID"] = _header(message_id)

@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes, policy
@@ -117,7 +118,13 @@ class SMTPTestServer:
         if self._auth is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_required"] = True
-            kwargs["auth_require_tls"] = self._starttls is not None or self._tls is not None
+            # with implicit TLS aiosmtpd does not notice the connection is encrypted, so it
+            # would hide AUTH; the connection is TLS from the first byte anyway
+            kwargs["auth_require_tls"] = self._starttls is not None
+            if self._tls is not None:
+                warnings.filterwarnings(
+                    "ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning
+                )
         controller = Controller(
             self._handler, hostname=self.host, port=self.port, ready_timeout=10, **kwargs
         )

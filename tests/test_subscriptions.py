@@ -1,0 +1,260 @@
+"""Subscriptions: addresses, filters, signed tokens, the key file, and the mail CLI commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.errors import ConfigError, SubscriptionError
+from monitor.models import Subscriber
+from monitor.subscriptions import (
+    ChangeFacts,
+    ClauseFacts,
+    SubscriptionFilter,
+    as_filter,
+    confirm_token,
+    default_topics,
+    expand_topics,
+    load_secret_key,
+    matches,
+    next_digest_at,
+    sign_token,
+    subscribe,
+    unsubscribe_token,
+    validate_email,
+    verify_token,
+)
+from tests.mailfactory import T0
+
+KEY = b"k" * 32
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("Reader@Example.ORG", "Reader@example.org"),
+        ("  first.last+tos@mail.example.co.uk ", "first.last+tos@mail.example.co.uk"),
+    ],
+)
+def test_valid_addresses_are_normalised(given: str, expected: str) -> None:
+    assert validate_email(given) == expected
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "no-at-sign",
+        "a@localhost",
+        "a@example.org\r\nBcc: victim@example.org",
+        "a@example.org\nX: y",
+        "Name <a@example.org>",
+        "a..b@example.org",
+        '"quoted"@example.org',
+        "a@-example.org",
+        "x" * 65 + "@example.org",
+    ],
+)
+def test_bad_addresses_are_refused(address: str) -> None:
+    with pytest.raises(SubscriptionError):
+        validate_email(address)
+
+
+def test_defaults_are_ai_and_licence_topics_medium_immediate() -> None:
+    flt = as_filter()
+    assert "AI_TRAINING_ON_USER_DATA" in flt.topics and "LICENSE_GRANT" in flt.topics
+    assert "BIOMETRIC_FACE_VOICE" not in flt.topics
+    assert (flt.min_severity, flt.cadence, flt.services) == ("medium", "immediate", ())
+    assert flt.topics == default_topics()
+
+
+def test_topics_accept_groups_and_labels_and_refuse_unknown_ones() -> None:
+    assert expand_topics(["privacy", "license_grant"]) == (
+        "BIOMETRIC_FACE_VOICE",
+        "CONTENT_ACCESS_REVIEW",
+        "LICENSE_GRANT",
+        "RETENTION_AFTER_DELETION",
+    )
+    with pytest.raises(SubscriptionError, match="unknown topic"):
+        expand_topics(["AI_STUFF"])
+    with pytest.raises(SubscriptionError, match="severity"):
+        as_filter(min_severity="urgent")
+
+
+def facts(*clauses: tuple[tuple[str, ...], str], service: str = "Instagram") -> ChangeFacts:
+    return ChangeFacts(
+        service=service,
+        document_id="instagram/terms-of-use",
+        clauses=tuple(ClauseFacts(labels=labels, severity=sev) for labels, sev in clauses),
+    )
+
+
+def test_matching_needs_one_clause_passing_both_topic_and_severity() -> None:
+    flt = SubscriptionFilter()
+    assert matches(flt, facts((("AI_OPT_OUT_CONTROL",), "medium")))
+    assert not matches(flt, facts((("AI_OPT_OUT_CONTROL",), "low")))
+    # a severe clause on another topic plus a mild one on ours is not enough
+    assert not matches(flt, facts((("BIOMETRIC_FACE_VOICE",), "high"), (("LICENSE_GRANT",), "low")))
+    assert matches(SubscriptionFilter(topics=()), facts((("BIOMETRIC_FACE_VOICE",), "high")))
+
+
+def test_services_match_whatever_the_case_and_punctuation() -> None:
+    flt = as_filter(services=["meta ai"])
+    assert matches(flt, facts((("AI_INTERACTION_DATA",), "high"), service="Meta AI"))
+    assert not matches(flt, facts((("AI_INTERACTION_DATA",), "high"), service="Instagram"))
+
+
+def test_digests_leave_at_the_next_digest_hour() -> None:
+    monday_10 = datetime(2025, 3, 3, 10, 0, tzinfo=UTC)
+    assert next_digest_at(monday_10, "daily") == datetime(2025, 3, 4, 8, 0, tzinfo=UTC)
+    assert next_digest_at(monday_10, "weekly") == datetime(2025, 3, 10, 8, 0, tzinfo=UTC)
+    early = datetime(2025, 3, 3, 7, 0, tzinfo=UTC)
+    assert next_digest_at(early, "weekly", weekday="monday") == datetime(
+        2025, 3, 3, 8, 0, tzinfo=UTC
+    )
+
+
+def test_a_token_round_trips_and_any_alteration_is_refused() -> None:
+    token = sign_token(KEY, "unsubscribe", subscriber_id=3, email="a@example.org", now=T0)
+    claims = verify_token(KEY, token, "unsubscribe", now=T0)
+    assert (claims.subscriber_id, claims.email) == (3, "a@example.org")
+    body, signature = token.split(".")
+    forged_body = sign_token(KEY, "unsubscribe", subscriber_id=4, email="b@example.org", now=T0)
+    for bad in (
+        f"{forged_body.split('.')[0]}.{signature}",
+        f"{body}.{signature[:-2]}AA",
+        token + "x",
+        body,
+        "",
+        "..",
+    ):
+        with pytest.raises(SubscriptionError):
+            verify_token(KEY, bad, "unsubscribe", now=T0)
+    with pytest.raises(SubscriptionError):
+        verify_token(b"another key 0123456789", token, "unsubscribe", now=T0)
+    with pytest.raises(SubscriptionError):
+        verify_token(KEY, token, "confirm", now=T0)
+
+
+def test_confirmation_links_expire() -> None:
+    token = sign_token(KEY, "confirm", subscriber_id=1, email="a@example.org", now=T0)
+    with pytest.raises(SubscriptionError, match="expired"):
+        verify_token(KEY, token, "confirm", now=T0 + timedelta(days=30), max_age=timedelta(7))
+
+
+def test_the_key_file_is_created_once_with_owner_only_permissions(tmp_path: Path) -> None:
+    key_file = tmp_path / "sub" / "secret.key"
+    first = load_secret_key(key_file, env={})
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert load_secret_key(key_file, env={}) == first
+    assert load_secret_key(key_file, env={"TOSMON_SECRET_KEY": "x" * 20}) == b"x" * 20
+    os.chmod(key_file, 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        load_secret_key(key_file, env={})
+
+
+def test_subscribe_confirm_and_unsubscribe_by_token(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        result = subscribe(session, "a@example.org", as_filter(), now=T0)
+    assert result.state == "pending" and result.confirmation_id is not None
+    good = sign_token(
+        KEY, "confirm", subscriber_id=result.subscriber_id, email=result.email, now=T0
+    )
+    with sessions.begin() as session:
+        assert confirm_token(session, KEY, good, now=T0) == "a@example.org"
+    off = sign_token(
+        KEY, "unsubscribe", subscriber_id=result.subscriber_id, email=result.email, now=T0
+    )
+    with sessions.begin() as session:
+        unsubscribe_token(session, KEY, off, now=T0)
+        unsubscribe_token(session, KEY, off, now=T0)  # twice is harmless
+    with sessions() as session:
+        subscriber = session.scalars(select(Subscriber)).one()
+        assert subscriber.state == "unsubscribed"
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI
+
+
+@pytest.fixture
+def cli_env(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("TOSMON_SECRET_KEY", "cli-secret-0123456789")
+    return {}
+
+
+def run(*args: str) -> tuple[int, str]:
+    from monitor.cli import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_cli_subscribe_sends_a_confirmation_and_confirm_activates(
+    cli_env: dict[str, str], data_dir: Path
+) -> None:
+    code, out = run("subscribe", "Reader@Example.org", "--topic", "ai", "--cadence", "daily")
+    assert code == 0, out
+    assert "confirmation email went to Reader@example.org" in out
+    [eml] = list((data_dir / "mail").glob("*.eml"))
+    message = message_from_bytes(eml.read_bytes(), policy=policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = next(line for line in text.splitlines() if "/confirm?token=" in line)
+    token = link.split("token=")[1].strip().replace("%3D", "=")
+
+    code, out = run("subscribers", "--json")
+    [row] = json.loads(out)
+    assert row["state"] == "pending" and row["subscriptions"][0]["cadence"] == "daily"
+
+    code, out = run("confirm", token + "x")
+    assert code == 1 and "not valid" in out
+    code, out = run("confirm", token)
+    assert code == 0 and "Confirmed" in out
+
+    code, out = run("subscribers")
+    assert "Reader@example.org" in out and "active" in out
+
+    code, out = run("unsubscribe", "reader@EXAMPLE.org")
+    assert code == 1  # the local part is case-sensitive: no such subscriber
+    code, out = run("unsubscribe", "Reader@example.org")
+    assert code == 0 and "Unsubscribed" in out
+    assert json.loads(run("subscribers", "--json")[1])[0]["state"] == "unsubscribed"
+
+
+def test_cli_refuses_a_bad_address_and_no_confirm_activates_at_once(
+    cli_env: dict[str, str], data_dir: Path
+) -> None:
+    code, out = run("subscribe", "not an address")
+    assert code == 1 and "not a valid email address" in out
+    code, out = run("subscribe", "ops@example.org", "--no-confirm")
+    assert code == 0 and "active" in out
+    assert not (data_dir / "mail").exists()
+
+
+def test_cli_report_renders_a_change(
+    cli_env: dict[str, str], data_dir: Path, tmp_path: Path
+) -> None:
+    from monitor.config import load_config
+    from monitor.db import ensure_schema, make_engine, session_factory
+    from tests.mailfactory import make_change, make_document
+
+    engine = make_engine(load_config().storage.database_url)
+    ensure_schema(engine)
+    with session_factory(engine).begin() as session:
+        change_id = make_change(session, make_document(session)).id
+    engine.dispose()
+    html = tmp_path / "report.html"
+    code, out = run("report", str(change_id), "--html", str(html), "--text")
+    assert code == 0, out
+    assert "Subject: Instagram Terms of Use: AI training clause changed (high)" in out
+    assert "{+ and to train our AI models.+}" in out
+    assert "<ins " in html.read_text()
+    assert run("report", "999")[0] == 1

@@ -1,0 +1,120 @@
+"""The confirm / unsubscribe endpoint over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.models import Delivery, Subscriber
+from monitor.subscriptions import sign_token
+from monitor.web import WebServer, serve
+from tests.mailfactory import SECRET, T0, add_subscriber, mail_config, record_change
+
+KEY = SECRET.encode()
+
+
+@pytest.fixture
+def web(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WebServer]:
+    monkeypatch.setenv("TOSMON_SECRET_KEY", SECRET)
+    server = serve(mail_config(tmp_path), sessions, now=lambda: T0)
+    yield server
+    server.stop()
+
+
+def state(sessions: sessionmaker[Session], email: str = "reader@example.org") -> str:
+    with sessions() as session:
+        return session.scalars(select(Subscriber.state).where(Subscriber.email == email)).one()
+
+
+def token_for(purpose: str, subscriber_id: int, email: str = "reader@example.org") -> str:
+    return sign_token(KEY, purpose, subscriber_id=subscriber_id, email=email, now=T0)  # type: ignore[arg-type]
+
+
+def test_one_click_unsubscribe_needs_a_post(
+    web: WebServer, sessions: sessionmaker[Session]
+) -> None:
+    subscriber_id = add_subscriber(sessions)
+    record_change(sessions)  # a report waiting in the outbox
+    url = f"{web.url}/unsubscribe?token={quote(token_for('unsubscribe', subscriber_id))}"
+
+    page = httpx.get(url)
+    assert page.status_code == 200
+    assert "Stop all tos-monitor reports to reader@example.org?" in page.text
+    assert '<form method="post"' in page.text
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert state(sessions) == "active"  # a GET (a link scanner) changes nothing
+
+    # RFC 8058: the mail client POSTs List-Unsubscribe=One-Click to the URL
+    done = httpx.post(url, content=b"List-Unsubscribe=One-Click")
+    assert done.status_code == 200 and "Unsubscribed" in done.text
+    assert state(sessions) == "unsubscribed"
+    with sessions() as session:
+        assert session.scalars(select(Delivery.status)).all() == ["cancelled"]
+    assert httpx.post(url, content=b"List-Unsubscribe=One-Click").status_code == 200
+
+
+def test_confirm_by_link(web: WebServer, sessions: sessionmaker[Session]) -> None:
+    subscriber_id = add_subscriber(sessions, confirm=True)
+    url = f"{web.url}/confirm?token={quote(token_for('confirm', subscriber_id))}"
+    page = httpx.get(url)
+    assert page.status_code == 200 and "Confirm subscription" in page.text
+    assert state(sessions) == "pending"
+    assert httpx.post(url).status_code == 200
+    assert state(sessions) == "active"
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_forged_or_altered_token_is_refused(
+    web: WebServer, sessions: sessionmaker[Session], method: str
+) -> None:
+    victim = add_subscriber(sessions, "victim@example.org")
+    genuine = token_for("unsubscribe", victim, "victim@example.org")
+    forged_payload = sign_token(
+        b"guessed key 0123456789",
+        "unsubscribe",
+        subscriber_id=victim,
+        email="victim@example.org",
+        now=T0,
+    )
+    _body, signature = genuine.split(".")
+    tampered = token_for("unsubscribe", victim + 1, "other@example.org").split(".")[0]
+    for token in (forged_payload, f"{tampered}.{signature}", genuine[:-3], "", "a.b"):
+        response = httpx.request(method, f"{web.url}/unsubscribe?token={quote(token)}")
+        assert response.status_code == 400, token
+        assert "not valid" in response.text
+    # a confirm token cannot unsubscribe, an unsubscribe token cannot confirm
+    wrong = token_for("confirm", victim, "victim@example.org")
+    assert httpx.post(f"{web.url}/unsubscribe?token={quote(wrong)}").status_code == 400
+    assert httpx.post(f"{web.url}/confirm?token={quote(genuine)}").status_code == 400
+    assert state(sessions, "victim@example.org") == "active"
+
+
+def test_page_text_on_the_change_page_is_escaped(
+    web: WebServer, sessions: sessionmaker[Session]
+) -> None:
+    from tests.mailfactory import AI_CLAUSE
+
+    hostile = {**AI_CLAUSE, "annotation": "<script>alert(1)</script>"}
+    change_id, _ = record_change(sessions, [hostile])
+    page = httpx.get(f"{web.url}/changes/{change_id}")
+    assert page.status_code == 200
+    assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert httpx.get(f"{web.url}/changes/99999").status_code == 404
+    assert httpx.get(f"{web.url}/nothing-here").status_code == 404
+    assert httpx.get(f"{web.url}/healthz").text == "ok\n"
+
+
+def test_an_oversized_body_is_refused(web: WebServer, sessions: sessionmaker[Session]) -> None:
+    subscriber_id = add_subscriber(sessions)
+    url = f"{web.url}/unsubscribe?token={quote(token_for('unsubscribe', subscriber_id))}"
+    assert httpx.post(url, content=b"x" * 100_000).status_code == 413
+    assert state(sessions) == "active"
