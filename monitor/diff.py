@@ -40,7 +40,7 @@ _CANDIDATES_PER_CLAUSE = 25
 
 _WORD = re.compile(r"\w+")
 _ENUMERATOR = re.compile(r"^\s*(?:\(?(?:\d+(?:\.\d+)*|[a-z]|[ivxlc]+)[.)]+|\d+(?:\.\d+)+)\s+", re.I)
-_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
+_TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|\w+|\s+|[^\w\s]")
 
 
 def _tokens(text: str) -> frozenset[str]:
@@ -265,7 +265,26 @@ def diff_words(before: str, after: str) -> tuple[WordSpan, ...]:
         else:
             for op, text in region:
                 _append(out, op, text)
+    _slide_to_word_starts(out)
     return tuple(out)
+
+
+def _slide_to_word_starts(spans: list[WordSpan]) -> None:
+    """Slide "Hello", " brave new", " world" to "Hello ", "brave new ", "world": start on words."""
+    for k in range(1, len(spans) - 1):
+        left, middle, right = spans[k - 1], spans[k], spans[k + 1]
+        if (
+            left.op == "equal"
+            and right.op == "equal"
+            and middle.op != "equal"
+            and middle.text[:1].isspace()
+            and right.text[:1] == middle.text[:1]
+        ):
+            ch = middle.text[0]
+            spans[k - 1] = WordSpan("equal", left.text + ch)
+            spans[k] = WordSpan(middle.op, middle.text[1:] + ch)
+            spans[k + 1] = WordSpan("equal", right.text[1:]) if right.text[1:] else right
+    spans[:] = [span for span in spans if span.text]
 
 
 def _append(out: list[WordSpan], op: str, text: str) -> None:

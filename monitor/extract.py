@@ -283,6 +283,7 @@ _CHROME_ROLES = frozenset(
 )
 _HIDDEN_STYLE = re.compile(r"(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
 _BANNER_WORDS = ("cookie", "Cookie", "COOKIE", "consent", "Consent", "CONSENT", "gdpr", "GDPR")
+_ANCHOR_LABELS = frozenset({"", "#", "¶", "§", "🔗"})
 _SKIP_LINKS_XPATH = etree.XPath("//a[starts-with(@href, '#')]")
 _BANNER_TOKEN = re.compile(
     r"consent|gdpr|onetrust|cookiebot|didomi|usercentrics|truste|"
@@ -465,8 +466,9 @@ def _noise(root: etree._Element, text: str) -> set[etree._Element]:
             if _BANNER_TOKEN.search(attribute):
                 noise.add(element)
     for link in _SKIP_LINKS_XPATH(root):
-        if _SKIP_LINK_TEXT.search(link.xpath("string()")):
-            noise.add(link)
+        label = link.xpath("string()")
+        if label.strip() in _ANCHOR_LABELS or _SKIP_LINK_TEXT.search(label):
+            noise.add(link)  # "skip to content", or a heading's "#" permalink
     return noise
 
 
