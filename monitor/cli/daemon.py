@@ -1,1 +1,209 @@
-"""tosmon commands: daemon."""
+"""tosmon commands for the daemon: run, status."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+import click
+
+from monitor.cli import main
+from monitor.cli.app import AppContext, emit_json, fmt_time, safe_terminal_text, utcnow
+
+log = logging.getLogger("monitor.scheduler")
+
+STATUS_DUE_LIMIT = 5
+
+
+@main.command()
+@click.option(
+    "--no-web",
+    is_flag=True,
+    help="Do not serve the confirm / unsubscribe endpoint (another daemon serves it).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log as text lines or JSON objects (default: [daemon] log_format).",
+)
+@click.pass_obj
+def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
+    """Run the daemon: check every document on schedule, deliver reports and digests.
+
+    Runs until SIGTERM or SIGINT (Ctrl-C), then stops within seconds: checks in flight get a
+    moment to finish or are dropped without a trace, and the next start picks up from the
+    database. Logs go to stderr, one line per check. On PostgreSQL several daemons (on several
+    machines) may share one database; on SQLite only one runs per database file.
+    """
+    from monitor.logs import configure_logging
+    from monitor.scheduler import Daemon, acquire_daemon_lock, new_worker_id
+
+    config = app.config  # a broken config stops here: one line, exit status 2
+    config.mail.password()  # a missing password variable too, rather than at the first email
+    worker = new_worker_id()
+    level = "DEBUG" if app.verbose else config.daemon.log_level
+    configure_logging(log_format=log_format or config.daemon.log_format, level=level, worker=worker)
+    lock = acquire_daemon_lock(config.storage.database_url, worker=worker)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            logging.shutdown()
+            os._exit(1)
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        daemon = Daemon(config, app.sessions, worker=worker, web=not no_web)
+        daemon.run(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if lock is not None:
+            lock.release()
+    app.close()
+    if _lingering_threads():
+        # a delivery stuck in SMTP would keep the interpreter alive: its row is retried later
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _lingering_threads() -> list[threading.Thread]:
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def status(app: AppContext, as_json: bool) -> None:
+    """Whether a daemon runs (and where), what is due next, failing documents, the outbox."""
+    data = _status(app)
+    if as_json:
+        emit_json(data)
+        return
+    _print_status(data)
+
+
+def _alive(heartbeat_at: datetime, info: dict[str, Any], now: datetime) -> bool:
+    period = float(info.get("heartbeat_seconds") or 30.0)
+    return now - heartbeat_at <= timedelta(seconds=3 * period + 5)
+
+
+def _status(app: AppContext) -> dict[str, Any]:
+    from monitor.scheduler import daemon_lock_holder
+    from monitor.store import scheduling as store
+
+    config = app.config
+    now = utcnow()
+    declared = [doc.id for doc in config.all_documents()]
+    lock_holder = daemon_lock_holder(config.storage.database_url)
+    with app.sessions() as session:
+        daemons = [
+            {
+                "worker": w.id,
+                "host": w.host,
+                "pid": w.pid,
+                "started_at": w.started_at,
+                "heartbeat_at": w.heartbeat_at,
+                "alive": _alive(w.heartbeat_at, w.info, now),
+                "checks_in_flight": w.info.get("in_flight", 0),
+                "checks_done": w.info.get("checks", 0),
+                "web": w.info.get("web"),
+                "version": w.info.get("version"),
+            }
+            for w in store.running_workers(session)
+        ]
+        due = [
+            {"document": doc.id, "next_check_at": doc.next_check_at, "url": doc.url}
+            for doc in store.next_due(session, limit=STATUS_DUE_LIMIT, only=declared)
+        ]
+        failing = [
+            {
+                "document": doc.id,
+                "failing_since": doc.failing_since,
+                "consecutive_failures": doc.consecutive_failures,
+                "last_error": doc.last_error,
+                "alerted_at": doc.failure_alerted_at,
+            }
+            for doc in store.failing_documents(session, only=declared)
+        ]
+        backlog = store.outbox_backlog(session).as_dict()
+        digest = store.last_digest(session)
+        last_digest = (
+            {"sent_at": digest.sent_at, "to": digest.to_address, "cadence": digest.cadence}
+            if digest is not None
+            else None
+        )
+    running = any(d["alive"] for d in daemons) or lock_holder is not None
+    return {
+        "running": running,
+        "lock_holder": lock_holder,
+        "daemons": daemons,
+        "documents": len(declared),
+        "next_due": due,
+        "failing": failing,
+        "outbox": backlog,
+        "last_digest": last_digest,
+        "checked_at": now,
+    }
+
+
+def _print_status(data: dict[str, Any]) -> None:
+    alive = [d for d in data["daemons"] if d["alive"]]
+    if alive:
+        for d in alive:
+            click.echo(
+                f"Daemon {d['worker']} running on {d['host']} (pid {d['pid']}) since "
+                f"{fmt_time(d['started_at'])}; last heartbeat {fmt_time(d['heartbeat_at'])}, "
+                f"{d['checks_in_flight']} check(s) in flight"
+            )
+    elif data["lock_holder"]:
+        click.echo(f"Daemon running: {data['lock_holder']}")
+    else:
+        click.echo(click.style("No daemon is running.", fg="yellow"))
+    for d in data["daemons"]:
+        if not d["alive"]:
+            click.echo(
+                f"  (daemon {d['worker']} on {d['host']} last seen "
+                f"{fmt_time(d['heartbeat_at'])}, presumed dead; its claims expire by lease)"
+            )
+    click.echo(f"{data['documents']} document(s) declared. Next due:")
+    for row in data["next_due"]:
+        when = fmt_time(row["next_check_at"]) if row["next_check_at"] else "now (never checked)"
+        click.echo(f"  {when}  {row['document']}")
+    failing = data["failing"]
+    if failing:
+        click.echo(click.style(f"{len(failing)} failing document(s):", fg="red"))
+        for row in failing:
+            error = safe_terminal_text(str(row["last_error"] or "")).replace("\n", " ")
+            click.echo(
+                f"  {row['document']}: since {fmt_time(row['failing_since'])}, "
+                f"{row['consecutive_failures']} check(s) in a row: {error}"
+            )
+    else:
+        click.echo("No document is failing.")
+    out = data["outbox"]
+    oldest = f", oldest from {fmt_time(out['oldest_pending_at'])}" if out["pending"] else ""
+    click.echo(
+        f"Outbox: {out['pending']} pending{oldest}, {out['queued']} waiting for a digest, "
+        f"{out['sending']} sending, {out['failed']} failed."
+    )
+    digest = data["last_digest"]
+    if digest:
+        click.echo(f"Last digest: {fmt_time(digest['sent_at'])} ({digest['cadence']})")
+    else:
+        click.echo("Last digest: none sent yet.")

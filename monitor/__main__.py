@@ -1,0 +1,5 @@
+"""``python -m monitor``: the tosmon command."""
+
+from monitor.cli import main
+
+main()
