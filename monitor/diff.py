@@ -26,6 +26,7 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Sequence
 from difflib import SequenceMatcher
+from functools import lru_cache
 
 from monitor.clauses import Clause, ClauseChange, WordSpan
 
@@ -47,6 +48,7 @@ def _tokens(text: str) -> frozenset[str]:
     return frozenset(_WORD.findall(_ENUMERATOR.sub("", text, count=1).lower()))
 
 
+@lru_cache(maxsize=4096)
 def _section_key(section: tuple[str, ...]) -> tuple[str, ...]:
     """A section path compared without numbering, case or punctuation."""
     return tuple(
@@ -186,7 +188,10 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseCha
                 new_index=j,
                 words=diff_words(before.text, after.text),
             )
-        elif j not in stable or _section_key(before.section) != _section_key(after.section):
+        elif j not in stable or (
+            before.section != after.section
+            and _section_key(before.section) != _section_key(after.section)
+        ):
             change = ClauseChange(
                 kind="moved",
                 section=after.section,
