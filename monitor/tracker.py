@@ -39,7 +39,7 @@ SETTLE_AFTER = timedelta(days=3)
 """How long a page must stay at a returned-to text before the return is reported in full."""
 SHRINK_RATIO = 0.3
 """A new text shorter than this share of the last version is treated as an error page."""
-SHRINK_MIN_CHARS = 2000
+SHRINK_MIN_CHARS = 1000
 
 
 _HIDDEN_BLOCKS = re.compile(
