@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,8 @@ class Topic:
     exclude: tuple[re.Pattern[str], ...] = ()
     protective: bool = False
     """A promise or control that protects the user: its removal widens the platform's rights."""
+    priority: int = 1
+    """Which label decides the direction of a whole added/removed clause (highest wins)."""
     on_added: Direction = "expands"
     on_removed: Direction = "narrows"
     added: str = ""
@@ -76,7 +78,7 @@ class Cue:
     topics: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Taxonomy:
     topics: dict[str, Topic]
     groups: dict[str, tuple[str, ...]]
@@ -135,6 +137,7 @@ def _parse(data: dict[str, Any], path: Path) -> Taxonomy:
                 for j, p in enumerate(raw.get("exclude", []))
             ),
             protective=bool(raw.get("protective", False)),
+            priority=int(raw.get("priority", 1)),
             on_added=_direction(raw.get("on_added", "expands"), path=path, key=f"{tid}.on_added"),
             on_removed=_direction(
                 raw.get("on_removed", "narrows"), path=path, key=f"{tid}.on_removed"
@@ -193,6 +196,7 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
 # --- labelling ------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=8192)
 def _label_matched(matched: str, taxonomy: Taxonomy) -> tuple[str, ...]:
     labels = []
     for topic in taxonomy.topics.values():
@@ -241,7 +245,7 @@ class _Analysis:
     added_words: tuple[str, ...] = ()
     removed_words: tuple[str, ...] = ()
     cosmetic_reason: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    minor: bool = False
 
 
 def _ordered(labels: set[str] | tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -305,6 +309,7 @@ def _severity(labels: tuple[str, ...], direction: Direction, expanding: int, tax
     return "low"
 
 
+@lru_cache(maxsize=4096)
 def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     before = change.before or ""
     after = change.after or ""
@@ -365,7 +370,7 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
         lost=lost,
         added_words=added_words,
         removed_words=removed_words,
-        extra={"minor": "yes"} if minor else {},
+        minor=minor,
     )
 
 
@@ -375,8 +380,8 @@ def _analyse_whole(
     if not labels:
         trivial = len(noise.words(text)) == 0
         return _Analysis(labels, "neutral", "cosmetic" if trivial else "low")
-    protective = [t for t in labels if taxonomy.topics[t].protective]
-    chosen = protective or list(labels)
+    top = max(taxonomy.topics[t].priority for t in labels)
+    chosen = [t for t in labels if taxonomy.topics[t].priority == top]
     directions = [
         taxonomy.topics[t].on_added if added else taxonomy.topics[t].on_removed for t in chosen
     ]
@@ -470,7 +475,7 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         lost = taxonomy.topics[analysis.lost[0]]
         text = f"No longer covers {lost.short}{_change_phrase(analysis)}. {lost.why}"
         return _clip(text, limit)
-    if analysis.extra.get("minor"):
+    if analysis.minor:
         return _clip(
             f"Minor rewording{_change_phrase(analysis)}; the meaning looks unchanged.", limit
         )
@@ -530,6 +535,6 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
         return f"now about {taxonomy.topics[analysis.gained[0]].short}"
     if analysis.lost:
         return f"no longer about {taxonomy.topics[analysis.lost[0]].short}"
-    if analysis.extra.get("minor") or topic is None:
-        return "minor edit" if analysis.extra.get("minor") else "clause reworded"
+    if analysis.minor or topic is None:
+        return "minor edit" if analysis.minor else "clause reworded"
     return f"{topic.short} reworded"

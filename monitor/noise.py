@@ -57,6 +57,7 @@ _SPACE = re.compile(r"\s+")
 _MD_MARKS = re.compile(r"(?<!\w)[*_`]+|[*_`]+(?!\w)|^\s*(?:[#>]+|[-*+]\s)\s*", re.MULTILINE)
 
 
+@lru_cache(maxsize=32768)
 def plain_text(text: str) -> str:
     """Text as a reader sees it: link text kept, link targets and bare URLs dropped, plain quotes
     and dashes, Markdown emphasis removed, one space between words."""
@@ -69,6 +70,7 @@ def plain_text(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+@lru_cache(maxsize=32768)
 def match_text(text: str) -> str:
     """Lower-case plain text: what taxonomy patterns are searched in."""
     return plain_text(text).lower()
@@ -213,6 +215,7 @@ def words(text: str) -> list[str]:
     return [us_spelling(w) for w in _WORD.findall(match_text(text))]
 
 
+@lru_cache(maxsize=32768)
 def equivalence_key(text: str) -> str:
     """A key two texts share when they differ only cosmetically: whitespace, punctuation, case,
     UK/US spelling, link targets, Markdown marks, a leading clause number, and the date of a
@@ -267,6 +270,7 @@ _ENGLISH_STOPWORDS = wordset(
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
+@lru_cache(maxsize=256)
 def english_ratio(text: str) -> float:
     """Share of words that are common English function words: about 0.35-0.5 for English legal text,
     near 0 for other languages (and for scripts without spaces)."""

@@ -1,0 +1,300 @@
+"""A whole change between two versions of a document: diff, noise filtering, labels, summary, notes.
+
+    build_report(old, new, document_name="Instagram Terms of Service", history=earlier_versions)
+
+Pure: plain clause lists in, a ``ChangeReport`` out. ``history`` (earlier versions, most recent
+first, not including ``old``) only serves to recognise variants the page has shown before; with
+``history=()`` the report is the plain, unfiltered comparison of ``old`` and ``new``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from monitor import noise
+from monitor.classify import Taxonomy, classify_change, load_taxonomy, summarise_change
+from monitor.clauses import (
+    ChangeReport,
+    Clause,
+    ClauseChange,
+    max_severity,
+    severity_rank,
+)
+
+VARIANT_SEEN = "Variant already seen: the page has shown this wording before; not a new change."
+OTHER_LANGUAGE = "Page served in another language; not a change of terms."
+_SUMMARY_ITEMS = 5
+
+_DOC_WORDS = re.compile(
+    r"\s+(?:terms|privacy|acceptable|cookies?|data|community|developer|supplemental|usage|user|"
+    r"end[- ]user|eula|legal|ai terms|generative)\b.*$",
+    re.IGNORECASE,
+)
+
+_DATE = noise.DATE_RE.pattern
+_ANNOUNCE_FUTURE = re.compile(
+    rf"(?:will|shall)\s+(?:be\s+)?(?:take|come into|go into|become|be)\s*(?:effect(?:ive)?)"
+    rf"\s*(?:on|from|as of|starting)?\s*(?P<date>{_DATE})"
+    rf"|(?:will be|are being|have been)\s+updated,?\s+effective\s+(?:on\s+|from\s+)?"
+    rf"(?P<date2>{_DATE})"
+    rf"|(?:new|updated|upcoming|revised)\s+(?:terms|policy|privacy policy|terms of (?:service|use))"
+    rf"\b[^.]{{0,80}}?\b(?:effective|take effect|apply|applies|starting|from)\s+(?:on\s+)?"
+    rf"(?P<date3>{_DATE})",
+    re.IGNORECASE,
+)
+_ANNOUNCE_UNTIL = re.compile(
+    rf"(?:appl(?:y|ies)|in (?:effect|force)|remain(?:s)? (?:in effect|in force|valid)|valid)\s+"
+    rf"(?:until|through|till)\s+(?P<date>{_DATE})",
+    re.IGNORECASE,
+)
+_ANNOUNCE_UNDATED = re.compile(
+    r"(?:updated|new|upcoming|revised) (?:terms|policy|privacy policy)[^.]{0,40}\b(?:coming|soon)"
+    r"|preview (?:the )?(?:updated|new|upcoming) (?:version|terms|policy)"
+    r"|(?:terms|policy) (?:is|are) changing",
+    re.IGNORECASE,
+)
+
+
+def service_name(document_name: str) -> str:
+    """'Instagram Terms of Service' -> 'Instagram'; '' when no name is given."""
+    name = _DOC_WORDS.sub("", document_name.strip())
+    return name.strip(" -–:") if name else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Announcement:
+    kind: str  # "future" | "until" | "undated"
+    date: str
+    sentence_key: str
+
+
+def _announcements(clauses: Sequence[Clause]) -> list[_Announcement]:
+    found: list[_Announcement] = []
+    for clause in clauses:
+        text = noise.plain_text(clause.text)
+        for m in _ANNOUNCE_FUTURE.finditer(text):
+            date = m.group("date") or m.group("date2") or m.group("date3")
+            found.append(_Announcement("future", date, noise.equivalence_key(m.group(0))))
+        for m in _ANNOUNCE_UNTIL.finditer(text):
+            found.append(_Announcement("until", m.group("date"), noise.equivalence_key(m.group(0))))
+        if not found:
+            m = _ANNOUNCE_UNDATED.search(text)
+            if m:
+                found.append(_Announcement("undated", "", noise.equivalence_key(m.group(0))))
+    return found
+
+
+def _announcement_notes(old: Sequence[Clause], new: Sequence[Clause]) -> tuple[list[str], str]:
+    """Notes on announced future terms in ``new`` and the date they take effect ('' if none)."""
+    ann = _announcements(new)
+    if not ann:
+        return [], ""
+    old_keys = {a.sentence_key for a in _announcements(old)}
+    notes = []
+    future = next((a for a in ann if a.kind == "future"), None)
+    until = next((a for a in ann if a.kind == "until"), None)
+    fresh = any(a.sentence_key not in old_keys for a in ann)
+    lead = "The page announces" if fresh else "The page still announces"
+    if future:
+        notes.append(
+            f"{lead} new terms effective {future.date}; the current terms remain in force "
+            "until then."
+        )
+    if until:
+        notes.append(
+            f"The page shows the current terms, which apply until {until.date}, alongside the "
+            "upcoming terms; the upcoming terms are not yet in force."
+        )
+    if not future and not until:
+        notes.append(
+            f"{lead} upcoming terms; the current terms remain in force until they take effect."
+        )
+    date = future.date if future else until.date if until else ""
+    return notes, date
+
+
+_ANNOUNCED_SECTION = re.compile(
+    r"\b(?:new|updated|upcoming|revised|future)\b.{0,30}\b(?:terms|policy|version)\b|"
+    r"\bcoming soon\b|\beffective (?:on |from )?(?:" + _DATE + ")",
+    re.IGNORECASE,
+)
+
+
+def _mark_announced(change: ClauseChange, date: str) -> ClauseChange:
+    if severity_rank(change.severity) == 0:
+        return change
+    section = " ".join(change.section)
+    if not _ANNOUNCED_SECTION.search(section):
+        return change
+    when = f"takes effect {date}" if date else "not yet in force"
+    annotation = f"Announced terms ({when}): {change.annotation}"
+    return dataclasses.replace(change, annotation=annotation[:300])
+
+
+# --- variants already seen ------------------------------------------------------------------------
+
+
+def _keys(clauses: Sequence[Clause]) -> set[str]:
+    return {noise.equivalence_key(c.text) for c in clauses}
+
+
+def _comparable_history(
+    history: Sequence[Sequence[Clause]], old: Sequence[Clause], new_text: str
+) -> list[set[str]]:
+    """Key sets of the history versions that are the same document in the same language (a
+    failed extraction or a foreign-language page would make every clause look like a flip)."""
+    old_keys = _keys(old)
+    kept = []
+    for version in history:
+        if not version:
+            continue
+        if noise.is_other_language(new_text, "\n".join(c.text for c in version)):
+            continue
+        keys = _keys(version)
+        if old_keys and len(keys & old_keys) < 0.5 * min(len(keys), len(old_keys)):
+            continue
+        kept.append(keys)
+    return kept
+
+
+def _seen_before(change: ClauseChange, history_keys: list[set[str]]) -> bool:
+    if not history_keys:
+        return False
+    if change.kind == "removed":
+        key = noise.equivalence_key(change.before or "")
+        return any(key not in keys for keys in history_keys)
+    key = noise.equivalence_key(change.after or "")
+    return any(key in keys for keys in history_keys)
+
+
+# --- summary --------------------------------------------------------------------------------------
+
+
+def _summary(
+    changes: Sequence[ClauseChange], phrases: dict[int, str], *, flips: int, language: bool
+) -> str:
+    if language:
+        return f"No change of terms: page served in another language ({len(changes)} edits ignored)"
+    real = [(i, c) for i, c in enumerate(changes) if c.severity != "cosmetic"]
+    cosmetic = len(changes) - len(real)
+    if not real:
+        if not changes:
+            return "No change"
+        why = " (variant already seen)" if flips else ""
+        return f"No real change: {cosmetic} cosmetic edit{'s' if cosmetic != 1 else ''}{why}"
+    counted: dict[tuple[str, str], int] = {}
+    for i, c in sorted(real, key=lambda ic: -severity_rank(ic[1].severity)):
+        key = (phrases[i], c.severity)
+        counted[key] = counted.get(key, 0) + 1
+    items = []
+    for (phrase, severity), n in counted.items():
+        items.append(f"{phrase} ({severity})" if n == 1 else f"{n}× {phrase} ({severity})")
+    shown = items[:_SUMMARY_ITEMS]
+    if len(items) > _SUMMARY_ITEMS:
+        rest = sum(list(counted.values())[_SUMMARY_ITEMS:])
+        shown.append(f"{rest} more")
+    if cosmetic:
+        shown.append(f"{cosmetic} cosmetic edit{'s' if cosmetic != 1 else ''}")
+    n = len(real)
+    return f"{n} clause{'s' if n != 1 else ''} changed: " + "; ".join(shown)
+
+
+# --- public API -----------------------------------------------------------------------------------
+
+
+def build_report(
+    old: Sequence[Clause],
+    new: Sequence[Clause],
+    *,
+    document_name: str = "",
+    history: Sequence[Sequence[Clause]] = (),
+    taxonomy: Taxonomy | None = None,
+) -> ChangeReport:
+    """Diff ``old`` and ``new``, drop noise, label and grade each clause change, and summarise.
+
+    ``history``: earlier versions of the same document, most recent first, excluding ``old``.
+    Clause changes whose new wording the page already showed in ``history`` are marked cosmetic
+    ("variant already seen"); ``history=()`` gives the plain report.
+    """
+    from monitor.diff import diff_clauses  # the differ is a sibling pure module
+
+    taxonomy = taxonomy or load_taxonomy()
+    service = service_name(document_name)
+    old_text = "\n".join(c.text for c in old)
+    new_text = "\n".join(c.text for c in new)
+    notes: list[str] = []
+
+    language = bool(old) and noise.is_other_language(old_text, new_text)
+    if not language and old and noise.is_other_language(new_text, old_text):
+        # Back from a page served in another language: compare with the last version in this one.
+        for i, version in enumerate(history):
+            if version and not noise.is_other_language(
+                new_text, "\n".join(c.text for c in version)
+            ):
+                notes.append(
+                    "The previous capture was in another language; compared with the last "
+                    "capture in this language."
+                )
+                old, history = version, history[i + 1 :]
+                break
+
+    changes = [classify_change(c, taxonomy, service=service) for c in diff_clauses(old, new)]
+    phrases = {i: summarise_change(c, taxonomy) for i, c in enumerate(changes)}
+
+    flips = 0
+    if language:
+        changes = [
+            dataclasses.replace(
+                c, severity="cosmetic", direction="neutral", annotation=OTHER_LANGUAGE
+            )
+            for c in changes
+        ]
+        notes.append("The page was served in another language; no change of terms is reported.")
+    else:
+        history_keys = _comparable_history(history, old, new_text)
+        for i, c in enumerate(changes):
+            if c.severity != "cosmetic" and _seen_before(c, history_keys):
+                changes[i] = dataclasses.replace(
+                    c, severity="cosmetic", direction="neutral", annotation=VARIANT_SEEN
+                )
+                flips += 1
+        if flips:
+            notes.append(
+                f"{flips} change{'s' if flips != 1 else ''} restore wording the page showed "
+                "recently (it alternates between variants); marked cosmetic."
+            )
+        if any(c.severity != "cosmetic" for c in changes):
+            announce_notes, date = _announcement_notes(old, new)
+            notes.extend(announce_notes)
+            changes = [_mark_announced(c, date) for c in changes]
+
+    summary = _summary(changes, phrases, flips=flips, language=language)
+    severity = max_severity([c.severity for c in changes])
+    return ChangeReport(
+        clauses=tuple(changes), summary=summary, severity=severity, notes=tuple(notes)
+    )
+
+
+def report_to_json(report: ChangeReport) -> dict[str, Any]:
+    """The report as JSON-ready data (for ``--json`` output and the store)."""
+    return {
+        "clauses": [
+            {
+                "kind": c.kind,
+                "section": list(c.section),
+                "before": c.before,
+                "after": c.after,
+                "labels": list(c.labels),
+                "direction": c.direction,
+                "severity": c.severity,
+                "annotation": c.annotation,
+            }
+            for c in report.clauses
+        ],
+        "summary": report.summary,
+        "severity": report.severity,
+        "notes": list(report.notes),
+    }
