@@ -74,6 +74,21 @@ class DeliveryStats:
     def total(self) -> int:
         return self.sent + self.failed + self.retried + self.cancelled
 
+    def __str__(self) -> str:
+        """``sent 2, retrying 1`` (only what happened); empty when nothing was due."""
+        parts = [
+            f"{label} {count}"
+            for label, count in (
+                ("sent", self.sent),
+                ("retrying", self.retried),
+                ("failed", self.failed),
+                ("cancelled", self.cancelled),
+                ("digests built", self.digests),
+            )
+            if count
+        ]
+        return ", ".join(parts)
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -222,12 +237,23 @@ def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datet
     )
 
 
-def build_due_digests(session: Session, *, now: datetime) -> int:
-    """Fold due queued rows into one digest row per subscriber and cadence. Returns digests."""
+def build_due_digests(
+    session: Session, *, now: datetime, hour: int = 8, weekday: str = "monday"
+) -> int:
+    """Fold due queued rows into one digest row per subscriber and cadence. Returns digests.
+
+    A row is due when the first digest time after it was written has passed; the schedule
+    (``[daemon] digest_hour`` and ``weekly_digest_day``) is the one in force now, so changing it
+    in the config also moves rows already queued.
+    """
     groups: dict[tuple[int, str], list[Delivery]] = {}
-    for row in store.due_digest_rows(session, now=now):
+    for row in store.queued_rows(session, written_before=now):
         if row.subscriber_id is None:
             continue
+        due = next_digest_at(row.created_at, row.cadence, hour=hour, weekday=weekday)  # type: ignore[arg-type]
+        if due > now:
+            continue
+        row.due_at = due
         groups.setdefault((row.subscriber_id, row.cadence), []).append(row)
     built = 0
     for (subscriber_id, cadence), rows in groups.items():
@@ -411,7 +437,12 @@ def deliver_pending(
     lease = config.daemon.lease
     if ids is None:
         with sessions.begin() as session:
-            stats.digests = build_due_digests(session, now=now())
+            stats.digests = build_due_digests(
+                session,
+                now=now(),
+                hour=config.daemon.digest_hour,
+                weekday=config.daemon.weekly_digest_day,
+            )
     links: Links | None = None
     own_mailer = mailer is None
     active = mailer or Mailer(config.mail)

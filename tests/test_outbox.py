@@ -383,3 +383,18 @@ def test_a_check_that_finds_a_change_yields_one_email_and_the_next_check_none(
     [message] = smtp_server.messages
     assert message["Subject"].startswith("Example Terms of Service: ")
     assert "artificial intelligence" in message.get_body(("plain",)).get_content()
+
+
+def test_the_digest_hour_comes_from_the_config(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    import dataclasses
+
+    evening = dataclasses.replace(config, daemon=dataclasses.replace(config.daemon, digest_hour=18))
+    add_subscriber(sessions, cadence="daily")
+    record_change(sessions)  # written at 10:00
+    assert deliver_pending(sessions, evening, now=at(T0.replace(hour=17, minute=59))).sent == 0
+    stats = deliver_pending(sessions, evening, now=at(T0.replace(hour=18, minute=0)))
+    assert (stats.digests, stats.sent) == (1, 1)
+    assert str(stats) == "sent 1, digests built 1"
+    assert str(deliver_pending(sessions, evening, now=at(T0.replace(hour=19)))) == ""

@@ -140,15 +140,15 @@ def add_delivery(session: Session, **fields: Any) -> Delivery:
     return delivery
 
 
-def due_digest_rows(session: Session, *, now: datetime) -> list[Delivery]:
-    """Queued report rows whose digest time has come and that no digest holds yet."""
+def queued_rows(session: Session, *, written_before: datetime) -> list[Delivery]:
+    """Queued report rows that no digest holds yet (the caller decides which are due)."""
     return list(
         session.scalars(
             select(Delivery)
             .where(
                 Delivery.status == "queued",
                 Delivery.digest_id.is_(None),
-                Delivery.due_at <= now,
+                Delivery.created_at <= written_before,
             )
             .order_by(Delivery.subscriber_id, Delivery.cadence, Delivery.id)
         )
