@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.clauses import Clause, severity_rank  # noqa: E402
-from monitor.extract import extract_clauses  # noqa: E402
-from monitor.report import build_report  # noqa: E402
+from monitor.clauses import Clause, severity_rank
+from monitor.extract import extract_clauses
+from monitor.report import build_report
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SEVERITIES = ("high", "medium", "low", "cosmetic")

@@ -197,18 +197,23 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
 
 
 @lru_cache(maxsize=8192)
-def _label_matched(matched: str, taxonomy: Taxonomy) -> tuple[str, ...]:
-    labels = []
+def _scores(matched: str, taxonomy: Taxonomy) -> dict[str, float]:
+    """Per topic: the summed weight of its matching patterns, 0 when an exclude pattern vetoes."""
+    scores = {}
     for topic in taxonomy.topics.values():
         score = 0.0
         for pattern in topic.patterns:
             if pattern.regex.search(matched):
                 score += pattern.weight
-                if score >= topic.threshold:
-                    break
-        if score >= topic.threshold and not any(x.search(matched) for x in topic.exclude):
-            labels.append(topic.id)
-    return tuple(labels)
+        if score and any(x.search(matched) for x in topic.exclude):
+            score = 0.0
+        scores[topic.id] = score
+    return scores
+
+
+def _label_matched(matched: str, taxonomy: Taxonomy) -> tuple[str, ...]:
+    scores = _scores(matched, taxonomy)
+    return tuple(t.id for t in taxonomy.topics.values() if scores[t.id] >= t.threshold)
 
 
 def label_text(text: str, taxonomy: Taxonomy | None = None) -> tuple[str, ...]:
@@ -329,8 +334,12 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
         reason = "moved" if change.kind == "moved" else "format"
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason=reason)
 
-    gained = tuple(t for t in la if t not in lb)
-    lost = tuple(t for t in lb if t not in la)
+    # A label counts as gained (or lost) only when the other side was clearly not about the topic:
+    # rewording around the threshold must not make a clause flicker in and out of a topic.
+    sb, sa = _scores(mb, taxonomy), _scores(ma, taxonomy)
+    half = {t: taxonomy.topics[t].threshold / 2 for t in labels}
+    gained = tuple(t for t in la if t not in lb and sb[t] < half[t])
+    lost = tuple(t for t in lb if t not in la and sa[t] < half[t])
     events = _cue_events(mb, ma, labels, taxonomy)
     expanding = sum(e.effect == "expands" for e in events)
     narrowing = sum(e.effect == "narrows" for e in events)

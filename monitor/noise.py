@@ -179,7 +179,7 @@ def us_spelling(word: str) -> str:
 
 # --- equivalence ----------------------------------------------------------------------------------
 
-_WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|december|"
     "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
@@ -210,9 +210,18 @@ def is_date_line(text: str) -> bool:
     return len(plain) <= 160 and bool(_DATE_LINE.search(plain)) and bool(DATE_RE.search(plain))
 
 
+_PREFIX_HYPHEN = re.compile(r"\b(sub|non|co|re|pre|e|multi|cross|anti|self|opt)[- ](?=[^\W\d_])")
+
+
+def _fold_compounds(lowered: str) -> str:
+    """'sub-licensable' -> 'sublicensable', 'non exclusive' -> 'nonexclusive'; other hyphens
+    separate words ('open-source' and 'open source' both become two words)."""
+    return _PREFIX_HYPHEN.sub(r"\1", lowered)
+
+
 def words(text: str) -> list[str]:
-    """Lower-case words of the plain text, UK/US spelling folded."""
-    return [us_spelling(w) for w in _WORD.findall(match_text(text))]
+    """Lower-case words of the plain text, UK/US spelling and hyphenation folded."""
+    return [us_spelling(w) for w in _WORD.findall(_fold_compounds(match_text(text)))]
 
 
 @lru_cache(maxsize=32768)
@@ -224,7 +233,7 @@ def equivalence_key(text: str) -> str:
     if is_date_line(plain):
         plain = DATE_RE.sub(" <date> ", plain)
     plain = _ENUMERATOR.sub("", plain)
-    return " ".join(us_spelling(w) for w in _WORD.findall(plain.lower()))
+    return " ".join(us_spelling(w) for w in _WORD.findall(_fold_compounds(plain.lower())))
 
 
 def is_cosmetic_edit(before: str | None, after: str | None) -> bool:
