@@ -19,7 +19,7 @@ from typing import TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.models import Check, Delivery, Document
+from monitor.models import Check, Delivery, Document, Version
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "test-secret-key-0123456789abcdef"
@@ -49,6 +49,7 @@ def write_config(
     after_failures: int = 2,
     timeout: float = 2.0,
     concurrency: int = 8,
+    per_host: int = 4,
     extra: str = "",
 ) -> Path:
     """A config: ``documents`` are (id, url) pairs; no catalog; mail to 127.0.0.1:smtp_port."""
@@ -73,6 +74,7 @@ database_url = "{database_url}"
 timeout = {timeout}
 retries = 0
 concurrency = {concurrency}
+per_host = {per_host}
 
 [mail]
 {mail}sender = "tos-monitor <tosmon@example.org>"
@@ -242,3 +244,9 @@ def deliveries(sessions: sessionmaker[Session], kind: str | None = None) -> list
         if kind is not None:
             query = query.where(Delivery.kind == kind)
         return list(session.scalars(query.order_by(Delivery.id)))
+
+
+def count_versions_of(sessions: sessionmaker[Session], document_id: str) -> int:
+    with sessions() as session:
+        query = select(func.count()).select_from(Version).where(Version.document_id == document_id)
+        return int(session.scalar(query) or 0)
