@@ -343,14 +343,13 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     events = _cue_events(mb, ma, labels, taxonomy)
     expanding = sum(e.effect == "expands" for e in events)
     narrowing = sum(e.effect == "narrows" for e in events)
-    for tid in gained:
-        direction = taxonomy.topics[tid].on_added
-        expanding += direction == "expands"
-        narrowing += direction == "narrows"
-    for tid in lost:
-        direction = taxonomy.topics[tid].on_removed
-        expanding += direction == "expands"
-        narrowing += direction == "narrows"
+    if not events:  # cue words are the precise signal; a topic appearing is the coarse one
+        for tid in gained:
+            expanding += taxonomy.topics[tid].on_added == "expands"
+            narrowing += taxonomy.topics[tid].on_added == "narrows"
+        for tid in lost:
+            expanding += taxonomy.topics[tid].on_removed == "expands"
+            narrowing += taxonomy.topics[tid].on_removed == "narrows"
     direction: Direction = (
         "expands" if expanding > narrowing else "narrows" if narrowing > expanding else "neutral"
     )

@@ -120,6 +120,11 @@ _UK_US_WORDS: dict[str, str] = {
     "per cent": "percent",
     "e-mail": "email",
     "e-mails": "emails",
+    # lexical pairs of UK and US editions of the same legal page
+    "breach": "violation",
+    "breaches": "violations",
+    "postcode": "zip",
+    "mobile": "cell",
 }
 _DOUBLE_L = (
     "cancel",

@@ -1,0 +1,267 @@
+"""Clause labels, direction, severity and annotations: what a subscriber reads about one clause."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from monitor.classify import classify_change, label_text, load_taxonomy, summarise_change
+from monitor.clauses import ClauseChange, WordSpan
+from monitor.errors import ConfigError
+
+DATA = Path(__file__).resolve().parent / "data" / "classify"
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+TOPICS = {
+    "LICENSE_GRANT": "content_license",
+    "LICENSE_SUBLICENSE_TRANSFER": "content_license",
+    "LICENSE_DURATION_SURVIVAL": "content_license",
+    "LICENSE_PURPOSE_COMMERCIAL": "content_license",
+    "NAME_LIKENESS_USE": "content_license",
+    "AI_TRAINING_ON_USER_DATA": "ai",
+    "AI_NO_TRAINING_COMMITMENT": "ai",
+    "AI_OPT_OUT_CONTROL": "ai",
+    "AI_INTERACTION_DATA": "ai",
+    "AI_OUTPUT_RIGHTS": "ai",
+    "AI_THIRD_PARTY_SHARING": "ai",
+    "SCRAPING_AND_AI_CRAWLING_RULES": "ai",
+    "CONTENT_ACCESS_REVIEW": "privacy",
+    "BIOMETRIC_FACE_VOICE": "privacy",
+    "RETENTION_AFTER_DELETION": "privacy",
+    "UNILATERAL_CHANGE_NOTICE": "contract",
+    "DISPUTE_ARBITRATION_CLASS_WAIVER": "contract",
+}
+
+LICENCE = (
+    "When you share content, you grant us a non-exclusive, royalty-free and worldwide licence to "
+    "host, use, distribute, modify, copy and display your content, solely to provide the Service."
+)
+
+
+def modified(before: str, after: str) -> ClauseChange:
+    return ClauseChange("modified", ("Your content",), before, after)
+
+
+def test_taxonomy_has_every_topic_of_the_reference_with_its_group() -> None:
+    taxonomy = load_taxonomy()
+    assert {t: topic.group for t, topic in taxonomy.topics.items()} == TOPICS
+    assert set(taxonomy.groups) == {"content_license", "ai", "privacy", "contract"}
+    assert all(topic.why and topic.description for topic in taxonomy.topics.values())
+
+
+def test_taxonomy_matches_taxonomy_md_when_the_shared_reference_is_present() -> None:
+    reference = CORPUS.parent / "TAXONOMY.md"
+    if not reference.exists():
+        pytest.skip("../shared/TAXONOMY.md not present")
+    headings = re.findall(r"^## (\w+) \((\w+)\)$", reference.read_text(), re.MULTILINE)
+    assert dict(headings) == TOPICS
+    why = dict(
+        re.findall(r"^## (\w+) .*?- why it matters: (.+?)$", reference.read_text(), re.M | re.S)
+    )
+    for tid, text in why.items():
+        assert load_taxonomy().topics[tid].why == text.strip()
+
+
+@pytest.mark.parametrize(
+    "case", [json.loads(line) for line in (DATA / "phrasings.jsonl").read_text().splitlines()]
+)
+def test_phrasings_from_the_taxonomy_get_their_labels(case: dict) -> None:
+    labels = label_text(case["text"])
+    if case["labels"]:
+        assert set(case["labels"]) <= set(labels), labels
+    else:
+        assert labels == ()
+
+
+# ToS;DR draft labels -> the topic ids (or a whole group) that count as a hit.
+TOSDR_MAP = {
+    "LICENSE_SCOPE": {"content_license"},
+    "MORAL_RIGHTS_ATTRIBUTION": {"content_license"},
+    "LICENSE_PERPETUAL_SURVIVES": {
+        "LICENSE_DURATION_SURVIVAL",
+        "RETENTION_AFTER_DELETION",
+        "content_license",
+    },
+    "ARBITRATION_CLASS_WAIVER": {"DISPUTE_ARBITRATION_CLASS_WAIVER"},
+    "RETENTION_AFTER_DELETION": {"RETENTION_AFTER_DELETION", "LICENSE_DURATION_SURVIVAL"},
+    "SCRAPING_RULES": {"SCRAPING_AND_AI_CRAWLING_RULES"},
+    "BIOMETRIC": {"BIOMETRIC_FACE_VOICE"},
+    "UNILATERAL_CHANGE_NOTICE": {"UNILATERAL_CHANGE_NOTICE"},
+}
+
+
+def _hit(expected: set[str], labels: tuple[str, ...]) -> bool:
+    return any(label in expected or TOPICS[label] in expected for label in labels)
+
+
+def test_tosdr_sample_recall_and_precision() -> None:
+    """Measured on the committed sample: recall 0.85 overall, 0.91 on content-licence points,
+    0.99 precision of labels on labelled points, 9/100 unlabelled points get some label."""
+    points = [json.loads(line) for line in (DATA / "tosdr_sample.jsonl").read_text().splitlines()]
+    hits = total = core_hits = core_total = predicted = right = unlabelled = false_alarms = 0
+    for point in points:
+        expected = [TOSDR_MAP[x] for x in point["monitor_labels"] if x in TOSDR_MAP]
+        labels = label_text(point["quoteText"])
+        if not expected:
+            unlabelled += 1
+            false_alarms += bool(labels)
+            continue
+        for exp in expected:
+            total += 1
+            hits += _hit(exp, labels)
+            if "content_license" in exp:
+                core_total += 1
+                core_hits += _hit(exp, labels)
+        predicted += len(labels)
+        right += sum(any(_hit(exp, (label,)) for exp in expected) for label in labels)
+    assert total >= 180 and core_total >= 60
+    assert core_hits / core_total >= 0.85
+    assert hits / total >= 0.8
+    assert right / predicted >= 0.9
+    assert false_alarms / unlabelled <= 0.15
+
+
+def test_adding_sublicensable_expands_and_is_high_with_a_plain_annotation() -> None:
+    after = LICENCE.replace("non-exclusive,", "non-exclusive, transferable, sub-licensable,")
+    change = classify_change(modified(LICENCE, after), service="Instagram")
+    assert change.severity == "high"
+    assert change.direction == "expands"
+    assert {"LICENSE_GRANT", "LICENSE_SUBLICENSE_TRANSFER"} <= set(change.labels)
+    assert "sub-licensable" in change.annotation
+    assert "Instagram may now pass your content on to other companies" in change.annotation
+    assert len(change.annotation) <= 300
+    assert summarise_change(change) == "licence now sublicensable"
+
+
+def test_removing_solely_widens_the_licence() -> None:
+    after = LICENCE.replace(", solely to provide the Service", " for any purpose")
+    change = classify_change(modified(LICENCE, after))
+    assert (change.direction, change.severity) == ("expands", "high")
+    assert "for any purpose" in change.annotation
+
+
+def test_adding_a_purpose_limit_narrows_and_is_medium() -> None:
+    before = LICENCE.replace(", solely to provide the Service", "")
+    change = classify_change(modified(before, LICENCE))
+    assert (change.direction, change.severity) == ("narrows", "medium")
+
+
+def test_the_differs_word_spans_are_quoted_in_the_annotation() -> None:
+    before = "We may use your content to improve our services."
+    after = "We may use your content to improve our services and to train artificial intelligence."
+    spans = (
+        WordSpan("equal", "We may use your content to improve our services"),
+        WordSpan("insert", " and to train artificial intelligence"),
+        WordSpan("equal", "."),
+    )
+    change = classify_change(ClauseChange("modified", (), before, after, words=spans))
+    assert change.severity == "high" and change.direction == "expands"
+    assert "AI_TRAINING_ON_USER_DATA" in change.labels
+    assert "'train'" in change.annotation
+
+
+def test_a_new_ai_training_clause_is_high_and_a_new_no_training_promise_narrows() -> None:
+    training = classify_change(
+        ClauseChange(
+            "added",
+            (),
+            None,
+            "We use public posts and photos to train and improve our generative AI models.",
+        )
+    )
+    assert (training.severity, training.direction) == ("high", "expands")
+    assert training.annotation.startswith("New AI training clause")
+    promise = classify_change(
+        ClauseChange("added", (), None, "We will not use your content to train generative AI.")
+    )
+    assert (promise.severity, promise.direction) == ("medium", "narrows")
+
+
+def test_a_removed_no_training_promise_expands() -> None:
+    change = classify_change(
+        ClauseChange("removed", (), "We never use your content to train AI models.", None),
+        service="Acme",
+    )
+    assert change.labels == ("AI_NO_TRAINING_COMMITMENT",)
+    assert (change.severity, change.direction) == ("high", "expands")
+    assert "Acme may now be free" in change.annotation
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (LICENCE, LICENCE.replace("licence", "license")),
+        ("We organise and analyse your behaviour.", "We organize and analyze your behavior."),
+        (LICENCE, LICENCE.replace(", ", ",  ").upper()),
+        (
+            "See the [Data Policy](https://a.example/x?e=1).",
+            "See the [Data Policy](https://b.example/y).",
+        ),
+        ("Last updated: 3 May 2024", "Last updated: 1 June 2025"),
+        ("3. Your content licence", "4. Your content licence"),
+    ],
+)
+def test_cosmetic_edits(before: str, after: str) -> None:
+    change = classify_change(modified(before, after))
+    assert change.severity == "cosmetic"
+    assert change.direction == "neutral"
+
+
+def test_unlabelled_rewording_is_low_and_privacy_narrowing_is_low() -> None:
+    plain = classify_change(
+        modified(
+            "You must be 13 years old to sign up.", "You must be 16 years old or older to sign up."
+        )
+    )
+    assert (plain.labels, plain.severity) == ((), "low")
+    contract = classify_change(
+        modified(
+            "We may change these Terms at any time without notice.",
+            "We may change these Terms, and we will notify you 30 days in advance.",
+        )
+    )
+    assert contract.labels == ("UNILATERAL_CHANGE_NOTICE",)
+    assert (contract.direction, contract.severity) == ("narrows", "low")
+
+
+def test_contract_expansion_is_one_step_below_core_topics() -> None:
+    change = classify_change(
+        ClauseChange("added", (), None, "All disputes will be resolved by binding arbitration.")
+    )
+    assert (change.severity, change.direction) == ("medium", "expands")
+
+
+def test_annotation_is_short_and_free_of_control_characters() -> None:
+    hostile = "\x1b[31mYou grant us a royalty-free licence\x07 to your content " + "word " * 200
+    change = classify_change(ClauseChange("added", (), None, hostile))
+    assert len(change.annotation) <= 300
+    assert not re.search(r"[\x00-\x1f]", change.annotation)
+    unlabelled = classify_change(ClauseChange("added", (), None, "\x1b]0;pwned\x07 Hello " * 30))
+    assert len(unlabelled.annotation) <= 300 and "\x1b" not in unlabelled.annotation
+
+
+def test_a_bad_taxonomy_file_names_file_and_key(tmp_path: Path) -> None:
+    bad = tmp_path / "taxonomy.toml"
+    bad.write_text(
+        '[[topic]]\nid = "X"\ngroup = "ai"\ndescription = "d"\nwhy = "w"\n'
+        'patterns = [{ re = "(unclosed", weight = 1.0 }]\n'
+    )
+    with pytest.raises(ConfigError, match=r"taxonomy.toml: X.patterns\[0\]: bad regex"):
+        load_taxonomy(bad)
+    bad.write_text('[[topic]]\nid = "X"\ngroup = "ai"\ndescription = "d"\n')
+    with pytest.raises(ConfigError, match=r"topic\[0\].why"):
+        load_taxonomy(bad)
+
+
+def test_a_custom_taxonomy_extends_without_code(tmp_path: Path) -> None:
+    custom = tmp_path / "taxonomy.toml"
+    custom.write_text(
+        '[[topic]]\nid = "CRYPTO"\ngroup = "contract"\ndescription = "d"\nwhy = "Money."\n'
+        'patterns = [{ re = "\\\\bcrypto", weight = 1.0 }]\n'
+    )
+    taxonomy = load_taxonomy(custom)
+    assert label_text("We accept crypto payments.", taxonomy) == ("CRYPTO",)
+    assert label_text("We accept cards.", taxonomy) == ()
