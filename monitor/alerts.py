@@ -81,7 +81,7 @@ def failing_alert(document: Document, *, to: str, now: datetime) -> Alert:
         kind="failing",
         document_id=document.id,
         to=to,
-        subject=f"tos-monitor: {_name(document)} failing since {_when(since)}",
+        subject=f"tos-monitor: {_name(document)} failing since {since:%Y-%m-%d %H:%M} UTC",
         body=body,
         key=f"alert:failing:{document.id}:{since.isoformat()}",
     )
