@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import email.utils
+import itertools
 import re
 import time
 from collections.abc import Mapping
@@ -209,10 +210,12 @@ LOGIN_MAX_WORDS = 250
 
 def _classify_block(text: str, status: int) -> tuple[str, bool] | None:
     """(reason, transient) when ``text`` served with ``status`` is a bot wall, else None."""
-    lowered = text.lower()
     visible = _TAGS.sub(" ", text)
-    words = len(_WORDS.findall(visible))
+    # count words only as far as the largest limit: a long terms page is never a wall
+    limit = max(CHALLENGE_MAX_WORDS, PHRASE_MAX_WORDS, LOGIN_MAX_WORDS) + 1
+    words = sum(1 for _ in itertools.islice(_WORDS.finditer(visible), limit))
     if words <= CHALLENGE_MAX_WORDS:
+        lowered = text.lower()
         for marker, name in _CHALLENGE_MARKERS:
             if marker in lowered:
                 return f"bot challenge page ({name})", True

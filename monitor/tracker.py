@@ -17,7 +17,9 @@ import asyncio
 import hashlib
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,8 +35,8 @@ from monitor.store import history as store
 
 log = logging.getLogger("monitor.tracker")
 
-HISTORY_DEPTH = 10
-"""How many earlier versions the report builder sees to recognise variant flips."""
+HISTORY_DEPTH = 40
+"""How many earlier distinct texts the report builder sees to recognise variant flips."""
 SETTLE_AFTER = timedelta(days=3)
 """How long a page must stay at a returned-to text before the return is reported in full."""
 SHRINK_RATIO = 0.3
@@ -48,7 +50,6 @@ _HIDDEN_BLOCKS = re.compile(
 _TOKEN_ATTRIBUTES = re.compile(
     rb"""\s(?:nonce|value|content|href|src|srcset|action|style|integrity|data-[\w.:-]+)"""
     rb"""\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)""",
-    re.I,
 )
 
 
@@ -100,6 +101,26 @@ class CheckResult:
 def parse_version(text: str) -> list[Clause]:
     """The clauses of a stored version (stored as canonical Markdown)."""
     return extract_clauses(text, media_type="text/markdown")
+
+
+_PARSED: OrderedDict[str, list[Clause]] = OrderedDict()
+_PARSED_MAX = 2 * HISTORY_DEPTH
+_PARSED_LOCK = threading.Lock()
+
+
+def version_clauses(session: Session, version: Version) -> list[Clause]:
+    """The clauses of a stored version, parsed once per text (a small LRU keyed by text hash)."""
+    with _PARSED_LOCK:
+        clauses = _PARSED.get(version.text_hash)
+        if clauses is not None:
+            _PARSED.move_to_end(version.text_hash)
+            return clauses
+    clauses = parse_version(store.version_text(session, version))
+    with _PARSED_LOCK:
+        _PARSED[version.text_hash] = clauses
+        if len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    return clauses
 
 
 def record_fetch(
@@ -255,12 +276,13 @@ def record_text(
             http_status=status,
             duration=duration,
         )
-    old_clauses = parse_version(store.version_text(session, current))
+    old_clauses = version_clauses(session, current)
     earlier = [
-        parse_version(store.version_text(session, v))
-        for v in store.recent_versions(
-            session, document.id, limit=HISTORY_DEPTH, before_id=current.id
+        version_clauses(session, v)
+        for v in store.distinct_earlier_versions(
+            session, document.id, before_id=current.id, limit=HISTORY_DEPTH
         )
+        if v.text_hash != current.text_hash
     ]
     name = f"{document.service} {document.type}"
     report = build_report(old_clauses, clauses, document_name=name, history=earlier)
@@ -310,8 +332,8 @@ def settle(
     if settled.text_hash == baseline.text_hash:
         return None
     report = build_report(
-        parse_version(store.version_text(session, baseline)),
-        parse_version(store.version_text(session, settled)),
+        version_clauses(session, baseline),
+        version_clauses(session, settled),
         document_name=f"{document.service} {document.type}",
     )
     if severity_rank(report.severity) < severity_rank("medium"):
@@ -458,20 +480,18 @@ async def check_documents(
     recorded as a failed check and logged; it never stops the others.
     """
     gate = asyncio.Semaphore(concurrency)
+    with sessions() as session:
+        targets = {
+            doc.id: (doc.url, doc.etag, doc.last_modified, doc.render, doc.current_version_id)
+            for doc in store.get_documents(session, document_ids)
+        }
 
     async def one(document_id: str) -> CheckResult:
+        if document_id not in targets:
+            return CheckResult(document_id, "failed", "unknown document")
+        url, etag, modified, render, current_version_id = targets[document_id]
+        has_version = current_version_id is not None
         async with gate:
-            with sessions() as session:
-                document = store.get_document(session, document_id)
-                if document is None:
-                    return CheckResult(document_id, "failed", "unknown document")
-                url, etag, modified, render = (
-                    document.url,
-                    document.etag,
-                    document.last_modified,
-                    document.render,
-                )
-                has_version = document.current_version_id is not None
             started = time.perf_counter()
             try:
                 fetched: object = await fetcher.fetch(  # type: ignore[attr-defined]

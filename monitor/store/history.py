@@ -87,6 +87,10 @@ def get_document(session: Session, document_id: str) -> Document | None:
     return session.get(Document, document_id)
 
 
+def get_documents(session: Session, document_ids: Sequence[str]) -> list[Document]:
+    return list(session.scalars(select(Document).where(Document.id.in_(list(document_ids)))))
+
+
 def list_documents(session: Session) -> list[Document]:
     return list(session.scalars(select(Document).order_by(Document.service, Document.type)))
 
@@ -112,6 +116,28 @@ def recent_versions(
     return list(
         session.scalars(query.order_by(Version.seen_at.desc(), Version.id.desc()).limit(limit))
     )
+
+
+def distinct_earlier_versions(
+    session: Session, document_id: str, *, before_id: int, limit: int, scan: int = 2000
+) -> list[Version]:
+    """Up to ``limit`` versions with distinct texts, newest first, among the ``scan`` versions
+    before ``before_id``: the variants a page has shown, for recognising flips."""
+    query = (
+        select(Version)
+        .where(Version.document_id == document_id, Version.id < before_id)
+        .order_by(Version.seen_at.desc(), Version.id.desc())
+        .limit(scan)
+    )
+    seen: set[str] = set()
+    distinct: list[Version] = []
+    for version in session.scalars(query):
+        if version.text_hash not in seen:
+            seen.add(version.text_hash)
+            distinct.append(version)
+            if len(distinct) >= limit:
+                break
+    return distinct
 
 
 def add_version(
