@@ -142,11 +142,15 @@ def _keys(clauses: Sequence[Clause]) -> set[str]:
 
 
 def _comparable_history(
-    history: Sequence[Sequence[Clause]], old: Sequence[Clause], new_text: str
+    history: Sequence[Sequence[Clause]],
+    old: Sequence[Clause],
+    new: Sequence[Clause],
+    new_text: str,
 ) -> list[set[str]]:
-    """Key sets of the history versions that are the same document in the same language (a
-    failed extraction or a foreign-language page would make every clause look like a flip)."""
-    old_keys = _keys(old)
+    """Key sets of the history versions in the language of ``new`` that resemble ``old`` or
+    ``new`` (share half their clauses): a page that alternates with an error page or another
+    variant is recognised, while an unrelated capture does not make every clause look seen."""
+    ends = [keys for keys in (_keys(old), _keys(new)) if keys]
     kept = []
     for version in history:
         if not version:
@@ -154,9 +158,8 @@ def _comparable_history(
         if noise.is_other_language(new_text, "\n".join(c.text for c in version)):
             continue
         keys = _keys(version)
-        if old_keys and len(keys & old_keys) < 0.5 * min(len(keys), len(old_keys)):
-            continue
-        kept.append(keys)
+        if any(len(keys & end) >= 0.5 * min(len(keys), len(end)) for end in ends):
+            kept.append(keys)
     return kept
 
 
@@ -254,7 +257,7 @@ def build_report(
         ]
         notes.append("The page was served in another language; no change of terms is reported.")
     else:
-        history_keys = _comparable_history(history, old, new_text)
+        history_keys = _comparable_history(history, old, new, new_text)
         for i, c in enumerate(changes):
             if c.severity != "cosmetic" and _seen_before(c, history_keys):
                 changes[i] = dataclasses.replace(
