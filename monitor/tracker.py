@@ -481,29 +481,34 @@ async def check_documents(
     """
     gate = asyncio.Semaphore(concurrency)
     with sessions() as session:
-        targets = {
-            doc.id: (doc.url, doc.etag, doc.last_modified, doc.render, doc.current_version_id)
-            for doc in store.get_documents(session, document_ids)
-        }
+        targets = {doc.id: doc for doc in store.get_documents(session, document_ids)}
 
     async def one(document_id: str) -> CheckResult:
-        if document_id not in targets:
+        target = targets.get(document_id)
+        if target is None:
             return CheckResult(document_id, "failed", "unknown document")
-        url, etag, modified, render, current_version_id = targets[document_id]
-        has_version = current_version_id is not None
+        has_version = target.current_version_id is not None
         async with gate:
             started = time.perf_counter()
             try:
                 fetched: object = await fetcher.fetch(  # type: ignore[attr-defined]
-                    url,
-                    etag=etag if has_version else None,
-                    last_modified=modified if has_version else None,
-                    render=render,
+                    target.url,
+                    etag=target.etag if has_version else None,
+                    last_modified=target.last_modified if has_version else None,
+                    render=target.render,
                 )
             except FetchError as exc:
                 fetched = exc
             duration = time.perf_counter() - started
-            result = _record_in_transaction(
+            result = _record_quietly_unchanged(
+                sessions,
+                target,
+                fetched,
+                now=now(),
+                duration=duration,
+                interval_for=interval_for,
+                worker=worker,
+            ) or _record_in_transaction(
                 sessions,
                 document_id,
                 fetched,
@@ -526,6 +531,66 @@ async def check_documents(
             return result
 
     return list(await asyncio.gather(*(one(d) for d in document_ids)))
+
+
+def _record_quietly_unchanged(
+    sessions: sessionmaker[Session],
+    target: Document,
+    fetched: object,
+    *,
+    now: datetime,
+    duration: float,
+    interval_for: Callable[[Document], timedelta],
+    worker: str | None,
+) -> CheckResult | None:
+    """The common case, recorded with three plain statements: a healthy document whose page
+    differs from the last one only by its per-request tokens (or a 304). None otherwise.
+
+    ``target`` is the document as loaded at the start of the cycle; a document that is failing,
+    settling a flip or has no version yet takes the full path.
+    """
+    if (
+        isinstance(fetched, FetchError)
+        or target.current_version_id is None
+        or target.consecutive_failures
+        or target.settling_version_id is not None
+    ):
+        return None
+    not_modified = bool(getattr(fetched, "not_modified", False))
+    fingerprint = None
+    if not not_modified:
+        fingerprint = page_fingerprint(fetched.content, fetched.media_type)  # type: ignore[attr-defined]
+        if fingerprint != target.page_fingerprint:
+            return None
+    status = getattr(fetched, "status", None)
+    with sessions.begin() as session:
+        recorded = store.record_unchanged_check(
+            session,
+            target.id,
+            version_id=target.current_version_id,
+            now=now,
+            next_check_at=now + interval_for(target),
+            check=Check(
+                document_id=target.id,
+                checked_at=now,
+                duration=duration,
+                outcome="unchanged",
+                http_status=status,
+                page_fingerprint=fingerprint,
+                version_id=target.current_version_id,
+                worker=worker,
+            ),
+            etag=getattr(fetched, "etag", None) if not not_modified else target.etag,
+            last_modified=(
+                getattr(fetched, "last_modified", None)
+                if not not_modified
+                else target.last_modified
+            ),
+        )
+    if not recorded:  # the document changed under us (another process): take the full path
+        return None
+    detail = "not modified (304)" if not_modified else "same page"
+    return CheckResult(target.id, "unchanged", detail, http_status=status, duration=duration)
 
 
 def _record_in_transaction(

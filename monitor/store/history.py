@@ -9,7 +9,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from monitor.clauses import ChangeReport
@@ -268,6 +268,48 @@ def count_versions(session: Session, document_id: str) -> int:
         )
         or 0
     )
+
+
+def record_unchanged_check(
+    session: Session,
+    document_id: str,
+    *,
+    version_id: int,
+    now: datetime,
+    next_check_at: datetime,
+    check: Check,
+    etag: str | None,
+    last_modified: str | None,
+) -> bool:
+    """Record a healthy unchanged check in three statements; False (nothing written) when the
+    document's current version or health changed since it was loaded."""
+    updated = session.execute(
+        update(Document)
+        .where(
+            Document.id == document_id,
+            Document.current_version_id == version_id,
+            Document.consecutive_failures == 0,
+            Document.settling_version_id.is_(None),
+        )
+        .values(
+            last_check_at=now,
+            next_check_at=next_check_at,
+            last_success_at=now,
+            etag=etag,
+            last_modified=last_modified,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if updated.rowcount != 1:
+        return False
+    session.execute(
+        update(Version)
+        .where(Version.id == version_id)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.add(check)
+    return True
 
 
 def record_failure(document: Document, *, error: str, now: datetime) -> None:
