@@ -233,17 +233,7 @@ def diff_words(before: str, after: str) -> tuple[WordSpan, ...]:
     """
     if before == after:
         return (WordSpan("equal", before),) if before else ()
-    a, b = _TOKEN.findall(before), _TOKEN.findall(after)
-    spans: list[tuple[str, str]] = []
-    matcher = SequenceMatcher(None, a, b, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            spans.append(("equal", "".join(a[i1:i2])))
-        else:
-            if i2 > i1:
-                spans.append(("delete", "".join(a[i1:i2])))
-            if j2 > j1:
-                spans.append(("insert", "".join(b[j1:j2])))
+    spans = _token_spans(_TOKEN.findall(before), _TOKEN.findall(after))
     out: list[WordSpan] = []
     k = 0
     while k < len(spans):
@@ -272,6 +262,83 @@ def diff_words(before: str, after: str) -> tuple[WordSpan, ...]:
                 _append(out, op, text)
     _slide_to_word_starts(out)
     return tuple(out)
+
+
+WORD_DIFF_LIMIT = 1500
+"""Token count above which the changed middle of a clause is matched sentence by sentence first:
+difflib's matching is quadratic, and a 40,000-character clause would take seconds."""
+_SENTENCE_END = frozenset({".", ";", ":", "!", "?"})
+
+
+def _token_spans(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+    """(op, text) runs turning tokens ``a`` into ``b``; the unchanged ends are trimmed first."""
+    prefix = 0
+    while prefix < len(a) and prefix < len(b) and a[prefix] == b[prefix]:
+        prefix += 1
+    suffix = 0
+    while (
+        suffix < len(a) - prefix
+        and suffix < len(b) - prefix
+        and a[len(a) - 1 - suffix] == b[len(b) - 1 - suffix]
+    ):
+        suffix += 1
+    spans: list[tuple[str, str]] = []
+    if prefix:
+        spans.append(("equal", "".join(a[:prefix])))
+    middle_a, middle_b = a[prefix : len(a) - suffix], b[prefix : len(b) - suffix]
+    if max(len(middle_a), len(middle_b)) > WORD_DIFF_LIMIT:
+        spans.extend(_sentence_spans(middle_a, middle_b))
+    else:
+        spans.extend(_matched_spans(middle_a, middle_b))
+    if suffix:
+        spans.append(("equal", "".join(a[len(a) - suffix :])))
+    return spans
+
+
+def _matched_spans(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+    spans: list[tuple[str, str]] = []
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            spans.append(("equal", "".join(a[i1:i2])))
+        else:
+            if i2 > i1:
+                spans.append(("delete", "".join(a[i1:i2])))
+            if j2 > j1:
+                spans.append(("insert", "".join(b[j1:j2])))
+    return spans
+
+
+def _sentences(tokens: list[str]) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    start = 0
+    for k, token in enumerate(tokens):
+        if token in _SENTENCE_END:
+            out.append(tuple(tokens[start : k + 1]))
+            start = k + 1
+    if start < len(tokens):
+        out.append(tuple(tokens[start:]))
+    return out
+
+
+def _sentence_spans(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+    """Match whole sentences first, then words inside the sentences that differ."""
+    sa, sb = _sentences(a), _sentences(b)
+    spans: list[tuple[str, str]] = []
+    matcher = SequenceMatcher(None, sa, sb, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        old = [t for sentence in sa[i1:i2] for t in sentence]
+        new = [t for sentence in sb[j1:j2] for t in sentence]
+        if op == "equal":
+            spans.append(("equal", "".join(old)))
+        elif max(len(old), len(new)) <= WORD_DIFF_LIMIT:
+            spans.extend(_matched_spans(old, new))
+        else:
+            if old:
+                spans.append(("delete", "".join(old)))
+            if new:
+                spans.append(("insert", "".join(new)))
+    return spans
 
 
 def _slide_to_word_starts(spans: list[WordSpan]) -> None:

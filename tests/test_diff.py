@@ -156,3 +156,21 @@ def test_diff_words(before: str, after: str, changed: list[tuple[str, str]]) -> 
     assert [(s.op, s.text) for s in spans if s.op != "equal"] == changed
     assert all(s.text for s in spans)
     assert all(a.op != b.op for a, b in itertools.pairwise(spans))
+
+
+def test_a_huge_clause_is_diffed_exactly_by_sentences_then_words() -> None:
+    sentences = [
+        f"Clause {k} says the company may use your content in way number {k}." for k in range(900)
+    ]
+    before = " ".join(sentences)
+    changed = list(sentences)
+    changed[100] = "Clause 100 says the company may train generative AI on your content."
+    changed[700] = changed[700].replace("may use", "may sell")
+    after = " ".join(changed)
+    spans = diff_words(before, after)
+    assert "".join(s.text for s in spans if s.op != "insert") == before
+    assert "".join(s.text for s in spans if s.op != "delete") == after
+    inserted = " ".join(s.text for s in spans if s.op == "insert")
+    assert "sell" in inserted and "generative" in inserted
+    # the untouched sentences stay equal: only a few words are marked
+    assert sum(len(s.text) for s in spans if s.op != "equal") < 300
