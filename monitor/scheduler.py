@@ -76,6 +76,9 @@ FIRST_CHECK_WINDOW = timedelta(minutes=10)
 HEARTBEAT_MAX = 30.0
 DELIVERY_BATCH = 50
 """Rows one delivery run sends at most (keeps a run, and so a graceful stop, short)."""
+FETCHER_LIFETIME = 3600.0
+"""Seconds before the check loop swaps in a fresh Fetcher (HTTP client, Chromium): a daemon runs
+for months, and a long-lived browser grows."""
 WORKER_RETENTION = timedelta(days=7)
 """Rows of stopped or vanished daemons are forgotten after this long."""
 
@@ -406,14 +409,17 @@ class Daemon:
             log.exception("could not release claims (they expire after %s)", human(self.lease))
         log.info("daemon %s stopped", self.worker)
 
-    def run(self, stop: threading.Event) -> None:
-        """Start, wait until ``stop`` is set, stop gracefully."""
+    def run(self, stop: threading.Event) -> bool:
+        """Start, wait until ``stop`` is set, stop gracefully. False if the daemon broke down."""
         self.start()
+        healthy = True
         while not stop.wait(1.0):
             if self._loop_thread is not None and not self._loop_thread.is_alive():
                 log.error("the check loop died; stopping")
+                healthy = False
                 break
         self.stop()
+        return healthy
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -509,21 +515,34 @@ class Daemon:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
-    async def _serve(self) -> None:
+    def _new_fetcher(self) -> Any:
         from monitor.fetcher import Fetcher
 
         fetch = self.config.fetch
-        self._loop_stop = asyncio.Event()
-        async with Fetcher(
+        return Fetcher(
             user_agent=fetch.user_agent,
             timeout=fetch.timeout,
             max_bytes=fetch.max_bytes,
             per_host=fetch.per_host,
             retries=fetch.retries,
-        ) as fetcher:
-            self._fetcher = fetcher
-            self._loop_ready.set()
-            await self._loop_stop.wait()
+        )
+
+    async def _serve(self) -> None:
+        self._loop_stop = asyncio.Event()
+        self._fetcher = await self._new_fetcher().__aenter__()
+        closing: set[asyncio.Task[None]] = set()
+        self._loop_ready.set()
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(self._loop_stop.wait(), FETCHER_LIFETIME)
+                    break
+                except TimeoutError:  # time for a fresh HTTP client (and browser)
+                    old, users = self._fetcher, set(self._tasks)
+                    self._fetcher = await self._new_fetcher().__aenter__()
+                    closer = asyncio.get_running_loop().create_task(self._close(old, users))
+                    closing.add(closer)
+                    closer.add_done_callback(closing.discard)
             tasks = set(self._tasks)
             if tasks:
                 log.info("waiting up to %gs for %d check(s) in flight", self.grace, len(tasks))
@@ -536,6 +555,19 @@ class Daemon:
                     for task in pending:
                         task.cancel()
                     await asyncio.gather(*pending, return_exceptions=True)
+            await asyncio.gather(*closing, return_exceptions=True)
+        finally:
+            await self._close(self._fetcher, set())
+
+    @staticmethod
+    async def _close(fetcher: Any, users: set[asyncio.Task[None]]) -> None:
+        """Close a fetcher once the checks using it are done."""
+        if users:
+            await asyncio.wait(users)
+        try:
+            await fetcher.__aexit__(None, None, None)
+        except Exception:
+            log.exception("closing the fetcher failed")
 
     def _spawn(self, ids: list[str]) -> None:
         for document_id in ids:

@@ -372,3 +372,43 @@ def test_a_body_of_invalid_utf8_is_a_failure_not_a_version(
         second = session.scalars(select(Check).order_by(Check.id)).all()[1]
     assert len(versions) == 1
     assert second.outcome in ("failed", "blocked")
+
+
+def test_the_fetcher_is_renewed_without_breaking_a_check_in_flight(
+    tmp_path: Path,
+    data_dir: Path,
+    database_url: str,
+    sessions: sessionmaker[Session],
+    page_server: PageServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor import scheduler
+    from monitor.fetcher import Fetcher
+
+    opened: list[Fetcher] = []
+    closed: list[Fetcher] = []
+    real_enter, real_exit = Fetcher.__aenter__, Fetcher.__aexit__
+
+    async def enter(self: Fetcher) -> Fetcher:
+        opened.append(self)
+        return await real_enter(self)
+
+    async def exit_(self: Fetcher, *exc: object) -> None:
+        closed.append(self)
+        await real_exit(self, *exc)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Fetcher, "__aenter__", enter)
+    monkeypatch.setattr(Fetcher, "__aexit__", exit_)
+    monkeypatch.setattr(scheduler, "FETCHER_LIFETIME", 0.3)
+    page_server.set("/tos", terms_page())
+    page_server.delay("/tos", 1.0)  # every check spans at least one renewal
+    daemon = start_daemon(
+        tmp_path, database_url, sessions, [("example/terms", page_server.url("/tos"))]
+    )
+    try:
+        wait_until(lambda: len(checks_of(sessions, "example/terms")) >= 2, what="two checks")
+    finally:
+        daemon.stop()
+    assert [c.outcome for c in checks_of(sessions, "example/terms")][:2] == ["first", "unchanged"]
+    assert len(opened) >= 3
+    assert sorted(map(id, closed)) == sorted(map(id, opened))  # every one closed, once

@@ -63,19 +63,20 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         daemon = Daemon(config, app.sessions, worker=worker, web=not no_web)
-        daemon.run(stop)
+        healthy = daemon.run(stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if lock is not None:
             lock.release()
     app.close()
-    if _lingering_threads():
+    status = 0 if healthy else 1  # 1: a supervisor (systemd, Docker) should restart it
+    if _lingering_threads() or not healthy:
         # a delivery stuck in SMTP would keep the interpreter alive: its row is retried later
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(status)
 
 
 def _lingering_threads() -> list[threading.Thread]:
