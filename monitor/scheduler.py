@@ -255,6 +255,7 @@ class Daemon:
         self._checks_done = 0
         self._stopping = threading.Event()
         self._stopped = False
+        self._registered = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._loop_ready = threading.Event()
@@ -304,6 +305,7 @@ class Daemon:
                 if attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+        self._registered = True
         with self.sessions.begin() as session:
             store.prune_workers(session, before=now - WORKER_RETENTION)
             store.register_worker(
@@ -336,7 +338,23 @@ class Daemon:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Prepare the database, start the check loop, the web endpoint and the jobs."""
+        """Start the web endpoint, prepare the database, start the check loop and the jobs.
+
+        If anything fails (a port in use, the database unreachable), what was started is
+        stopped again before the error propagates.
+        """
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        if self.with_web:  # first: a port in use fails before anything is written
+            from monitor.web import serve
+
+            self._web = serve(self.config, self.sessions)
+            log.info("confirm and unsubscribe endpoint at %s", self._web.url)
         self.prepare()
         self._loop_thread = threading.Thread(
             target=self._loop_main, name="tosmon-checks", daemon=True
@@ -344,11 +362,6 @@ class Daemon:
         self._loop_thread.start()
         if not self._loop_ready.wait(30):
             raise RuntimeError("the check loop did not start")
-        if self.with_web:
-            from monitor.web import serve
-
-            self._web = serve(self.config, self.sessions)
-            log.info("confirm and unsubscribe endpoint at %s", self._web.url)
         scheduler = BackgroundScheduler(
             timezone=UTC,
             executors={"default": ThreadPoolExecutor(4)},
@@ -399,6 +412,8 @@ class Daemon:
         if self._web is not None:
             with contextlib.suppress(Exception):
                 self._web.stop()
+        if not self._registered:  # it never got as far as the database
+            return
         try:
             with self.sessions.begin() as session:
                 released = store.release_claims(session, worker=self.worker)
@@ -607,21 +622,24 @@ class Daemon:
         """After a check's transaction: the operator alert (while the claim is held)."""
         with self._lock:
             self._checks_done += 1
-        try:
-            from monitor.alerts import update_alert
-
-            with self.sessions.begin() as session:
-                document = store.lock_document(session, result.document_id)
-                alert = None
-                if document is not None:
-                    alert = update_alert(
-                        session, document, alerts=self.config.alerts, now=self.clock()
-                    )
-        except Exception:
-            log.exception("could not update the alert state of %s", result.document_id)
-            return
-        if alert is not None or result.outcome == "changed":
+        alerted = self._update_alert(result.document_id)
+        if alerted or result.outcome == "changed":
             self._wake_delivery()
+
+    def _update_alert(self, document_id: str) -> bool:
+        """Queue the failing / recovered alert the document's state calls for; True if one was."""
+        from monitor.alerts import update_alert
+
+        try:
+            with self.sessions.begin() as session:
+                document = store.lock_document(session, document_id)
+                if document is None:
+                    return False
+                alert = update_alert(session, document, alerts=self.config.alerts, now=self.clock())
+        except Exception:
+            log.exception("could not update the alert state of %s", document_id)
+            return False
+        return alert is not None
 
     def _record_internal_failure(self, document_id: str, exc: Exception) -> None:
         from monitor.tracker import record_fetch
@@ -639,6 +657,8 @@ class Daemon:
                     interval=self.interval_for(document),
                     worker=self.worker,
                 )
+        if self._update_alert(document_id):
+            self._wake_delivery()
 
     def _forget(self, ids: Collection[str]) -> None:
         with self._lock:

@@ -50,6 +50,7 @@ def write_config(
     timeout: float = 2.0,
     concurrency: int = 8,
     per_host: int = 4,
+    bind: str = "127.0.0.1:0",
     extra: str = "",
 ) -> Path:
     """A config: ``documents`` are (id, url) pairs; no catalog; mail to 127.0.0.1:smtp_port."""
@@ -80,7 +81,7 @@ per_host = {per_host}
 {mail}sender = "tos-monitor <tosmon@example.org>"
 
 [web]
-bind = "127.0.0.1:0"
+bind = "{bind}"
 
 [alerts]
 {alerts}after_failures = {after_failures}

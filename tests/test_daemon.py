@@ -7,6 +7,7 @@ SQLite and on PostgreSQL (the two-daemon test on PostgreSQL only).
 from __future__ import annotations
 
 import json
+import socket
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -17,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.db import alembic_config, current_revision, head_revision
-from monitor.models import Blob, Change, Check, Document, Version
+from monitor.models import Blob, Change, Check, Document, Version, Worker
 from monitor.outbox import CRASH_ENV
 from monitor.subscriptions import as_filter
 from monitor.subscriptions import subscribe as add_subscriber
@@ -485,3 +486,26 @@ def test_a_second_daemon_on_the_same_sqlite_database_refuses_to_start(
         assert first.terminate() == 0
     status = json.loads(tosmon(config, "status", "--json", env=env).stdout)
     assert status["running"] is False
+
+
+def test_a_web_port_in_use_stops_run_with_one_line(
+    tmp_path: Path, data_dir: Path, database_url: str, sessions: sessionmaker[Session]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        bind = f"127.0.0.1:{taken.getsockname()[1]}"
+        config = write_config(
+            tmp_path / "tosmon.toml",
+            database_url=database_url,
+            documents=[],
+            smtp_port=None,
+            bind=bind,
+        )
+        result = tosmon(config, "run", env=environment(data_dir))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"web.bind: cannot listen on {bind}" in lines[0]
+    with sessions() as session:  # nothing was left behind as a "running" daemon
+        assert session.scalars(select(Worker)).all() == []
