@@ -100,6 +100,12 @@ class FetchResult:
         return False
 
 
+GARBLED_MIN_CHARS = 16
+GARBLED_SHARE = 0.01
+"""A body with more undecodable characters than this (and this share of its text) is broken,
+not a page: a stray invalid byte in a footer is tolerated, a body of garbage is a failure."""
+
+
 def _codec_for(charset: str | None) -> str:
     if not charset:
         return "utf-8"
@@ -559,6 +565,15 @@ class Fetcher:
         if textual and (block := _classify_block(text, status)):
             reason, transient = block
             raise FetchError(f"{url}: {reason}", blocked=True, transient=transient, status=status)
+        if textual and (garbled := text.count("\ufffd")) > max(
+            GARBLED_MIN_CHARS, GARBLED_SHARE * len(text)
+        ):
+            raise FetchError(
+                f"{url}: body is not valid {charset or 'utf-8'} "
+                f"({garbled} undecodable characters in {len(text)}): a broken or binary response",
+                transient=True,
+                status=status,
+            )
         return result
 
     def _raise_for_status(

@@ -584,3 +584,9 @@ def test_render_reports_blocks_and_missing_pages(page_server: PageServer) -> Non
     captcha, missing = run(both())
     assert captcha.blocked
     assert missing.status == 404
+
+
+def test_a_body_of_garbage_bytes_is_a_failure_not_a_page(page_server: PageServer) -> None:
+    page_server.set("/garbage", bytes(range(128, 256)) * 20 + b"<p>\xff\xfe</p>")
+    with pytest.raises(FetchError, match="not valid utf-8"):
+        run(fetch(page_server.url("/garbage")))

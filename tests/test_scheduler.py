@@ -345,11 +345,6 @@ def test_an_unexpected_error_in_one_check_is_recorded_and_the_daemon_goes_on(
     assert checks_of(sessions, "fine/terms")[0].outcome == "first"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fetcher decodes a body of invalid UTF-8 with replacement characters and the "
-    "tracker records it as a new version (reported to the fetcher/tracker owners)",
-)
 def test_a_body_of_invalid_utf8_is_a_failure_not_a_version(
     tmp_path: Path,
     data_dir: Path,
