@@ -500,8 +500,7 @@ async def check_documents(
             except FetchError as exc:
                 fetched = exc
             duration = time.perf_counter() - started
-            result = _record_quietly_unchanged(
-                sessions,
+            result = quiet.offer(
                 target,
                 fetched,
                 now=now(),
@@ -530,67 +529,82 @@ async def check_documents(
                 on_result(result)
             return result
 
-    return list(await asyncio.gather(*(one(d) for d in document_ids)))
+    quiet = QuietChecks(sessions, [])
+    try:
+        return list(await asyncio.gather(*(one(d) for d in document_ids)))
+    finally:
+        quiet.flush()
 
 
-def _record_quietly_unchanged(
-    sessions: sessionmaker[Session],
-    target: Document,
-    fetched: object,
-    *,
-    now: datetime,
-    duration: float,
-    interval_for: Callable[[Document], timedelta],
-    worker: str | None,
-) -> CheckResult | None:
-    """The common case, recorded with three plain statements: a healthy document whose page
-    differs from the last one only by its per-request tokens (or a 304). None otherwise.
+@dataclass
+class QuietChecks:
+    """Healthy unchanged checks waiting to be written together (the common case of a cycle).
 
-    ``target`` is the document as loaded at the start of the cycle; a document that is failing,
-    settling a flip or has no version yet takes the full path.
+    A document whose page differs from the last one only by its per-request tokens (or that
+    answered 304) needs no extraction and no decision: its check row and timestamps are written
+    in batches of ``BATCH`` with three statements, instead of a transaction per document. A crash
+    before a flush loses only those check rows; the documents are then simply due again.
     """
-    if (
-        isinstance(fetched, FetchError)
-        or target.current_version_id is None
-        or target.consecutive_failures
-        or target.settling_version_id is not None
-    ):
-        return None
-    not_modified = bool(getattr(fetched, "not_modified", False))
-    fingerprint = None
-    if not not_modified:
-        fingerprint = page_fingerprint(fetched.content, fetched.media_type)  # type: ignore[attr-defined]
-        if fingerprint != target.page_fingerprint:
+
+    sessions: sessionmaker[Session]
+    pending: list[store.UnchangedCheck]
+
+    BATCH = 200
+
+    def offer(
+        self,
+        target: Document,
+        fetched: object,
+        *,
+        now: datetime,
+        duration: float,
+        interval_for: Callable[[Document], timedelta],
+        worker: str | None,
+    ) -> CheckResult | None:
+        """Queue the check if it is quietly unchanged; None when it needs the full path."""
+        if (
+            isinstance(fetched, FetchError)
+            or target.current_version_id is None
+            or target.consecutive_failures
+            or target.settling_version_id is not None
+        ):
             return None
-    status = getattr(fetched, "status", None)
-    with sessions.begin() as session:
-        recorded = store.record_unchanged_check(
-            session,
-            target.id,
-            version_id=target.current_version_id,
-            now=now,
-            next_check_at=now + interval_for(target),
-            check=Check(
+        not_modified = bool(getattr(fetched, "not_modified", False))
+        fingerprint = None
+        if not not_modified:
+            fingerprint = page_fingerprint(fetched.content, fetched.media_type)  # type: ignore[attr-defined]
+            if fingerprint != target.page_fingerprint:
+                return None
+        status = getattr(fetched, "status", None)
+        self.pending.append(
+            store.UnchangedCheck(
                 document_id=target.id,
-                checked_at=now,
-                duration=duration,
-                outcome="unchanged",
-                http_status=status,
-                page_fingerprint=fingerprint,
                 version_id=target.current_version_id,
+                checked_at=now,
+                next_check_at=now + interval_for(target),
+                duration=duration,
+                http_status=status,
+                fingerprint=fingerprint,
+                etag=target.etag if not_modified else getattr(fetched, "etag", None),
+                last_modified=(
+                    target.last_modified
+                    if not_modified
+                    else getattr(fetched, "last_modified", None)
+                ),
                 worker=worker,
-            ),
-            etag=getattr(fetched, "etag", None) if not not_modified else target.etag,
-            last_modified=(
-                getattr(fetched, "last_modified", None)
-                if not not_modified
-                else target.last_modified
-            ),
+            )
         )
-    if not recorded:  # the document changed under us (another process): take the full path
-        return None
-    detail = "not modified (304)" if not_modified else "same page"
-    return CheckResult(target.id, "unchanged", detail, http_status=status, duration=duration)
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+        detail = "not modified (304)" if not_modified else "same page"
+        return CheckResult(target.id, "unchanged", detail, http_status=status, duration=duration)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        batch, self.pending = self.pending, []
+        with self.sessions.begin() as session:
+            store.record_unchanged_checks(session, batch)
 
 
 def _record_in_transaction(

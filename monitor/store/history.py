@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.clauses import ChangeReport
@@ -270,46 +270,76 @@ def count_versions(session: Session, document_id: str) -> int:
     )
 
 
-def record_unchanged_check(
-    session: Session,
-    document_id: str,
-    *,
-    version_id: int,
-    now: datetime,
-    next_check_at: datetime,
-    check: Check,
-    etag: str | None,
-    last_modified: str | None,
-) -> bool:
-    """Record a healthy unchanged check in three statements; False (nothing written) when the
-    document's current version or health changed since it was loaded."""
-    updated = session.execute(
-        update(Document)
+@dataclass(frozen=True, slots=True)
+class UnchangedCheck:
+    """A healthy check that found the page unchanged, waiting to be written in a batch."""
+
+    document_id: str
+    version_id: int
+    checked_at: datetime
+    next_check_at: datetime
+    duration: float
+    http_status: int | None
+    fingerprint: str | None
+    etag: str | None
+    last_modified: str | None
+    worker: str | None
+
+
+def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) -> None:
+    """Write a batch of unchanged checks with three executemany statements.
+
+    A document whose current version moved on since the check began keeps its newer state
+    (the guard on ``current_version_id``); its check row is still recorded.
+    """
+    session.execute(
+        update(Document.__table__)
         .where(
-            Document.id == document_id,
-            Document.current_version_id == version_id,
-            Document.consecutive_failures == 0,
-            Document.settling_version_id.is_(None),
+            Document.__table__.c.id == bindparam("b_id"),
+            Document.__table__.c.current_version_id == bindparam("b_version"),
         )
         .values(
-            last_check_at=now,
-            next_check_at=next_check_at,
-            last_success_at=now,
-            etag=etag,
-            last_modified=last_modified,
-        )
-        .execution_options(synchronize_session=False)
+            last_check_at=bindparam("b_at"),
+            last_success_at=bindparam("b_at"),
+            next_check_at=bindparam("b_next"),
+            etag=bindparam("b_etag"),
+            last_modified=bindparam("b_modified"),
+        ),
+        [
+            {
+                "b_id": c.document_id,
+                "b_version": c.version_id,
+                "b_at": c.checked_at,
+                "b_next": c.next_check_at,
+                "b_etag": c.etag,
+                "b_modified": c.last_modified,
+            }
+            for c in checks
+        ],
     )
-    if updated.rowcount != 1:
-        return False
     session.execute(
-        update(Version)
-        .where(Version.id == version_id)
-        .values(last_seen_at=now)
-        .execution_options(synchronize_session=False)
+        update(Version.__table__)
+        .where(Version.__table__.c.id == bindparam("b_version"))
+        .values(last_seen_at=bindparam("b_at")),
+        [{"b_version": c.version_id, "b_at": c.checked_at} for c in checks],
     )
-    session.add(check)
-    return True
+    session.execute(
+        insert(Check.__table__),
+        [
+            {
+                "document_id": c.document_id,
+                "checked_at": c.checked_at,
+                "duration": c.duration,
+                "outcome": "unchanged",
+                "http_status": c.http_status,
+                "error": None,
+                "page_fingerprint": c.fingerprint,
+                "version_id": c.version_id,
+                "worker": c.worker,
+            }
+            for c in checks
+        ],
+    )
 
 
 def record_failure(document: Document, *, error: str, now: datetime) -> None:
