@@ -43,7 +43,7 @@ def write_config(
     documents: Sequence[tuple[str, str]],
     smtp_port: int | None,
     interval: str = "1s",
-    lease: str = "3s",
+    lease: str = "2s",
     jitter: float = 0.0,
     alerts_email: str | None = "ops@example.org",
     after_failures: int = 2,

@@ -155,7 +155,7 @@ def test_a_daemon_killed_during_a_check_leaves_no_trace_and_the_next_one_reports
     assert_consistent(engine, sessions)
     page_server.delay("/tos", 0)
     with Daemon(config, env=env, log=tmp_path / "second.log") as second:
-        # the dead daemon's claim expires after its lease (3 s), then the check is redone
+        # the dead daemon's claim expires after its lease (2 s), then the check is redone
         wait_until(lambda: smtp_server.envelopes, what="the report", daemon=second)
         seen = len(checks_of(sessions, "example/terms"))
         wait_until(lambda: len(checks_of(sessions, "example/terms")) > seen, what="a check")
