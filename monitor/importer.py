@@ -45,7 +45,7 @@ class ImportSummary:
     def line(self) -> str:
         by_severity = ", ".join(f"{self.severities[s]} {s}" for s in reversed(SEVERITIES))
         extra = f", {self.skipped} already imported" if self.skipped else ""
-        bad = f", {len(self.unreadable)} unreadable" if self.unreadable else ""
+        bad = f", {len(self.unreadable)} refused (error pages)" if self.unreadable else ""
         return (
             f"{self.document_id}: {self.captures} captures, {self.imported} imported{extra}{bad}; "
             f"changes: {by_severity}"
@@ -123,8 +123,11 @@ def import_document(
     session = sessions()
     try:
         document = _document(session, document_id, service, type_, first_seen=captures[0][0])
+        # history is appended, never inserted: skip what is not newer than the last capture
+        # recorded (imported or checked)
         latest = store.version_at(session, document_id, None)
-        start_after = latest.seen_at if latest is not None else None
+        marks = [t for t in (document.last_check_at, latest and latest.seen_at) if t is not None]
+        start_after = max(marks) if marks else None
         pending = 0
         for when, path in captures:
             if start_after is not None and when <= start_after:
@@ -136,10 +139,13 @@ def import_document(
             except (OSError, ExtractError) as exc:
                 summary.unreadable.append(f"{path.name}: {exc}")
                 continue
-            record_text(
+            result = record_text(
                 session, document, clauses, raw=None, now=when, notify=False, source="import"
             )
             document.last_check_at = when
+            if result.outcome == "failed":
+                summary.unreadable.append(f"{path.name}: {result.detail}")
+                continue
             summary.imported += 1
             pending += 1
             if pending >= COMMIT_EVERY:

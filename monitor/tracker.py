@@ -225,7 +225,11 @@ def record_text(
     notify: bool = True,
     source: str = "check",
 ) -> CheckResult:
-    """Record an extracted text seen at ``now``: unchanged, a baseline, or a change."""
+    """Record an extracted text seen at ``now``: unchanged, a baseline, or a change.
+
+    A text far shorter than the last version is taken for an error page (archives hold those
+    too) and recorded as a failed check, never a version.
+    """
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
     if current is not None:
@@ -244,7 +248,8 @@ def record_text(
                 notify=notify,
             )
         old_text = store.version_text(session, current)
-        if len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text):
+        shrunk = len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text)
+        if shrunk:
             return _record_failure(
                 session,
                 document,
