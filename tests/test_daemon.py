@@ -267,7 +267,17 @@ def assert_consistent(engine: Engine, sessions: sessionmaker[Session]) -> None:
             assert check.version_id is not None
 
 
-MISBEHAVIOURS = ("timeout", "reset", "error", "truncated", "captcha", "empty", "huge", "loop")
+MISBEHAVIOURS = (
+    "timeout",
+    "reset",
+    "error",
+    "truncated",
+    "captcha",
+    "empty",
+    "huge",
+    "loop",
+    "garbled",
+)
 
 
 def misbehave(server: PageServer, name: str) -> None:
@@ -289,6 +299,8 @@ def misbehave(server: PageServer, name: str) -> None:
     elif name == "loop":
         server.redirect(path, "/loop-back")
         server.redirect("/loop-back", path)
+    elif name == "garbled":  # declared UTF-8, mostly invalid bytes
+        server.set(path, bytes(range(128, 256)) * 20 + terms_page().encode()[:200])
 
 
 def behave(server: PageServer, name: str) -> None:
@@ -354,7 +366,16 @@ def test_a_misbehaving_server_gives_failures_with_reasons_and_one_alert_each_way
         assert sum("Last error:" in b for b in about) == 1  # failing, with the reason
         assert sum("checked successfully again" in b for b in about) == 1  # recovered
     reasons = " ".join(bodies)
-    for phrase in ("timed out", "reset", "500", "larger than", "redirect loop", "empty"):
+    for phrase in (
+        "timed out",
+        "reset",
+        "500",
+        "larger than",
+        "redirect loop",
+        "empty",
+        "not valid utf-8",
+        "bot challenge",
+    ):
         assert phrase in reasons
 
 
