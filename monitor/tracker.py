@@ -42,6 +42,9 @@ SETTLE_AFTER = timedelta(days=3)
 SHRINK_RATIO = 0.3
 """A new text shorter than this share of the last version is treated as an error page."""
 SHRINK_MIN_CHARS = 1000
+SHRINK_CONFIRMATIONS = 3
+"""A much shorter text is accepted once the same text came back this many checks in a row: a
+page that really got shorter is not refused for ever."""
 
 
 _HIDDEN_BLOCKS = re.compile(
@@ -249,17 +252,19 @@ def record_text(
             )
         old_text = store.version_text(session, current)
         shrunk = len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text)
-        if shrunk:
+        if shrunk and not _shrink_confirmed(session, document, text):
             return _record_failure(
                 session,
                 document,
                 f"extracted text is {len(text)} characters, {100 * len(text) // len(old_text)}% "
-                f"of the last version's {len(old_text)}: probably an error or block page",
+                f"of the last version's {len(old_text)}: probably an error or block page "
+                f"(accepted if it stays for {SHRINK_CONFIRMATIONS} checks in a row)",
                 now=now,
                 duration=duration,
                 worker=worker,
                 status=status,
                 blocked=True,
+                fingerprint=_shrunk_text_mark(text),
             )
     version = store.add_version(
         session,
@@ -369,6 +374,19 @@ def settle(
     return change.id
 
 
+def _shrunk_text_mark(text: str) -> str:
+    return "shrunk:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:56]
+
+
+def _shrink_confirmed(session: Session, document: Document, text: str) -> bool:
+    """True when the previous checks all refused this same shorter text (this is the last one)."""
+    mark = _shrunk_text_mark(text)
+    earlier = store.last_checks(session, document.id, limit=SHRINK_CONFIRMATIONS - 1)
+    return len(earlier) == SHRINK_CONFIRMATIONS - 1 and all(
+        check.page_fingerprint == mark for check in earlier
+    )
+
+
 def _enqueue(session: Session, change: object, document: Document, now: datetime) -> None:
     from monitor.outbox import enqueue_change
 
@@ -446,6 +464,7 @@ def _record_failure(
     worker: str | None,
     status: int | None,
     blocked: bool,
+    fingerprint: str | None = None,
 ) -> CheckResult:
     store.record_failure(document, error=error, now=now)
     _add_check(
@@ -457,6 +476,7 @@ def _record_failure(
         worker,
         status,
         error=error,
+        fingerprint=fingerprint,
     )
     return CheckResult(
         document.id, "failed", error, http_status=status, duration=duration, blocked=blocked

@@ -245,3 +245,17 @@ def test_a_flip_back_is_quiet_but_a_return_that_stays_is_reported(sessions) -> N
             c.kind == "removed" and "artificial intelligence" in (c.before or "")
             for c in settled[0].clauses
         )
+
+
+def test_a_page_that_really_got_shorter_is_accepted_once_it_stays(terms, sessions) -> None:
+    run_checks(sessions, ["ex/terms"])
+    short = (
+        "<html><body><main><h1>Terms</h1><p>We now keep it short: be nice.</p></main></body></html>"
+    )
+    terms.set("/tos", short)
+    outcomes = [run_checks(sessions, ["ex/terms"])[0].outcome for _ in range(3)]
+    assert outcomes == ["failed", "failed", "changed"]
+    assert count(sessions, Version) == 2
+    # a different short page in between restarts the count
+    terms.set("/tos", terms_page())
+    run_checks(sessions, ["ex/terms"])
