@@ -189,3 +189,41 @@ def test_broken_config_names_file_line_and_key(tmp_path: Path, data_dir: Path) -
 def test_every_command_has_help_text() -> None:
     for name, command in main.commands.items():
         assert command.help, f"tosmon {name} has no help text"
+
+
+def test_check_skips_a_document_a_daemon_is_checking(config_file, database_url) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.db import make_engine, session_factory
+    from monitor.store import scheduling
+
+    tosmon(config_file, "documents")  # declares the documents
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            claimed = scheduling.claim_due_documents(
+                session,
+                worker="daemon-elsewhere",
+                now=datetime.now(UTC),
+                lease=timedelta(minutes=5),
+                limit=1,
+                only=["example/terms-of-service"],
+                due_only=False,
+            )
+        assert claimed == ["example/terms-of-service"]
+        status, out = tosmon(config_file, "check", "--json", "--no-send")
+        assert status == 0
+        results = {r["document"]: r["outcome"] for r in json.loads(out)}
+        assert results == {
+            "example/terms-of-service": "skipped",
+            "example/privacy-policy": "failed",
+        }
+        with session_factory(engine)() as session:  # check released only its own claims
+            from monitor.models import Document
+
+            assert (
+                session.get(Document, "example/terms-of-service").claimed_by == "daemon-elsewhere"
+            )
+            assert session.get(Document, "example/privacy-policy").claimed_by is None
+    finally:
+        engine.dispose()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +24,13 @@ from monitor.cli.app import (
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
 from monitor.errors import MonitorError
 
-OUTCOME_COLOURS = {"first": "cyan", "unchanged": None, "changed": "yellow", "failed": "red"}
+OUTCOME_COLOURS = {
+    "first": "cyan",
+    "unchanged": None,
+    "changed": "yellow",
+    "failed": "red",
+    "skipped": "magenta",
+}
 
 
 @main.command()
@@ -99,14 +107,31 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     """Check documents now, once (all declared documents when no ID is given).
 
     Prints per document: first (a baseline), unchanged, changed (with a summary) or failed (with
-    the reason). Exit status 0 whenever the checks ran, whatever they found. Reports queued by
-    the changes found are delivered before the command exits (unless --no-send).
+    the reason); skipped when a running daemon is checking that document at this moment. Exit
+    status 0 whenever the checks ran, whatever they found. Reports queued by the changes found
+    are delivered before the command exits (unless --no-send).
     """
     from monitor.fetcher import Fetcher
-    from monitor.tracker import check_documents
+    from monitor.store import scheduling
+    from monitor.tracker import CheckResult, check_documents
 
     selected = _selected_ids(app, ids)
     fetch = app.config.fetch
+    worker = f"check:{socket.gethostname()}:{os.getpid()}"
+    with app.sessions.begin() as session:
+        claimed = set(
+            scheduling.claim_due_documents(
+                session,
+                worker=worker,
+                now=utcnow(),
+                lease=app.config.daemon.lease,
+                limit=len(selected),
+                only=selected,
+                due_only=False,
+            )
+        )
+    busy = [d for d in selected if d not in claimed]
+    selected = [d for d in selected if d in claimed]
 
     async def run():  # type: ignore[no-untyped-def]
         async with Fetcher(
@@ -122,9 +147,17 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
                 fetcher=fetcher,
                 interval_for=interval_for(app),
                 concurrency=fetch.concurrency,
+                worker=worker,
             )
 
-    results = asyncio.run(run())
+    try:
+        results = asyncio.run(run())
+    finally:
+        with app.sessions.begin() as session:
+            scheduling.release_claims(session, worker=worker)
+    results += [
+        CheckResult(d, "skipped", "being checked by a running daemon right now") for d in busy
+    ]
     delivered = None if no_send else _deliver(app)
     if as_json:
         emit_json([r.as_dict() for r in results])

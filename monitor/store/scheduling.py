@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Check, Delivery, Document, Worker
@@ -50,17 +50,20 @@ def claim_due_documents(
     lease: timedelta,
     limit: int,
     only: Collection[str] | None = None,
+    due_only: bool = True,
 ) -> list[str]:
     """Claim up to ``limit`` due, unclaimed documents for ``worker``; their ids, most overdue first.
 
     ``only`` restricts the claim to these ids (the documents the daemon's config declares;
-    documents no longer declared keep their history but are not checked).
+    documents no longer declared keep their history but are not checked). ``due_only=False``
+    claims them whether due or not (``tosmon check`` checks now, but never alongside a daemon).
     """
     if limit <= 0 or (only is not None and not only):
         return []
+    due = _due(now) if due_only else true()
     candidates = (
         select(Document.id)
-        .where(_due(now), _unclaimed(now))
+        .where(due, _unclaimed(now))
         .order_by(Document.next_check_at.asc().nulls_first(), Document.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -69,7 +72,7 @@ def claim_due_documents(
         candidates = candidates.where(Document.id.in_(list(only)))
     statement = (
         update(Document)
-        .where(Document.id.in_(candidates.scalar_subquery()), _due(now), _unclaimed(now))
+        .where(Document.id.in_(candidates.scalar_subquery()), due, _unclaimed(now))
         .values(claimed_by=worker, claim_expires_at=now + lease)
         .returning(Document.id, Document.next_check_at)
         .execution_options(synchronize_session=False)
