@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -20,6 +21,7 @@ import os
 import re
 import secrets
 import stat
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -327,18 +329,8 @@ def load_secret_key(key_file: Path, *, env: Mapping[str, str] = os.environ) -> b
             raise ConfigError(f"{SECRET_KEY_ENV} is too short: use at least 16 characters")
         return from_env.encode("utf-8")
     key_file = Path(key_file)
-    try:
-        key_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"cannot create the key file {key_file}: {exc.strerror}") from exc
-    else:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_urlsafe(48) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+    if not key_file.exists():
+        _create_key_file(key_file)
     try:
         mode = key_file.stat().st_mode
         text = key_file.read_text(encoding="ascii").strip()
@@ -352,6 +344,26 @@ def load_secret_key(key_file: Path, *, env: Mapping[str, str] = os.environ) -> b
     if len(text) < 16:
         raise ConfigError(f"the key file {key_file} holds no usable key (too short)")
     return text.encode("ascii")
+
+
+def _create_key_file(key_file: Path) -> None:
+    """Write a new key to a private temporary file, then link it into place: a second process
+    starting at the same moment either wins the link or reads the complete winner, never a
+    half-written file."""
+    try:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".key-", dir=key_file.parent)  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):  # another process won: use theirs
+                os.link(tmp, key_file)
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the key file {key_file}: {exc.strerror}") from exc
 
 
 def severity_at_least(severity: str, floor: str) -> bool:

@@ -258,3 +258,25 @@ def test_cli_report_renders_a_change(
     assert "{+ and to train our AI models.+}" in out
     assert "<ins " in html.read_text()
     assert run("report", "999")[0] == 1
+
+
+def test_processes_starting_together_share_one_key_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    key_file = tmp_path / "keys" / "secret.key"
+    code = (
+        "import sys; from pathlib import Path; from monitor.subscriptions import load_secret_key; "
+        "print(load_secret_key(Path(sys.argv[1]), env={}).decode())"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(key_file)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(keys) == 1 and len(keys.pop()) >= 16
+    assert (key_file.stat().st_mode & 0o777) == 0o600
+    assert [p.name for p in key_file.parent.iterdir()] == ["secret.key"]
