@@ -108,6 +108,8 @@ class MailConfig:
     password_env: str | None = None
     sender: str = "tos-monitor <tosmon@localhost>"
     folder: Path = field(default_factory=lambda: default_data_dir() / "mail")
+    retry_after: timedelta = timedelta(minutes=1)  # first retry when SMTP is down; then doubles
+    retry_max: timedelta = timedelta(hours=6)  # the longest wait between two attempts
 
     def password(self, env: Mapping[str, str] = os.environ) -> str | None:
         """The SMTP password from ``env[password_env]``; None when no variable is configured."""
@@ -470,7 +472,17 @@ DOCUMENT_KEYS = ("id", "service", "type", "url", "select", "remove", "interval",
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "storage": ("database_url", "data_dir"),
     "fetch": ("user_agent", "timeout", "max_bytes", "per_host", "retries", "concurrency"),
-    "mail": ("host", "port", "security", "username", "password_env", "sender", "folder"),
+    "mail": (
+        "host",
+        "port",
+        "security",
+        "username",
+        "password_env",
+        "sender",
+        "folder",
+        "retry_after",
+        "retry_max",
+    ),
     "web": ("bind", "base_url", "secret_key_file"),
     "alerts": ("email", "after_failures"),
     "daemon": (
@@ -522,6 +534,8 @@ def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
         password_env=password_env,
         sender=sender,
         folder=t.path_value("folder", base) or data_dir / "mail",
+        retry_after=t.interval("retry_after") or MailConfig.retry_after,
+        retry_max=t.interval("retry_max") or MailConfig.retry_max,
     )
 
 

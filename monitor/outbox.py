@@ -35,7 +35,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render
-from monitor.config import Config
+from monitor.config import Config, MailConfig
 from monitor.errors import DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
 from monitor.models import Change, Delivery, Document, Subscriber
@@ -98,9 +98,11 @@ def default_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def backoff(attempts: int) -> timedelta:
+def backoff(
+    attempts: int, *, base: timedelta = BACKOFF_BASE, ceiling: timedelta = BACKOFF_MAX
+) -> timedelta:
     """How long to wait after ``attempts`` failed tries: 1, 2, 4 ... minutes, at most 6 hours."""
-    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+    return min(base * (2 ** max(attempts - 1, 0)), ceiling)
 
 
 def new_message_id(kind: str, *parts: object) -> str:
@@ -492,7 +494,14 @@ def _deliver_one(
             message, skip_reason = None, str(exc)
         except (DeliveryError, SubscriptionError) as exc:
             outcome = _record_failure(
-                sessions, delivery_id, worker, now(), str(exc), permanent=True, bounce=False
+                sessions,
+                delivery_id,
+                worker,
+                now(),
+                str(exc),
+                permanent=True,
+                bounce=False,
+                mail=config.mail,
             )
             return outcome, False
     if message is None:
@@ -503,12 +512,20 @@ def _deliver_one(
         mailer.send(message)
     except SMTPUnavailable as exc:
         log.warning("delivery %s postponed: %s", delivery_id, exc)
-        outcome = _record_failure(sessions, delivery_id, worker, now(), str(exc), permanent=False)
+        outcome = _record_failure(
+            sessions, delivery_id, worker, now(), str(exc), permanent=False, mail=config.mail
+        )
         return outcome, True
     except DeliveryError as exc:
         log.warning("delivery %s to %s failed: %s", delivery_id, message["To"], exc)
         outcome = _record_failure(
-            sessions, delivery_id, worker, now(), str(exc), permanent=not exc.transient
+            sessions,
+            delivery_id,
+            worker,
+            now(),
+            str(exc),
+            permanent=not exc.transient,
+            mail=config.mail,
         )
         return outcome, False
     _crash_point("after_send")
@@ -560,9 +577,11 @@ def _record_failure(
     error: str,
     *,
     permanent: bool,
+    mail: MailConfig,
     bounce: bool = True,
 ) -> str:
-    """Retry later with backoff, or fail the row for good (and count a bounce)."""
+    """Retry later with backoff ([mail] retry_after, doubling up to retry_max), or fail the row
+    for good (and count a bounce)."""
     with sessions.begin() as session:
         delivery = session.get(Delivery, delivery_id, populate_existing=True)
         if delivery is None or delivery.status != "sending" or delivery.claimed_by != worker:
@@ -572,7 +591,9 @@ def _record_failure(
         delivery.claim_expires_at = None
         if not permanent and delivery.attempts < MAX_ATTEMPTS:
             delivery.status = "pending"
-            delivery.next_attempt_at = at + backoff(delivery.attempts)
+            delivery.next_attempt_at = at + backoff(
+                delivery.attempts, base=mail.retry_after, ceiling=mail.retry_max
+            )
             return "retried"
         delivery.status = "failed"
         if delivery.kind == "digest":

@@ -26,15 +26,6 @@ SECRET = "test-secret-key-0123456789abcdef"
 
 T = TypeVar("T")
 
-# Runs the CLI with the outbox's retry backoff shortened to a second (the real one starts at a
-# minute), so a test can watch retries after an SMTP outage in seconds.
-FAST_RETRY_BOOT = (
-    "import datetime, sys; import monitor.outbox as o; "
-    "o.BACKOFF_BASE = datetime.timedelta(seconds=1); "
-    "o.BACKOFF_MAX = datetime.timedelta(seconds=2); "
-    "from monitor.cli import main; sys.argv[0] = 'tosmon'; main()"
-)
-
 
 def write_config(
     path: Path,
@@ -79,6 +70,8 @@ per_host = {per_host}
 
 [mail]
 {mail}sender = "tos-monitor <tosmon@example.org>"
+retry_after = "1s"
+retry_max = "2s"
 
 [web]
 bind = "{bind}"
@@ -133,19 +126,15 @@ class Daemon:
         env: dict[str, str],
         log: Path,
         args: Sequence[str] = (),
-        boot: str | None = None,
     ) -> None:
         self.config = config
         self.env = env
         self.log_path = log
         self.args = list(args)
-        self.boot = boot
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Daemon:
-        command = (
-            [sys.executable, "-c", self.boot] if self.boot else [sys.executable, "-m", "monitor"]
-        )
+        command = [sys.executable, "-m", "monitor"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*command, "--config", str(self.config), "run", *self.args],

@@ -23,7 +23,6 @@ from monitor.outbox import CRASH_ENV
 from monitor.subscriptions import as_filter
 from monitor.subscriptions import subscribe as add_subscriber
 from tests.daemonkit import (
-    FAST_RETRY_BOOT,
     Daemon,
     checks_of,
     count_checks,
@@ -228,7 +227,7 @@ def test_reports_queued_during_an_smtp_outage_are_each_delivered_once(
     env = environment(data_dir)
     subscribe(sessions)
     smtp_server.stop()
-    with Daemon(config, env=env, log=tmp_path / "daemon.log", boot=FAST_RETRY_BOOT) as daemon:
+    with Daemon(config, env=env, log=tmp_path / "daemon.log") as daemon:
         wait_until(lambda: count_checks(sessions) >= 2, what="baselines", daemon=daemon)
         page_server.set("/a", terms_page(extra=AI_TRAINING))
         page_server.set("/b", terms_page(extra=AI_TRAINING))
