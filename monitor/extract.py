@@ -668,6 +668,9 @@ def _strip_emphasis(match: re.Match[str]) -> str:
     return match.group(0) if before.isspace() and after.isspace() else ""
 
 
+_PERMALINK = re.compile(r"\[[#¶§]?\]\([^)]*\)")
+
+
 def _inline(markdown: str) -> str:
     """Markdown inline syntax → plain normalised text (link text kept, targets dropped)."""
     escaped = "\\" in markdown
@@ -675,6 +678,7 @@ def _inline(markdown: str) -> str:
         markdown = _ESCAPED.sub(lambda m: m.group(1).translate(_PROTECT), markdown)
     if "[" in markdown:
         markdown = _IMAGE.sub("", markdown)
+        markdown = _PERMALINK.sub("", markdown)  # a heading's [#](#anchor) or [¶](...)
         markdown = _LINK.sub(r"\1", markdown)
         markdown = _REFERENCE_LINK.sub(r"\1", markdown)
     if "<" in markdown:
