@@ -93,7 +93,9 @@ class ChangeView:
 
     @property
     def shown_clauses(self) -> tuple[ClauseView, ...]:
-        return tuple(c for c in self.clauses if c.severity != "cosmetic")
+        """The clauses a reader is shown: most severe first, then in document order."""
+        shown = [c for c in self.clauses if c.severity != "cosmetic"]
+        return tuple(sorted(shown, key=lambda c: -severity_rank(c.severity)))
 
     @property
     def cosmetic_count(self) -> int:

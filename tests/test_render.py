@@ -178,3 +178,13 @@ def test_confirmation_and_alert_emails_have_both_parts(renderer: str) -> None:
     assert needle in email.text and needle in email.html
     if renderer == "alert":
         assert "HTTP &lt;503&gt;" in email.html and "HTTP <503>" in email.text
+
+
+def test_the_most_severe_clauses_come_first_in_both_parts() -> None:
+    minor = clause(
+        severity="low", labels=(), annotation="Minor rewording.", after="Contact us by post."
+    )
+    major = clause(annotation="Your posts may become training material.")
+    email = render_change(view(minor, major), base_url=None, unsubscribe_url=None)
+    for part in (email.text, email.html):
+        assert part.index("training material") < part.index("Minor rewording")
