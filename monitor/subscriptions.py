@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from monitor.clauses import SEVERITIES, severity_rank
+from monitor.config import SECRET_KEY_ENV, WEEKDAYS
 from monitor.errors import ConfigError, SubscriptionError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-SECRET_KEY_ENV = "TOSMON_SECRET_KEY"
 
 Cadence = Literal["immediate", "daily", "weekly"]
 CADENCES: tuple[Cadence, ...] = ("immediate", "daily", "weekly")
@@ -229,15 +228,7 @@ def next_digest_at(
     if candidate <= now:
         candidate += timedelta(days=1)
     if cadence == "weekly":
-        target = (
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ).index(weekday)
+        target = WEEKDAYS.index(weekday)
         candidate += timedelta(days=(target - candidate.weekday()) % 7)
     elif cadence != "daily":
         return now
