@@ -56,10 +56,12 @@ def test_compare_html_files_explains_a_sublicence_in_plain_words(tmp_path: Path)
     assert status == 0
     assert "sub-licensable" in out
     assert "{+" in out  # changed words marked without colour when not on a terminal
-    status, out = compare(str(old), str(new), "--json")
+    status, out = compare(str(old), str(new), "--json", "--service", "Instagram")
     report = json.loads(out)
     labels = {label for clause in report["clauses"] for label in clause["labels"]}
     assert {"LICENSE_SUBLICENSE_TRANSFER", "AI_TRAINING_ON_USER_DATA"} <= labels
+    annotations = " ".join(c["annotation"] for c in report["clauses"])
+    assert "Instagram" in annotations and "new.html" not in annotations
     assert report["severity"] == "high"
     modified = next(c for c in report["clauses"] if "LICENSE_SUBLICENSE_TRANSFER" in c["labels"])
     assert modified["direction"] == "expands"

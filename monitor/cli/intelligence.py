@@ -46,15 +46,20 @@ def read_clauses(path: Path):  # type: ignore[no-untyped-def]
 @main.command()
 @click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--service",
+    default="",
+    help="The platform's name, used in the explanations (default: 'the platform').",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def compare(old: Path, new: Path, as_json: bool) -> None:
+def compare(old: Path, new: Path, service: str, as_json: bool) -> None:
     """Compare two local files (HTML, Markdown or text) and print the annotated report.
 
     No database is involved: use it on documents you saved yourself.
     """
     from monitor.report import build_report, report_to_json
 
-    report = build_report(read_clauses(old), read_clauses(new), document_name=new.stem)
+    report = build_report(read_clauses(old), read_clauses(new), document_name=service)
     if as_json:
         emit_json(report_to_json(report))
         return
