@@ -22,7 +22,11 @@ def reference() -> str:
     ]
     for path, command in _commands(main, ("tosmon",)):
         with click.Context(
-            command, info_name=" ".join(path), terminal_width=80, max_content_width=80
+            command,
+            info_name=" ".join(path),
+            terminal_width=80,
+            max_content_width=80,
+            help_option_names=main.context_settings["help_option_names"],
         ) as ctx:
             help_text = command.get_help(ctx)
         parts.append(f"## {' '.join(path)}\n\n```\n{help_text}\n```\n")
