@@ -834,6 +834,7 @@ def extract_clauses(
         clauses = _text_clauses(text)
     else:
         clauses = _html_clauses(text, select, remove)
+    clauses = _split_long_clauses(clauses)
     if not clauses:
         raise ExtractError("no text remains after extraction")
     return clauses
@@ -854,6 +855,36 @@ def _escape(text: str) -> str:
         token = start.group(0)
         text = token + "\\" + text[len(token) :] if token[0].isdigit() else "\\" + text
     return text
+
+
+LONG_CLAUSE = 2000
+"""A block longer than this many characters is split into sentence groups: some pages (and some
+archived extractions) run a whole document into one paragraph, which would make one change
+look like a rewrite of everything."""
+SHORT_SENTENCE = 40
+_SENTENCE_BREAK = re.compile(r"(?<=[a-z0-9)\]][.!?;])[\"'”’)]?\s*(?=[A-Z(“\"])")
+
+
+def _split_long_clauses(clauses: list[Clause]) -> list[Clause]:
+    """Clauses longer than ``LONG_CLAUSE`` become one clause per sentence (a fragment shorter
+    than ``SHORT_SENTENCE`` stays with the next sentence), so alignment works sentence by
+    sentence where the page gave no paragraphs."""
+    if all(len(c.text) <= LONG_CLAUSE for c in clauses):
+        return clauses
+    out: list[Clause] = []
+    for clause in clauses:
+        if len(clause.text) <= LONG_CLAUSE:
+            out.append(clause)
+            continue
+        pending = ""
+        for sentence in _SENTENCE_BREAK.split(clause.text):
+            pending = f"{pending} {sentence.strip()}" if pending else sentence.strip()
+            if len(pending) >= SHORT_SENTENCE:
+                out.append(Clause(clause.section, pending))
+                pending = ""
+        if pending:
+            out.append(Clause(clause.section, pending))
+    return out
 
 
 def clauses_to_text(clauses: Sequence[Clause]) -> str:
