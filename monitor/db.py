@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.errors import ConfigError, SchemaError
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 UPGRADE_HINT = "run `tosmon db upgrade` to bring it up to date"
+SCHEMA_HEAD = "0001"
+"""The Alembic head this code expects (a test keeps it equal to migrations/): every command
+checks the schema with one query instead of loading Alembic."""
 
 
 def make_engine(database_url: str) -> Engine:
@@ -48,6 +51,8 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 def alembic_config(engine: Engine) -> AlembicConfig:
     """An Alembic config pointing at the packaged migrations and this engine."""
+    from alembic.config import Config as AlembicConfig
+
     script_location = str(resources.files("monitor.migrations"))
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", script_location)
@@ -56,16 +61,22 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (``tosmon db upgrade``)."""
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
 
 
@@ -75,6 +86,8 @@ def ensure_schema(engine: Engine) -> None:
     A database holding no tables at all is new and gets every migration. A database at an older
     revision is never upgraded behind the user's back: that is ``tosmon db upgrade``'s job.
     """
+    if _stamped_revision(engine) == SCHEMA_HEAD:
+        return  # the common case, without loading Alembic
     try:
         current = current_revision(engine)
         if current is None:
@@ -90,6 +103,8 @@ def ensure_schema(engine: Engine) -> None:
         raise SchemaError(f"cannot open the database at {_safe_url(engine)}: {exc.orig}") from exc
     head = head_revision(engine)
     if current != head:
+        from alembic.script import ScriptDirectory
+
         script = ScriptDirectory.from_config(alembic_config(engine))
         known = {rev.revision for rev in script.walk_revisions()}
         if current not in known:
@@ -100,6 +115,15 @@ def ensure_schema(engine: Engine) -> None:
         raise SchemaError(
             f"the database schema is out of date ({current}, code expects {head}); {UPGRADE_HINT}"
         )
+
+
+def _stamped_revision(engine: Engine) -> str | None:
+    """The revision in ``alembic_version`` with one plain query (None if there is none)."""
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except DBAPIError:
+        return None
 
 
 def _safe_url(engine: Engine) -> str:
