@@ -857,8 +857,8 @@ def _escape(text: str) -> str:
     return text
 
 
-LONG_CLAUSE = 2000
-"""A block longer than this many characters is split into sentence groups: some pages (and some
+LONG_CLAUSE = 5000
+"""A block longer than this many characters is split into sentences: some pages (and some
 archived extractions) run a whole document into one paragraph, which would make one change
 look like a rewrite of everything."""
 SHORT_SENTENCE = 40
