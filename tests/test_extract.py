@@ -304,3 +304,15 @@ def test_every_corpus_snapshot_extracts_deterministically(corpus_dir: Path) -> N
         text = clauses_to_text(clauses)
         assert extract_clauses(text, media_type="text/markdown") == clauses, snapshot
     assert extracted >= len(snapshots) - 5
+
+
+def test_a_whole_document_run_into_one_paragraph_is_split_into_sentences() -> None:
+    sentences = [f"Clause {k} lets the company use your content in way {k}." for k in range(150)]
+    text = "Terms\n=====\n\n" + "".join(sentences) + "\n"  # no spaces: as some archives hold it
+    clauses = extract_clauses(text, media_type="text/markdown")
+    assert len(clauses) > 50
+    assert all(len(c.text) < 1000 for c in clauses)
+    assert clauses[0].section == ("Terms",)
+    assert "Clause 149 lets" in clauses[-1].text
+    again = extract_clauses(clauses_to_text(clauses), media_type="text/markdown")
+    assert again == clauses
