@@ -26,7 +26,6 @@ from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 import platformdirs
-import soupsieve
 
 from monitor import __version__
 from monitor.errors import ConfigError
@@ -403,11 +402,11 @@ class _Table:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
             raise self.error(key, f"expected a CSS selector or a list of them, got {_show(value)}")
+        from monitor.extract import selector_problem
+
         for item in items:
-            try:
-                soupsieve.compile(item)
-            except Exception as exc:  # soupsieve raises SelectorSyntaxError and others
-                raise self.error(key, f"bad CSS selector {item!r}: {exc}") from None
+            if problem := selector_problem(item):
+                raise self.error(key, problem)
         return tuple(item.strip() for item in items)
 
     def subtable(self, key: str) -> _Table:

@@ -305,6 +305,15 @@ def _compile_css(css: str) -> etree.XPath:
         raise ExtractError(f"invalid CSS selector {css!r}: {exc}") from None
 
 
+def selector_problem(css: str) -> str | None:
+    """Why ``css`` is not a selector the extractor can use (for the config's checks), or None."""
+    try:
+        _compile_css(css)
+    except ExtractError as exc:
+        return str(exc)
+    return None
+
+
 _CLASS_ATTRS_XPATH = etree.XPath("//@class")
 _SIMPLE_CLASS = re.compile(r"^\s*\.(-?[_a-zA-Z][\w-]*)\s*$")
 
