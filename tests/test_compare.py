@@ -96,3 +96,25 @@ def test_an_empty_file_is_a_clear_error(tmp_path: Path) -> None:
     status, out = compare(str(old), str(new))
     assert status == 1
     assert "new.html" in out
+
+
+OTHER_PLATFORMS = [
+    json.loads(line)
+    for line in (DATA_DIR / "classify" / "other_platforms.jsonl").read_text().splitlines()
+]
+
+
+@pytest.mark.parametrize("case", OTHER_PLATFORMS, ids=[c["what"] for c in OTHER_PLATFORMS])
+def test_changes_on_platforms_outside_the_corpus_are_reported(
+    case: dict[str, str], tmp_path: Path
+) -> None:
+    old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+    old.write_text(f"Terms\n\n{case['before']}\n", encoding="utf-8")
+    new.write_text(f"Terms\n\n{case['after']}\n", encoding="utf-8")
+    status, out = compare(str(old), str(new), "--json", "--service", "Acme")
+    assert status == 0
+    report = json.loads(out)
+    hits = [c for c in report["clauses"] if case["label"] in c["labels"]]
+    assert hits, f"{case['what']}: not labelled {case['label']}"
+    assert report["severity"] in SEVERE
+    assert all(c["annotation"] for c in hits)
