@@ -76,6 +76,8 @@ class Cue:
     added: str
     removed: str
     topics: tuple[str, ...] = ()
+    decisive: bool = False
+    """A negation: when it appears or disappears it decides the direction on its own."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,6 +163,7 @@ def _parse(data: dict[str, Any], path: Path) -> Taxonomy:
                 added=raw.get("added", ""),
                 removed=raw.get("removed", ""),
                 topics=tuple(raw.get("topics", ())),
+                decisive=bool(raw.get("decisive", False)),
             )
         )
     groups: dict[str, list[str]] = {}
@@ -341,8 +344,10 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     gained = tuple(t for t in la if t not in lb and sb[t] < half[t])
     lost = tuple(t for t in lb if t not in la and sa[t] < half[t])
     events = _cue_events(mb, ma, labels, taxonomy)
-    expanding = sum(e.effect == "expands" for e in events)
-    narrowing = sum(e.effect == "narrows" for e in events)
+    decisive = [e for e in events if e.cue.decisive]
+    counted = decisive or events  # a promise made or dropped outweighs the words around it
+    expanding = sum(e.effect == "expands" for e in counted)
+    narrowing = sum(e.effect == "narrows" for e in counted)
     if not events:  # cue words are the precise signal; a topic appearing is the coarse one
         for tid in gained:
             expanding += taxonomy.topics[tid].on_added == "expands"
@@ -382,6 +387,11 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     )
 
 
+_PLATFORM_PROMISE = re.compile(
+    r"\bwe (?:do not|don't|will not|won't|shall not|never|are not going to|will never)\b"
+)
+
+
 def _analyse_whole(
     labels: tuple[str, ...], taxonomy: Taxonomy, *, added: bool, text: str
 ) -> _Analysis:
@@ -400,6 +410,9 @@ def _analyse_whole(
         if "narrows" in directions
         else "neutral"
     )
+    if _PLATFORM_PROMISE.search(noise.match_text(text)):
+        # "we do not / will not ...": a new promise binds the platform; a dropped one frees it
+        direction = "narrows" if added else "expands"
     severity = _severity(labels, direction, 1, taxonomy)
     return _Analysis(labels, direction, severity)
 
