@@ -286,7 +286,7 @@ ENGLISH_SAMPLE_CHARS = 20_000
 """The language test reads this much of a text: enough words, at a fraction of the cost."""
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)  # keyed by whole version texts: keep few
 def english_ratio(text: str) -> float:
     """Share of words that are common English function words: about 0.35-0.5 for English legal text,
     near 0 for other languages (and for scripts without spaces)."""

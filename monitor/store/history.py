@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -358,7 +358,3 @@ def record_success(document: Document, *, now: datetime) -> None:
 def schedule_next(document: Document, *, now: datetime, interval: timedelta) -> None:
     document.last_check_at = now
     document.next_check_at = now + interval
-
-
-def report_as_dict(report: ChangeReport) -> dict[str, object]:
-    return asdict(report)
