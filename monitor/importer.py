@@ -126,7 +126,7 @@ def import_document(
         # history is appended, never inserted: skip what is not newer than the last capture
         # recorded (imported or checked)
         latest = store.version_at(session, document_id, None)
-        marks = [t for t in (document.last_check_at, latest and latest.seen_at) if t is not None]
+        marks = [t for t in (document.last_check_at, latest.seen_at if latest else None) if t]
         start_after = max(marks) if marks else None
         pending = 0
         for when, path in captures:

@@ -1,13 +1,13 @@
 """One check of one document, end to end, in one transaction.
 
-Decides, in one place, what a fetch means: ``first`` (a baseline version), ``unchanged`` (same raw
-bytes, a 304, or the same extracted text), ``changed`` (a new version and its change record) or
-``failed`` (nothing usable came back: the reason is recorded, never a version). Each document's
-failure is isolated: one bad page never stops the others.
+Decides, in one place, what a fetch means: ``first`` (a baseline version), ``unchanged`` (the
+same page but for its per-request tokens, a 304, or the same extracted text), ``changed`` (a new
+version and its change record) or ``failed`` (nothing usable came back: the reason is recorded,
+never a version). Each document's failure is isolated: one bad page never stops the others.
 
 Variant flips: a page that returns to a text already seen is recorded as a version, but its change
 is reported at the severity the history allows (usually cosmetic). If it then *stays* for
-``settle_after``, the tracker reports it in full against the last reported version: a revert that
+``SETTLE_AFTER``, the tracker reports it in full against the last reported version: a revert that
 sticks is news, a page alternating between variants is not.
 """
 
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.clauses import Clause, severity_rank
 from monitor.errors import ExtractError, FetchError
 from monitor.extract import clauses_to_text, extract_clauses
+from monitor.fetcher import Fetcher, FetchResult
 from monitor.models import Check, Document, Version
 from monitor.report import build_report
 from monitor.store import history as store
@@ -129,7 +130,7 @@ def version_clauses(session: Session, version: Version) -> list[Clause]:
 def record_fetch(
     session: Session,
     document: Document,
-    fetched: object,
+    fetched: FetchResult | FetchError,
     *,
     now: datetime,
     duration: float,
@@ -154,8 +155,8 @@ def record_fetch(
             status=fetched.status,
             blocked=fetched.blocked,
         )
-    status = getattr(fetched, "status", None)
-    if getattr(fetched, "not_modified", False):
+    status = fetched.status
+    if fetched.not_modified:
         return _record_unchanged(
             session,
             document,
@@ -165,10 +166,10 @@ def record_fetch(
             worker=worker,
             status=status,
         )
-    raw: bytes = fetched.content  # type: ignore[attr-defined]
-    fingerprint = page_fingerprint(raw, fetched.media_type)  # type: ignore[attr-defined]
-    document.etag = getattr(fetched, "etag", None)
-    document.last_modified = getattr(fetched, "last_modified", None)
+    raw = fetched.content
+    fingerprint = page_fingerprint(raw, fetched.media_type)
+    document.etag = fetched.etag
+    document.last_modified = fetched.last_modified
     if fingerprint == document.page_fingerprint and document.current_version_id is not None:
         return _record_unchanged(
             session,
@@ -183,10 +184,10 @@ def record_fetch(
     try:
         clauses = extract_clauses(
             raw,
-            media_type=fetched.media_type,  # type: ignore[attr-defined]
+            media_type=fetched.media_type,
             select=document.select,
             remove=document.remove,
-            charset=fetched.charset,  # type: ignore[attr-defined]
+            charset=fetched.charset,
         )
     except ExtractError as exc:
         return _record_failure(
@@ -491,7 +492,7 @@ async def check_documents(
     document_ids: Sequence[str],
     *,
     sessions: sessionmaker[Session],
-    fetcher: object,
+    fetcher: Fetcher,
     interval_for: Callable[[Document], timedelta],
     now: Callable[[], datetime] = utcnow,
     worker: str | None = None,
@@ -516,7 +517,7 @@ async def check_documents(
         async with gate:
             started = time.perf_counter()
             try:
-                fetched: object = await fetcher.fetch(  # type: ignore[attr-defined]
+                fetched: FetchResult | FetchError = await fetcher.fetch(
                     target.url,
                     etag=target.etag if has_version else None,
                     last_modified=target.last_modified if has_version else None,
@@ -579,7 +580,7 @@ class QuietChecks:
     def offer(
         self,
         target: Document,
-        fetched: object,
+        fetched: FetchResult | FetchError,
         *,
         now: datetime,
         duration: float,
@@ -594,13 +595,13 @@ class QuietChecks:
             or target.settling_version_id is not None
         ):
             return None
-        not_modified = bool(getattr(fetched, "not_modified", False))
+        not_modified = fetched.not_modified
         fingerprint = None
         if not not_modified:
-            fingerprint = page_fingerprint(fetched.content, fetched.media_type)  # type: ignore[attr-defined]
+            fingerprint = page_fingerprint(fetched.content, fetched.media_type)
             if fingerprint != target.page_fingerprint:
                 return None
-        status = getattr(fetched, "status", None)
+        status = fetched.status
         self.pending.append(
             store.UnchangedCheck(
                 document_id=target.id,
@@ -610,12 +611,8 @@ class QuietChecks:
                 duration=duration,
                 http_status=status,
                 fingerprint=fingerprint,
-                etag=target.etag if not_modified else getattr(fetched, "etag", None),
-                last_modified=(
-                    target.last_modified
-                    if not_modified
-                    else getattr(fetched, "last_modified", None)
-                ),
+                etag=target.etag if not_modified else fetched.etag,
+                last_modified=(target.last_modified if not_modified else fetched.last_modified),
                 worker=worker,
             )
         )
@@ -635,7 +632,7 @@ class QuietChecks:
 def _record_in_transaction(
     sessions: sessionmaker[Session],
     document_id: str,
-    fetched: object,
+    fetched: FetchResult | FetchError,
     *,
     now: datetime,
     duration: float,
