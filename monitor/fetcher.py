@@ -214,12 +214,19 @@ PHRASE_MAX_WORDS = 250
 LOGIN_MAX_WORDS = 250
 
 
+_PREFIX_CHARS = 32_768
+
+
 def _classify_block(text: str, status: int) -> tuple[str, bool] | None:
     """(reason, transient) when ``text`` served with ``status`` is a bot wall, else None."""
-    visible = _TAGS.sub(" ", text)
-    # count words only as far as the largest limit: a long terms page is never a wall
+    # count words only as far as the largest limit: a long terms page is never a wall, and a
+    # prefix of the page usually tells so without stripping the tags of all of it
     limit = max(CHALLENGE_MAX_WORDS, PHRASE_MAX_WORDS, LOGIN_MAX_WORDS) + 1
+    visible = _TAGS.sub(" ", text[:_PREFIX_CHARS])
     words = sum(1 for _ in itertools.islice(_WORDS.finditer(visible), limit))
+    if words < limit and len(text) > _PREFIX_CHARS:
+        visible = _TAGS.sub(" ", text)
+        words = sum(1 for _ in itertools.islice(_WORDS.finditer(visible), limit))
     if words <= CHALLENGE_MAX_WORDS:
         lowered = text.lower()
         for marker, name in _CHALLENGE_MARKERS:
