@@ -14,6 +14,7 @@ sticks is news, a page alternating between variants is not.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
@@ -26,11 +27,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.clauses import Clause, severity_rank
+from monitor.clauses import ChangeReport, Clause, severity_rank
 from monitor.errors import ExtractError, FetchError
 from monitor.extract import clauses_to_text, extract_clauses
 from monitor.fetcher import Fetcher, FetchResult
-from monitor.models import Check, Document, Version
+from monitor.models import Change, Check, Document, Version
 from monitor.report import build_report
 from monitor.store import history as store
 
@@ -237,9 +238,7 @@ def record_text(
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
     if current is not None:
-        settle(session, document, now=now, notify=notify)
         if store.content_hash(text.encode("utf-8")) == current.text_hash:
-            current.last_seen_at = now
             return _record_unchanged(
                 session,
                 document,
@@ -251,6 +250,7 @@ def record_text(
                 version_id=current.id,
                 notify=notify,
             )
+        settle(session, document, now=now, notify=notify)  # before the text moves on
         old_text = store.version_text(session, current)
         shrunk = len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text)
         if shrunk and not _shrink_confirmed(session, document, text):
@@ -307,12 +307,16 @@ def record_text(
     else:
         document.reported_version_id = version.id
         document.settling_version_id = None
-    change = store.add_change(
-        session, document, old=current, new=version, report=report, detected_at=now, source=source
+    change = _record_change(
+        session,
+        document,
+        old=current,
+        new=version,
+        report=report,
+        now=now,
+        source=source,
+        notify=notify,
     )
-    document.last_change_at = now
-    if notify:
-        _enqueue(session, change, document, now)
     _add_check(session, document, "changed", now, duration, worker, status, version.id)
     return CheckResult(
         document.id,
@@ -350,28 +354,24 @@ def settle(
     if severity_rank(report.severity) < severity_rank("medium"):
         return None
     since = settled.seen_at.strftime("%Y-%m-%d")
-    report = type(report)(
-        clauses=report.clauses,
-        summary=report.summary,
-        severity=report.severity,
+    report = dataclasses.replace(
+        report,
         notes=(
             f"The page returned to an earlier text on {since} and has kept it since; "
             "this compares it with the last version we reported.",
             *report.notes,
         ),
     )
-    change = store.add_change(
+    change = _record_change(
         session,
         document,
         old=baseline,
         new=settled,
         report=report,
-        detected_at=now,
+        now=now,
         source="settled",
+        notify=notify,
     )
-    document.last_change_at = now
-    if notify:
-        _enqueue(session, change, document, now)
     return change.id
 
 
@@ -388,10 +388,27 @@ def _shrink_confirmed(session: Session, document: Document, text: str) -> bool:
     )
 
 
-def _enqueue(session: Session, change: object, document: Document, now: datetime) -> None:
-    from monitor.outbox import enqueue_change
+def _record_change(
+    session: Session,
+    document: Document,
+    *,
+    old: Version,
+    new: Version,
+    report: ChangeReport,
+    now: datetime,
+    source: str,
+    notify: bool,
+) -> Change:
+    """Store a change record and, unless importing, its outbox rows in the same transaction."""
+    change = store.add_change(
+        session, document, old=old, new=new, report=report, detected_at=now, source=source
+    )
+    document.last_change_at = now
+    if notify:
+        from monitor.outbox import enqueue_change
 
-    enqueue_change(session, change, document, now=now)  # type: ignore[arg-type]
+        enqueue_change(session, change, document, now=now)
+    return change
 
 
 def _add_check(
