@@ -20,29 +20,13 @@ from monitor.clauses import max_severity, severity_rank
 
 SUBJECT_LIMIT = 160
 
-TOPIC_NAMES: dict[str, str] = {
-    "LICENSE_GRANT": "content licence",
-    "LICENSE_SUBLICENSE_TRANSFER": "sublicensing",
-    "LICENSE_DURATION_SURVIVAL": "licence duration",
-    "LICENSE_PURPOSE_COMMERCIAL": "licence purpose",
-    "NAME_LIKENESS_USE": "name and likeness",
-    "AI_TRAINING_ON_USER_DATA": "AI training",
-    "AI_NO_TRAINING_COMMITMENT": "no-AI-training promise",
-    "AI_OPT_OUT_CONTROL": "AI opt-out",
-    "AI_INTERACTION_DATA": "AI chat data",
-    "AI_OUTPUT_RIGHTS": "AI output rights",
-    "AI_THIRD_PARTY_SHARING": "AI data sharing",
-    "SCRAPING_AND_AI_CRAWLING_RULES": "scraping and AI crawling",
-    "CONTENT_ACCESS_REVIEW": "content review",
-    "BIOMETRIC_FACE_VOICE": "biometric data",
-    "RETENTION_AFTER_DELETION": "retention after deletion",
-    "UNILATERAL_CHANGE_NOTICE": "change notice",
-    "DISPUTE_ARBITRATION_CLASS_WAIVER": "arbitration",
-}
-
 
 def topic_name(label: str) -> str:
-    return TOPIC_NAMES.get(label, label.replace("_", " ").lower())
+    """The topic's short name from the taxonomy ("AI training"), or the label made readable."""
+    from monitor.classify import load_taxonomy
+
+    topic = load_taxonomy().topics.get(label)
+    return topic.short if topic else label.replace("_", " ").lower()
 
 
 @dataclass(frozen=True, slots=True)

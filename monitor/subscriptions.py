@@ -39,27 +39,6 @@ Cadence = Literal["immediate", "daily", "weekly"]
 CADENCES: tuple[Cadence, ...] = ("immediate", "daily", "weekly")
 STATES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bouncing")
 
-# Fallback until monitor.classify.load_taxonomy() provides the groups.
-_FALLBACK_GROUPS: dict[str, tuple[str, ...]] = {
-    "ai": (
-        "AI_TRAINING_ON_USER_DATA",
-        "AI_NO_TRAINING_COMMITMENT",
-        "AI_OPT_OUT_CONTROL",
-        "AI_INTERACTION_DATA",
-        "AI_OUTPUT_RIGHTS",
-        "AI_THIRD_PARTY_SHARING",
-        "SCRAPING_AND_AI_CRAWLING_RULES",
-    ),
-    "content_license": (
-        "LICENSE_GRANT",
-        "LICENSE_SUBLICENSE_TRANSFER",
-        "LICENSE_DURATION_SURVIVAL",
-        "LICENSE_PURPOSE_COMMERCIAL",
-        "NAME_LIKENESS_USE",
-    ),
-    "privacy": ("CONTENT_ACCESS_REVIEW", "BIOMETRIC_FACE_VOICE", "RETENTION_AFTER_DELETION"),
-    "contract": ("UNILATERAL_CHANGE_NOTICE", "DISPUTE_ARBITRATION_CLASS_WAIVER"),
-}
 DEFAULT_GROUPS: tuple[str, ...] = ("ai", "content_license")
 DEFAULT_MIN_SEVERITY = "medium"
 
@@ -67,14 +46,10 @@ CONFIRM_TOKEN_LIFETIME = timedelta(days=14)
 
 
 def topic_groups() -> dict[str, tuple[str, ...]]:
-    """Topic group -> its labels, from the taxonomy when classify provides it."""
-    try:
-        from monitor.classify import load_taxonomy  # type: ignore[attr-defined]
+    """Topic group -> its labels, from the taxonomy (monitor/taxonomy.toml)."""
+    from monitor.classify import load_taxonomy
 
-        groups = load_taxonomy().groups
-    except (ImportError, AttributeError):
-        return dict(_FALLBACK_GROUPS)
-    return {str(name): tuple(str(label) for label in labels) for name, labels in groups.items()}
+    return dict(load_taxonomy().groups)
 
 
 def default_topics() -> tuple[str, ...]:
