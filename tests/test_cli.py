@@ -227,3 +227,10 @@ def test_check_skips_a_document_a_daemon_is_checking(config_file, database_url) 
             assert session.get(Document, "example/privacy-policy").claimed_by is None
     finally:
         engine.dispose()
+
+
+def test_safe_terminal_text_neutralises_c0_c1_and_bidi_controls() -> None:
+    from monitor.cli.app import safe_terminal_text
+
+    hostile = "a\x1b[2Jb\x9b31mc\u202edcba\x07\nnext\tline"
+    assert safe_terminal_text(hostile) == "a\ufffd[2Jb\ufffd31mc\ufffddcba\ufffd\nnext\tline"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,9 +86,14 @@ def parse_when(text: str, *, option: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_UNSAFE_FOR_TERMINALS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 controls (ESC, CSI: escape sequences) and bidi overrides (text that displays
+reordered), everything but newline and tab."""
+
+
 def safe_terminal_text(text: str) -> str:
-    """Page text is untrusted: strip control characters (escape sequences) before printing."""
-    return "".join(ch if ch in "\n\t" or (ch >= " " and ch != "\x7f") else "�" for ch in text)
+    """Page text is untrusted: replace what could drive or disguise the terminal with U+FFFD."""
+    return _UNSAFE_FOR_TERMINALS.sub("\ufffd", text)
 
 
 def is_tty() -> bool:
