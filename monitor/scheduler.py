@@ -105,13 +105,9 @@ def new_worker_id() -> str:
 
 def default_interval(config: Config) -> Callable[[Document], timedelta]:
     """The document's own interval, else the config's default (no jitter)."""
-    fallback = config.daemon.interval
+    from monitor.tracker import interval_or
 
-    def pick(document: Document) -> timedelta:
-        seconds = document.interval_seconds
-        return timedelta(seconds=seconds) if seconds else fallback
-
-    return pick
+    return interval_or(config.daemon.interval)
 
 
 def tick_period(config: Config) -> float:

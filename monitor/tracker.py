@@ -103,6 +103,16 @@ class CheckResult:
         return data
 
 
+def interval_or(default: timedelta) -> Callable[[Document], timedelta]:
+    """A document's own check interval, else ``default`` (no jitter)."""
+
+    def pick(document: Document) -> timedelta:
+        seconds = document.interval_seconds
+        return timedelta(seconds=seconds) if seconds else default
+
+    return pick
+
+
 def parse_version(text: str) -> list[Clause]:
     """The clauses of a stored version (stored as canonical Markdown)."""
     return extract_clauses(text, media_type="text/markdown")

@@ -6,7 +6,6 @@ import asyncio
 import os
 import socket
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -88,16 +87,6 @@ def _selected_ids(app: AppContext, ids: Sequence[str]) -> list[str]:
     return list(ids) if ids else [d.id for d in declarations]
 
 
-def interval_for(app: AppContext):  # type: ignore[no-untyped-def]
-    default = app.config.daemon.interval
-
-    def pick(document) -> timedelta:  # type: ignore[no-untyped-def]
-        seconds = document.interval_seconds
-        return timedelta(seconds=seconds) if seconds else default
-
-    return pick
-
-
 @main.command()
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
@@ -113,7 +102,7 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     """
     from monitor.fetcher import Fetcher
     from monitor.store import scheduling
-    from monitor.tracker import CheckResult, check_documents
+    from monitor.tracker import CheckResult, check_documents, interval_or
 
     selected = _selected_ids(app, ids)
     fetch = app.config.fetch
@@ -145,7 +134,7 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
                 selected,
                 sessions=app.sessions,
                 fetcher=fetcher,
-                interval_for=interval_for(app),
+                interval_for=interval_or(app.config.daemon.interval),
                 concurrency=fetch.concurrency,
                 worker=worker,
             )
