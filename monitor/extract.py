@@ -817,6 +817,17 @@ def _text_clauses(text: str) -> list[Clause]:
 # --------------------------------------------------------------------------------------------
 
 
+MEDIA_TYPES_BY_SUFFIX = {
+    ".html": "text/html",
+    ".htm": "text/html",
+    ".xhtml": "text/html",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+}
+"""The media type of a local file (``tosmon compare``, ``tosmon import``) by its ending."""
+
+
 def extract_clauses(
     content: str | bytes,
     *,

@@ -18,18 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor.clauses import SEVERITIES
 from monitor.config import document_id as make_document_id
 from monitor.errors import ExtractError, MonitorError
-from monitor.extract import extract_clauses
+from monitor.extract import MEDIA_TYPES_BY_SUFFIX, extract_clauses
 from monitor.models import Document
 from monitor.store import history as store
 from monitor.tracker import record_text
 
-MEDIA_TYPES = {
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".txt": "text/plain",
-    ".html": "text/html",
-    ".htm": "text/html",
-}
 COMMIT_EVERY = 50
 
 
@@ -81,7 +74,8 @@ def dataset_documents(root: Path) -> Iterator[tuple[str, str, list[tuple[datetim
             captures = sorted(
                 (when, path)
                 for path in type_dir.iterdir()
-                if path.suffix.lower() in MEDIA_TYPES and (when := capture_time(path)) is not None
+                if path.suffix.lower() in MEDIA_TYPES_BY_SUFFIX
+                and (when := capture_time(path)) is not None
             )
             if captures:
                 found = True
@@ -135,7 +129,9 @@ def import_document(
                 continue
             try:
                 raw = path.read_bytes()
-                clauses = extract_clauses(raw, media_type=MEDIA_TYPES[path.suffix.lower()])
+                clauses = extract_clauses(
+                    raw, media_type=MEDIA_TYPES_BY_SUFFIX[path.suffix.lower()]
+                )
             except (OSError, ExtractError) as exc:
                 summary.unreadable.append(f"{path.name}: {exc}")
                 continue

@@ -12,20 +12,13 @@ from monitor.cli.app import AppContext, emit_json, fmt_time, is_tty, parse_when,
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
 from monitor.errors import MonitorError
 
-SUFFIX_MEDIA_TYPES = {
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".xhtml": "text/html",
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".txt": "text/plain",
-}
-
 
 def media_type_of(path: Path, content: bytes) -> str:
     """By extension; otherwise HTML if it looks like markup, else plain text."""
-    if path.suffix.lower() in SUFFIX_MEDIA_TYPES:
-        return SUFFIX_MEDIA_TYPES[path.suffix.lower()]
+    from monitor.extract import MEDIA_TYPES_BY_SUFFIX
+
+    if path.suffix.lower() in MEDIA_TYPES_BY_SUFFIX:
+        return MEDIA_TYPES_BY_SUFFIX[path.suffix.lower()]
     head = content[:512].lstrip().lower()
     return "text/html" if head.startswith((b"<!doctype", b"<html", b"<")) else "text/plain"
 
