@@ -120,6 +120,8 @@ class Site:
             return self.stance()
         if path == "/static/site.css":
             return _stylesheet()
+        if path == "/favicon.ico":
+            return Response(204, b"", "image/x-icon")
         if match := re.fullmatch(r"/services/([a-z0-9-]{1,100})", path):
             return self.service(match[1])
         if match := re.fullmatch(r"/changes/([0-9]{1,12})", path):
