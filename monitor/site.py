@@ -21,6 +21,8 @@ Everything shown comes from hostile pages: templates autoescape, the raw snapsho
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -40,6 +42,7 @@ from monitor.tracker import version_clauses
 
 DEFAULT_MIN_SEVERITY = "medium"
 TIMELINE_LIMIT = 300
+CACHE_SIZE = 256
 SITE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -95,11 +98,33 @@ class Site:
         self.sessions = sessions
         self.base_url = base_url.rstrip("/")
         self.now = now
+        self._cache: OrderedDict[tuple[str, tuple[int, int]], Response] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- dispatch ------------------------------------------------------------------------------
 
     def handle(self, target: str) -> Response | None:
-        """The response for a GET of ``target`` (path and query), ``None`` if not a site route."""
+        """The response for a GET of ``target`` (path and query), ``None`` if not a site route.
+
+        Responses are cached until the database gets a new check or change (the pages show
+        nothing else that moves), so a page costs its queries and rendering once.
+        """
+        with self.sessions() as session:
+            key = (target, browse.generation(session))
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        response = self._handle(target)
+        if response is not None:
+            with self._cache_lock:
+                self._cache[key] = response
+                while len(self._cache) > CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return response
+
+    def _handle(self, target: str) -> Response | None:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query)
@@ -145,7 +170,7 @@ class Site:
             services: dict[str, list[Any]] = {}
             for doc in docs:
                 services.setdefault(doc.service, []).append(doc)
-            views = [mail_store.change_view(c, d) for c, d in latest]
+            views = [browse.timeline_view(c, d) for c, d in latest]
         rows = [
             {
                 "name": name,
@@ -165,7 +190,7 @@ class Site:
             latest = browse.recent_changes(
                 session, document_ids=[d.id for d in docs], severities=_levels("low"), limit=50
             )
-            views = [mail_store.change_view(c, d) for c, d in latest]
+            views = [browse.timeline_view(c, d) for c, d in latest]
             documents = [_document_row(session, d) for d in docs]
         return _html(
             "site/service.html.j2",
@@ -186,7 +211,7 @@ class Site:
                 severities=_levels(min_severity),
                 limit=TIMELINE_LIMIT,
             )
-            views = [mail_store.change_view(c, d) for c, d in rows]
+            views = [browse.timeline_view(c, d) for c, d in rows]
             failures = browse.incidents(session, doc.id)
             row = _document_row(session, doc)
         timeline = sorted(
@@ -300,7 +325,11 @@ class Site:
             else:
                 raise NotFound("There is no such feed.")
             rows = browse.recent_changes(
-                session, document_ids=wanted, severities=levels, limit=4 * feeds.MAX_ENTRIES
+                session,
+                document_ids=wanted,
+                severities=levels,
+                limit=4 * feeds.MAX_ENTRIES,
+                light=False,
             )
             if name.startswith("topics/"):
                 label = name[len("topics/") :]

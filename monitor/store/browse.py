@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
 
-from monitor.models import Change, Check, Document, Version
+from monitor.models import Change, Check, ClauseChangeRow, Document, Version
+from monitor.render import ChangeView, ClauseView
 
 FAILED_OUTCOMES = ("failed", "blocked")
+
+
+def generation(session: Session) -> tuple[int, int]:
+    """What moves when the history does: the newest check and change ids (two index lookups)."""
+    newest_check = session.scalar(select(func.max(Check.id))) or 0
+    newest_change = session.scalar(select(func.max(Change.id))) or 0
+    return newest_check, newest_change
 
 
 def documents(session: Session) -> list[Document]:
@@ -23,9 +31,26 @@ def recent_changes(
     document_ids: Sequence[str] | None = None,
     severities: Sequence[str] | None = None,
     limit: int = 50,
+    light: bool = True,
 ) -> list[tuple[Change, Document]]:
-    """Changes newest first, of some documents and severities (``None``: all)."""
+    """Changes newest first, of some documents and severities (``None``: all).
+
+    ``light`` loads of each clause only what a timeline line needs (kind, labels, severity,
+    annotation), not the quoted texts and word diffs.
+    """
     query = select(Change, Document).join(Document, Document.id == Change.document_id)
+    if light:
+        query = query.options(
+            selectinload(Change.clauses).load_only(
+                ClauseChangeRow.position,
+                ClauseChangeRow.kind,
+                ClauseChangeRow.labels,
+                ClauseChangeRow.severity,
+                ClauseChangeRow.direction,
+                ClauseChangeRow.annotation,
+                ClauseChangeRow.section,
+            )
+        )
     if document_ids is not None:
         query = query.where(Change.document_id.in_(list(document_ids)))
     if severities is not None:
@@ -79,3 +104,31 @@ def versions_newest_first(session: Session, document_id: str, *, limit: int) -> 
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def timeline_view(change: Change, document: Document) -> ChangeView:
+    """A change as a timeline line needs it: clause labels and severities, no quoted texts
+    (pairs with ``recent_changes(light=True)``, which does not load them)."""
+    return ChangeView(
+        change_id=change.id,
+        service=document.service,
+        document_id=document.id,
+        document_type=document.type,
+        url=document.url,
+        detected_at=change.detected_at,
+        summary=change.summary,
+        severity=change.severity,
+        clauses=tuple(
+            ClauseView(
+                kind=row.kind,
+                section=tuple(str(part) for part in row.section or []),
+                before=None,
+                after=None,
+                labels=tuple(str(label) for label in row.labels or []),
+                direction=row.direction,
+                severity=row.severity,
+                annotation=row.annotation or "",
+            )
+            for row in change.clauses
+        ),
+    )
