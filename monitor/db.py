@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,8 +30,8 @@ def make_engine(database_url: str) -> Engine:
     except ArgumentError as exc:
         raise ConfigError(f"invalid database URL {database_url!r}", key="database_url") from exc
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:" and "uri" not in url.query:
+            _create_private_file(Path(url.database).expanduser())
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -43,6 +44,24 @@ def make_engine(database_url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _create_private_file(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (mode 0600) before SQLite opens it.
+
+    SQLite gives its -wal, -shm and -journal files the mode of the database file, so they are
+    private too. An existing file keeps the mode its owner chose.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the database file {path}: {exc.strerror}", key="database_url"
+        ) from exc
+    os.close(fd)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -382,6 +385,83 @@ def test_inline_table_errors_still_find_a_line(tmp_path: Path, env: dict[str, st
 )
 def test_parse_interval(text: str, expected: timedelta) -> None:
     assert parse_interval(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("interval", "99999999999d"),
+        ("lease", "9" * 5000 + "s"),
+        ("interval", "367d"),
+        ("interval", "52w 3d"),
+    ],
+)
+def test_huge_durations_are_config_errors(
+    tmp_path: Path, env: dict[str, str], key: str, value: str
+) -> None:
+    err = load_error(tmp_path, f'[daemon]\njitter = 0.1\n{key} = "{value}"\n', env)
+    assert_where(err, tmp_path / "tosmon.toml", 3, f"daemon.{key}")
+    assert "longer than the longest allowed (366d)" in str(err)
+    assert len(str(err)) < 300  # a 5000-digit value is not echoed in full
+
+
+def test_a_year_is_the_longest_duration(tmp_path: Path, env: dict[str, str]) -> None:
+    config = load_config(write(tmp_path, '[daemon]\ninterval = "366d"\n'), env=env)
+    assert config.daemon.interval == timedelta(days=366)
+
+
+def test_relative_sqlite_path_is_relative_to_the_config_file(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "tosmon.toml"
+    path.write_text('[storage]\ndatabase_url = "sqlite:///state/tos.db"\n', encoding="utf-8")
+    config = load_config(path, env=env)
+    assert config.storage.database_url == f"sqlite:///{tmp_path}/conf/state/tos.db"
+    absolute = write(tmp_path, f'[storage]\ndatabase_url = "sqlite:///{tmp_path}/abs.db"\n')
+    assert load_config(absolute, env=env).storage.database_url == f"sqlite:///{tmp_path}/abs.db"
+
+
+def test_tosmon_in_another_directory_uses_the_database_beside_its_config(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A relative SQLite path never lands in the directory `tosmon` happens to run in."""
+    conf_dir, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    conf_dir.mkdir()
+    elsewhere.mkdir()
+    config = conf_dir / "tosmon.toml"
+    config.write_text(
+        'use_catalog = false\n[storage]\ndatabase_url = "sqlite:///tos.db"\n', encoding="utf-8"
+    )
+    env = {**os.environ, "TOSMON_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
+    env.pop("TOSMON_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "documents"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (conf_dir / "tos.db").is_file()
+    assert not (elsewhere / "tos.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://u@localhost/db", "unsupported database 'mysql'"),
+        ("foo://x", "unsupported database 'foo'"),
+        ("tosmon.db", "expected a database URL"),
+    ],
+)
+def test_unknown_database_type_is_a_config_error(
+    tmp_path: Path, env: dict[str, str], url: str, words: str
+) -> None:
+    err = load_error(tmp_path, f'use_catalog = false\n[storage]\ndatabase_url = "{url}"\n', env)
+    assert_where(err, tmp_path / "tosmon.toml", 3, "storage.database_url")
+    assert words in str(err)
 
 
 @pytest.mark.parametrize("text", ["", "6", "h", "6x", "-1h", "1.5h", "0s", "6 hours", "1h30"])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, text
 
 from monitor.db import (
     SCHEMA_HEAD,
@@ -73,3 +76,24 @@ def test_an_unreachable_database_is_a_clear_error() -> None:
             ensure_schema(engine)
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_database_is_private_to_its_owner(tmp_path: Path) -> None:
+    """Subscribers' addresses live in it: mode 0600, and its -wal/-shm files too."""
+    old_umask = os.umask(0o022)
+    try:
+        engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 'tosmon.db'}")
+        try:
+            ensure_schema(engine)
+            with engine.connect() as connection:  # an open connection keeps -wal and -shm
+                connection.execute(text("SELECT count(*) FROM documents"))
+                files = sorted(p.name for p in (tmp_path / "sub").iterdir())
+                modes = {
+                    p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "sub").iterdir()
+                }
+        finally:
+            engine.dispose()
+    finally:
+        os.umask(old_umask)
+    assert files == ["tosmon.db", "tosmon.db-shm", "tosmon.db-wal"]
+    assert modes == {name: 0o600 for name in files}
