@@ -161,6 +161,16 @@ class Config:
     data_dir: Path
     secret_key_file: Path
 
+    def check_mail_settings(self, env: Mapping[str, str] = os.environ) -> None:
+        """Fail before any work if mail could not go out: the variable named by ``[mail]
+        password_env`` must be set, and the link-signing key (``TOSMON_SECRET_KEY`` or the key
+        file) usable, the file not readable by group or others. A ConfigError names the variable
+        or the file. Without it, a check would record a change, then stop at its first email."""
+        from monitor.subscriptions import check_secret_key
+
+        self.mail.password(env)
+        check_secret_key(self.secret_key_file, env=env)
+
     def all_documents(self) -> tuple[DocumentConfig, ...]:
         """Catalog documents (if ``use_catalog``) then the config's; a config document with the
         same id replaces the catalog's in place."""

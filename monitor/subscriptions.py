@@ -312,6 +312,14 @@ def load_secret_key(key_file: Path, *, env: Mapping[str, str] = os.environ) -> b
     return text.encode("ascii")
 
 
+def check_secret_key(key_file: Path, *, env: Mapping[str, str] = os.environ) -> None:
+    """Refuse now a signing key that :func:`load_secret_key` would refuse later (too short,
+    unreadable, readable by others); a key file not created yet is fine (it is made on first
+    use)."""
+    if env.get(SECRET_KEY_ENV) or os.path.lexists(key_file):
+        load_secret_key(key_file, env=env)
+
+
 def _create_key_file(key_file: Path) -> None:
     """Write a new key to a private temporary file, then link it into place: a second process
     starting at the same moment either wins the link or reads the complete winner, never a

@@ -511,3 +511,101 @@ def test_example_config_documents_every_key() -> None:
 def test_packaged_example_matches_the_repository_copy() -> None:
     repo_copy = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     assert example_config_text() == repo_copy
+
+
+# --- mail settings are checked before any work ----------------------------------------------
+
+
+def _check_config(tmp_path: Path, database_url: str, url: str, mail: str, web: str = "") -> Path:
+    path = tmp_path / "check.toml"
+    path.write_text(
+        f'use_catalog = false\n[storage]\ndatabase_url = "{database_url}"\n'
+        f"[fetch]\nretries = 0\ntimeout = 5\n[mail]\n{mail}\n[web]\n{web}\n"
+        f'[[documents]]\nid = "s/t"\nservice = "S"\ntype = "T"\nurl = "{url}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _run(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "TOSMON_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), **extra}
+    for name in ("TOSMON_CONFIG", "TOSMON_SECRET_KEY", "TOSMON_TEST_SMTP_PW"):
+        env.pop(name, None)
+    return env
+
+
+def _recorded_checks(database_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from monitor.db import make_engine
+    from monitor.models import Check
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(Check)).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def test_check_refuses_a_missing_smtp_password_before_fetching(
+    tmp_path: Path, engine, page_server, smtp_server, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    page_server.set("/tos", "<main><h1>Terms</h1><p>We may use your posts.</p></main>")
+    mail = (
+        f'host = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
+        'username = "tosmon"\npassword_env = "TOSMON_TEST_SMTP_PW"'
+    )
+    database_url = engine.url.render_as_string(hide_password=False)
+    config = _check_config(tmp_path, database_url, page_server.url("/tos"), mail)
+    env = _env(data_dir, TOSMON_SECRET_KEY="a-test-key-0123456789abcdef")
+
+    done = _run(config, env, "check")
+    assert done.returncode == 2, done.stderr
+    assert "environment variable TOSMON_TEST_SMTP_PW is not set" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert page_server.hits("/tos") == 0 and _recorded_checks(database_url) == 0
+
+    # --no-send sends nothing, so it does not need the password
+    done = _run(config, env, "check", "--no-send")
+    assert done.returncode == 0, done.stderr
+    assert "s/t" in done.stdout and "first" in done.stdout
+
+    done = _run(config, {**env, "TOSMON_TEST_SMTP_PW": "pw"}, "check")
+    assert done.returncode == 0, done.stderr
+    assert "unchanged" in done.stdout
+
+
+def test_check_refuses_a_key_file_others_can_read_before_fetching(
+    tmp_path: Path, engine, page_server, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    page_server.set("/tos", "<main><h1>Terms</h1><p>We may use your posts.</p></main>")
+    key = tmp_path / "keys" / "signing.key"
+    key.parent.mkdir()
+    key.write_text("k" * 40 + "\n", encoding="ascii")
+    key.chmod(0o644)
+    database_url = engine.url.render_as_string(hide_password=False)
+    config = _check_config(
+        tmp_path, database_url, page_server.url("/tos"), "", f'secret_key_file = "{key}"'
+    )
+    done = _run(config, _env(data_dir), "check")
+    assert done.returncode == 2, done.stderr
+    assert f"the key file {key} is readable by others (mode 644)" in done.stderr
+    assert f"chmod 600 {key}" in done.stderr
+    assert page_server.hits("/tos") == 0 and _recorded_checks(database_url) == 0
+
+    key.chmod(0o600)
+    done = _run(config, _env(data_dir), "check")
+    assert done.returncode == 0, done.stderr
+    assert "first" in done.stdout
