@@ -310,7 +310,12 @@ class Links:
 
     def confirm(self, subscriber: Subscriber, *, issued_at: datetime) -> str:
         token = sign_token(
-            self.key, "confirm", subscriber_id=subscriber.id, email=subscriber.email, now=issued_at
+            self.key,
+            "confirm",
+            subscriber_id=subscriber.id,
+            email=subscriber.email,
+            now=issued_at,
+            nonce=subscriber.token_nonce,
         )
         return f"{self.base_url}/confirm?token={quote(token)}"
 
