@@ -80,6 +80,10 @@ class Document(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None]
+    claim_host: Mapped[str | None] = mapped_column(String(200))
+    """Where the claiming process runs (hostname and PID namespace), with ``claim_pid``: a claim
+    whose process is gone from this host is released at once rather than after its lease."""
+    claim_pid: Mapped[int | None] = mapped_column(Integer)
     # state of the last checks
     last_check_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
