@@ -28,7 +28,9 @@ def make_engine(database_url: str) -> Engine:
     try:
         url = make_url(database_url)
     except ArgumentError as exc:
-        raise ConfigError(f"invalid database URL {database_url!r}", key="database_url") from exc
+        raise ConfigError(
+            f"invalid database URL {database_url!r}", key="storage.database_url"
+        ) from exc
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:" and "uri" not in url.query:
             _create_private_file(Path(url.database).expanduser())
@@ -60,12 +62,15 @@ def _create_private_file(path: Path) -> None:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
     except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
         raise ConfigError(
-            f"cannot create the database file {path}: {exc.strerror}", key="database_url"
+            f"cannot create the database file {path}: {exc.strerror}{where}",
+            key="storage.database_url",
         ) from exc
     os.close(fd)
 

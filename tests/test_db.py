@@ -112,6 +112,13 @@ def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     assert path.read_text(encoding="utf-8").startswith("my shopping list")  # left untouched
 
 
+def test_a_database_path_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where a directory should be\n", encoding="utf-8")
+    done = run_tosmon(tmp_path, f"sqlite:///{blocker}/tosmon.db", "documents")
+    assert_clean_failure(done, f"cannot create the database file {blocker}/tosmon.db")
+
+
 @pytest.mark.parametrize("wal", [True, False])
 def test_a_read_only_database(tmp_path: Path, wal: bool) -> None:
     """Opened read-only (as a file without write permission is): reads may work, the first
