@@ -17,7 +17,9 @@ What ``fetch`` does:
 - ``timeout`` bounds each request as a whole (connect, headers, the whole body; each redirect
   hop gets its own), not the wait for a free per-host slot;
 - sends If-None-Match / If-Modified-Since when given; a 304 is ``not_modified=True``;
-- streams the body and stops at ``max_bytes`` (decoded size, so a gzip bomb is caught too);
+- streams the body and stops at ``max_bytes``, counting what every Content-Encoding layer
+  produces as it is produced (``monitor.decoding``), so a gzip bomb, even a stacked
+  ``gzip, gzip`` one, stops at the cap; a coding other than gzip or deflate is refused;
 - refuses empty bodies, 4xx/5xx statuses, and bot walls served with 200 (``detect_block``).
 
 Every failure is a ``FetchError`` whose message is one line: ``<url>: <reason>``, flagged
@@ -50,6 +52,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from monitor import __version__
+from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
 
 if TYPE_CHECKING:
@@ -67,6 +70,7 @@ __all__ = [
 DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (+https://github.com/tos-monitor/tos-monitor)"
 
 ACCEPT = "text/html,application/xhtml+xml,text/markdown;q=0.9,text/plain;q=0.8,*/*;q=0.5"
+ACCEPT_ENCODING = "gzip, deflate"  # what monitor.decoding undoes, with a bounded output
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # How browsers decode these labels (WHATWG Encoding Standard).
 _DECODE_AS = {"iso8859-1": "cp1252", "ascii": "cp1252", "latin-1": "cp1252"}
@@ -140,16 +144,28 @@ def _known(label: str | None) -> str | None:
     return label
 
 
+def _impossible_wide(charset: str, content: bytes) -> bool:
+    """A UTF-16/32 label on a body with no NUL byte: ASCII-compatible bytes, a false label.
+
+    UTF-16 writes every ASCII character (all of HTML's markup) with a NUL byte; a page without
+    one is not UTF-16, and decoding it as such turns it into a run of CJK characters.
+    """
+    return codecs.lookup(charset).name.startswith(("utf-16", "utf-32")) and (
+        b"\0" not in content[:4096]
+    )
+
+
 def detect_charset(content: bytes, media_type: str, header_charset: str | None) -> str | None:
     """The charset of ``content``: BOM, header, <meta>/XML declaration, else detected.
 
-    Returns None only for an empty body. Unknown labels are ignored.
+    Returns None only for an empty body. Unknown labels are ignored, and so is a UTF-16 or UTF-32
+    label on a body without a BOM or a NUL byte (a misconfigured server: see _impossible_wide).
     """
     for bom, name in _BOMS:
         if content.startswith(bom):
             return name
     declared = _known(header_charset)
-    if declared:
+    if declared and not _impossible_wide(declared, content):
         return declared
     if "html" in media_type or "xml" in media_type:
         head = content[:4096]
@@ -346,7 +362,11 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         self._client = httpx.AsyncClient(
-            headers={"User-Agent": self.user_agent, "Accept": ACCEPT},
+            headers={
+                "User-Agent": self.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
             limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=30.0),
@@ -475,20 +495,25 @@ class Fetcher:
         raise FetchError(f"{url}: more than {self.max_redirects} redirects (last: {chain[-1]})")
 
     async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
+        """The body, Content-Encoding undone, every decoded byte counted as it is produced."""
         too_big = f"{url}: response larger than {self.max_bytes} bytes"
+        try:
+            codings = content_codings(response.headers.get("content-encoding"))
+        except FetchError as exc:
+            raise FetchError(f"{url}: {exc}", status=response.status_code) from None
         declared = response.headers.get("content-length", "")
         # Content-Length counts encoded bytes: trust it up front only for an uncompressed body.
-        identity = response.headers.get("content-encoding", "identity") == "identity"
-        if identity and declared.isdigit() and int(declared) > self.max_bytes:
+        if not codings and declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchError(too_big)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise FetchError(too_big)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        decoder = BodyDecoder(codings, max_bytes=self.max_bytes)
+        try:
+            async for chunk in response.aiter_raw():
+                decoder.feed(chunk)
+            return decoder.finish()
+        except BodyTooLarge:
+            raise FetchError(too_big) from None
+        except FetchError as exc:
+            raise FetchError(f"{url}: {exc}", status=response.status_code) from None
 
     async def _render_once(self, url: str) -> _Response:
         assert self._browser is not None
@@ -563,18 +588,18 @@ class Fetcher:
             duration=time.monotonic() - started,
         )
         textual = media_type.startswith("text/") or "xml" in media_type or "json" in media_type
-        text = result.text() if textual else ""
+        text = result.text()
         if not 200 <= status < 300:
-            self._raise_for_status(url, status, headers, text)
+            self._raise_for_status(url, status, headers, text if textual else "")
         if not response.content.strip():
             empty = FetchError(f"{url}: empty response body (HTTP {status})", transient=True)
             raise _Retry(empty)
+        if reason := not_text_reason(response.content, text):
+            raise FetchError(f"{url}: {reason}", status=status)
         if textual and (block := _classify_block(text, status)):
             reason, transient = block
             raise FetchError(f"{url}: {reason}", blocked=True, transient=transient, status=status)
-        if textual and (garbled := text.count("\ufffd")) > max(
-            GARBLED_MIN_CHARS, GARBLED_SHARE * len(text)
-        ):
+        if (garbled := text.count("\ufffd")) > max(GARBLED_MIN_CHARS, GARBLED_SHARE * len(text)):
             raise FetchError(
                 f"{url}: body is not valid {charset or 'utf-8'} "
                 f"({garbled} undecodable characters in {len(text)}): a broken or binary response",
