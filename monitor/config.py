@@ -96,6 +96,7 @@ class FetchConfig:
     per_host: int = 2
     retries: int = 3
     concurrency: int = 8
+    allow_private: bool = False  # follow redirects of public documents to private addresses
 
 
 @dataclass(frozen=True)
@@ -470,7 +471,15 @@ def _bind_problem(bind: str) -> str | None:
 DOCUMENT_KEYS = ("id", "service", "type", "url", "select", "remove", "interval", "render")
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "storage": ("database_url", "data_dir"),
-    "fetch": ("user_agent", "timeout", "max_bytes", "per_host", "retries", "concurrency"),
+    "fetch": (
+        "user_agent",
+        "timeout",
+        "max_bytes",
+        "per_host",
+        "retries",
+        "concurrency",
+        "allow_private",
+    ),
     "mail": (
         "host",
         "port",
@@ -506,6 +515,7 @@ def _fetch(t: _Table) -> FetchConfig:
         per_host=t.get_int("per_host", 2, low=1),
         retries=t.get_int("retries", 3, low=0, high=20),
         concurrency=t.get_int("concurrency", 8, low=1),
+        allow_private=t.get_bool("allow_private", False),
     )
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextvars
 import email.utils
 import itertools
 import re
@@ -47,13 +48,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpcore
 import httpx
 
 from monitor import __version__
 from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
+from monitor.netpolicy import Resolver, is_private_address, system_resolver
 
 if TYPE_CHECKING:
     from monitor.browser import Browser
@@ -306,8 +309,84 @@ def _phrase(status: int) -> str:
         return "(unknown status)"
 
 
+def _default_port(url: httpx.URL) -> int:
+    return 443 if url.scheme == "https" else 80
+
+
 def _host_key(url: httpx.URL) -> str:
-    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    return f"{url.host}:{url.port or _default_port(url)}"
+
+
+# -- where we may connect --------------------------------------------------------------------
+
+# Whether the fetch under way may reach private addresses (set by Fetcher._get_once for the
+# task that runs it: httpcore opens connections in the caller's task).
+_PRIVATE_OK: contextvars.ContextVar[bool] = contextvars.ContextVar("private_ok", default=False)
+ALLOW_PRIVATE_HINT = "set [fetch] allow_private = true to allow it"
+
+
+class _PrivateAddress(Exception):
+    """Internal: a connection to a private address was refused (see monitor.netpolicy)."""
+
+    def __init__(self, host: str, address: str) -> None:
+        shown = host if host == address else f"{host} ({address})"
+        super().__init__(f"{shown} is a private address")
+
+
+class _GuardedNetwork(httpcore.AsyncNetworkBackend):
+    """Resolves every host with ``resolver`` and connects only to addresses the rule allows.
+
+    httpx resolves names at connect time; doing it here, with the addresses then used for the
+    connection, closes the gap between checking a hop and connecting to it (DNS rebinding).
+    TLS still verifies the certificate against the host name (httpcore passes it as SNI).
+    """
+
+    def __init__(self, resolver: Resolver, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._resolve = resolver
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host} ({exc})") from exc
+        if not _PRIVATE_OK.get():
+            public = [a for a in addresses if not is_private_address(a)]
+            if len(public) < len(addresses):
+                private = next(a for a in addresses if is_private_address(a))
+                raise _PrivateAddress(host, private)
+            addresses = public
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} has no address")
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("tos-monitor does not fetch over Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
 # -- the fetcher -----------------------------------------------------------------------------
@@ -344,7 +423,11 @@ class Fetcher:
         backoff: float = 1.0,
         max_retry_after: float = 120.0,
         max_redirects: int = 10,
+        allow_private: bool = False,
+        resolver: Resolver | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
+        """``resolver`` and ``network`` replace getaddrinfo and the socket layer (for tests)."""
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
         self.user_agent = user_agent
@@ -355,13 +438,27 @@ class Fetcher:
         self.backoff = backoff
         self.max_retry_after = max_retry_after
         self.max_redirects = max_redirects
+        self.allow_private = allow_private
+        self._resolve = resolver or system_resolver
+        self._network = _GuardedNetwork(self._resolve, network or httpcore.AnyIOBackend())
         self._client: httpx.AsyncClient | None = None
         self._browser: Browser | None = None
         self._browser_lock = asyncio.Lock()
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
     async def __aenter__(self) -> Fetcher:
+        transport = httpx.AsyncHTTPTransport(trust_env=False)
+        # httpx has no public way to give its transport a network backend: swap its pool for one
+        # built (with public httpcore arguments) around _GuardedNetwork
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=30.0,
+            network_backend=self._network,
+        )
         self._client = httpx.AsyncClient(
+            transport=transport,
             headers={
                 "User-Agent": self.user_agent,
                 "Accept": ACCEPT,
@@ -369,7 +466,6 @@ class Fetcher:
             },
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=30.0),
             trust_env=False,
         )
         return self
@@ -456,9 +552,44 @@ class Fetcher:
         return semaphore
 
     async def _get_once(self, url: str, headers: dict[str, str]) -> _Response:
+        current = httpx.URL(url)
+        # a document whose own URL is private was asked for: its redirects may stay inside
+        private_ok = self.allow_private or await self._host_is_private(current)
+        token = _PRIVATE_OK.set(private_ok)
+        try:
+            return await self._follow(url, current, headers, private_ok=private_ok)
+        except _PrivateAddress as exc:
+            raise FetchError(f"{url}: refused: {exc}; {ALLOW_PRIVATE_HINT}") from None
+        finally:
+            _PRIVATE_OK.reset(token)
+
+    async def _host_is_private(self, url: httpx.URL) -> bool:
+        """Whether ``url``'s host resolves to a private address (False when it does not resolve)."""
+        try:
+            addresses = await self._resolve(url.host, url.port or _default_port(url))
+        except OSError:
+            return False
+        return any(is_private_address(a) for a in addresses)
+
+    async def _check_hop(self, url: str, target: httpx.URL) -> None:
+        """Refuse a redirect of a public document to a private address, before following it."""
+        try:
+            addresses = await self._resolve(target.host, target.port or _default_port(target))
+        except OSError as exc:
+            error = FetchError(f"{url}: cannot resolve {target.host} ({exc})", transient=True)
+            raise _Retry(error) from exc
+        if private := next((a for a in addresses if is_private_address(a)), None):
+            where = target.host if target.host == private else f"{target.host} ({private})"
+            raise FetchError(
+                f"{url}: refused a redirect to {target}: {where} is a private address; "
+                f"{ALLOW_PRIVATE_HINT}"
+            )
+
+    async def _follow(
+        self, url: str, current: httpx.URL, headers: dict[str, str], *, private_ok: bool
+    ) -> _Response:
         assert self._client is not None
         chain = [url]
-        current = httpx.URL(url)
         for _ in range(self.max_redirects + 1):
             async with self._semaphore(current):
                 try:
@@ -490,6 +621,8 @@ class Fetcher:
             if str(target) in chain:
                 loop = " -> ".join([*chain, str(target)])
                 raise FetchError(f"{url}: redirect loop: {loop}")
+            if not private_ok:
+                await self._check_hop(url, target)
             chain.append(str(target))
             current = target
         raise FetchError(f"{url}: more than {self.max_redirects} redirects (last: {chain[-1]})")

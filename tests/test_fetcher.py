@@ -26,6 +26,8 @@ from monitor.fetcher import (
     detect_charset,
     parse_retry_after,
 )
+from monitor.netpolicy import is_private_address
+from tests.network import PUBLIC, Routes, names
 from tests.pageserver import CORPUS_DIR, TERMS_HTML, PageServer
 
 T = TypeVar("T")
@@ -758,3 +760,116 @@ def test_real_pages_are_text() -> None:
         if reason := not_text_reason(content, text):
             refused.append(f"{path}: {reason}")
     assert refused == []
+
+
+# -- private addresses -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "private"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("169.254.169.254", True),  # cloud metadata
+        ("fe80::1%eth0", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("100.64.0.1", True),  # carrier-grade NAT
+        ("0.0.0.0", True),
+        ("224.0.0.1", True),
+        ("fd00::1", True),
+        ("::ffff:127.0.0.1", True),  # IPv4-mapped loopback
+        ("192.0.2.1", True),  # documentation
+        ("not-an-address", True),
+        ("93.184.216.34", False),
+        ("8.8.8.8", False),
+        ("2606:4700:4700::1111", False),
+        ("::ffff:8.8.8.8", False),
+    ],
+)
+def test_private_address_classification(address: str, private: bool) -> None:
+    assert is_private_address(address) is private
+
+
+def public_fetch(page_server: PageServer, url: str, **options: Any) -> FetchResult:
+    """Fetch ``url`` where terms.public.test is a public host served by the page server."""
+    table: dict[str, list[str]] = {"terms.public.test": [PUBLIC], **options.pop("names", {})}
+    routes = options.pop("routes", Routes({PUBLIC: "127.0.0.1"}))
+    return run(fetch(url, resolver=names(table), network=routes, **options))
+
+
+def public_url(page_server: PageServer, path: str) -> str:
+    return page_server.url(path, host="terms.public.test")
+
+
+def test_a_public_document_is_fetched_through_the_test_network(page_server: PageServer) -> None:
+    result = public_fetch(page_server, public_url(page_server, "/terms"))
+    assert "You keep ownership" in result.text()
+    assert page_server.hits("/terms") == 1
+
+
+def _public_error(page_server: PageServer, url: str, **options: Any) -> FetchError:
+    with pytest.raises(FetchError) as info:
+        public_fetch(page_server, url, **options)
+    assert str(info.value).startswith(url)
+    return info.value
+
+
+def test_public_document_redirected_to_loopback_is_refused(page_server: PageServer) -> None:
+    page_server.set("/secret", "<p>internal admin page</p>")
+    page_server.redirect("/tos", page_server.url("/secret"))
+    url = public_url(page_server, "/tos")
+    error = _public_error(page_server, url)
+    assert "127.0.0.1 is a private address" in str(error)
+    assert "allow_private = true" in str(error)
+    assert not error.transient
+    assert page_server.hits("/tos") == 1
+    assert page_server.hits("/secret") == 0
+
+
+def test_allow_private_follows_the_redirect(page_server: PageServer) -> None:
+    page_server.set("/secret", "<p>internal admin page</p>")
+    page_server.redirect("/tos", page_server.url("/secret"))
+    result = public_fetch(page_server, public_url(page_server, "/tos"), allow_private=True)
+    assert "internal admin page" in result.text()
+
+
+def test_a_name_resolving_to_loopback_counts_as_private(page_server: PageServer) -> None:
+    page_server.set("/secret", "<p>internal</p>")
+    page_server.redirect("/tos", page_server.url("/secret", host="intranet.public.test"))
+    url = public_url(page_server, "/tos")
+    error = _public_error(page_server, url, names={"intranet.public.test": ["127.0.0.1"]})
+    assert "intranet.public.test (127.0.0.1) is a private address" in str(error)
+    assert page_server.hits("/secret") == 0
+
+
+@pytest.mark.parametrize(
+    "target", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.7:8080/admin"]
+)
+def test_redirects_inward_are_refused_before_connecting(
+    page_server: PageServer, target: str
+) -> None:
+    page_server.redirect("/tos", target)
+    routes = Routes({PUBLIC: "127.0.0.1"})
+    error = _public_error(page_server, public_url(page_server, "/tos"), routes=routes)
+    assert f"refused a redirect to {target}" in str(error)
+    assert routes.connects == [PUBLIC]  # never tried to connect to the private address
+
+
+def test_dns_rebinding_is_refused_at_connect_time(page_server: PageServer) -> None:
+    """A name that resolves public when the hop is checked and loopback when connecting."""
+    page_server.set("/secret", "<p>internal</p>")
+    page_server.redirect("/tos", page_server.url("/secret", host="flip.public.test"))
+    flip = [[PUBLIC], ["127.0.0.1"]]
+    url = public_url(page_server, "/tos")
+    error = _public_error(page_server, url, names={"flip.public.test": flip}, retries=0)
+    assert "flip.public.test (127.0.0.1) is a private address" in str(error)
+    assert page_server.hits("/secret") == 0
+
+
+def test_a_private_document_may_redirect_inside(page_server: PageServer) -> None:
+    # every other test here fetches from 127.0.0.1: a document that is private by its own URL
+    page_server.redirect("/tos", page_server.url("/terms", host="localhost"))
+    assert "You keep ownership" in run(fetch(page_server.url("/tos"))).text()

@@ -129,6 +129,7 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
             max_bytes=fetch.max_bytes,
             per_host=fetch.per_host,
             retries=fetch.retries,
+            allow_private=fetch.allow_private,
         ) as fetcher:
             return await check_documents(
                 selected,
