@@ -361,7 +361,9 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
 
     PATH is laid out as <service>/<document type>/<YYYY-MM-DDTHH-MM-SSZ>.md. Each capture becomes a
     version at its date, with change records computed between them. No email is sent. Captures
-    already imported (same document, same date) are skipped, so re-running is safe.
+    already imported (same document, same date) are skipped, so re-running is safe. Only regular
+    files are read: symbolic links, devices, FIFOs and files larger than [fetch] max_bytes are
+    skipped, each named in the output.
     """
     from monitor.importer import import_dataset
 
@@ -371,6 +373,7 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
         path,
         services=wanted,
         on_document=None if as_json else lambda s: click.echo(s.line()),
+        max_bytes=app.config.fetch.max_bytes,
     )
     if as_json:
         emit_json([s.as_dict() for s in summaries])
