@@ -29,6 +29,7 @@ import platformdirs
 
 from monitor import __version__
 from monitor.errors import ConfigError
+from monitor.urls import mask_credentials
 
 APP_NAME = "tos-monitor"
 CONFIG_ENV = "TOSMON_CONFIG"
@@ -431,17 +432,18 @@ def _show(value: object) -> str:
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable http(s) URL, or None if it is."""
+    shown = mask_credentials(url)  # the message must not show a password held in the URL
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018  (raises on a bad port)
     except ValueError as exc:
-        return f"bad URL {url!r}: {exc}"
+        return f"bad URL {shown!r}: {mask_credentials(str(exc))}"
     if parts.scheme not in ("http", "https"):
-        return f"bad URL {url!r}: the scheme must be http or https"
+        return f"bad URL {shown!r}: the scheme must be http or https"
     if not parts.hostname:
-        return f"bad URL {url!r}: a host is required"
+        return f"bad URL {shown!r}: a host is required"
     if any(ch.isspace() for ch in url.strip()):
-        return f"bad URL {url!r}: spaces must be percent-encoded"
+        return f"bad URL {shown!r}: spaces must be percent-encoded"
     return None
 
 

@@ -57,6 +57,7 @@ from monitor import __version__
 from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
 from monitor.netpolicy import Resolver, is_private_address, system_resolver
+from monitor.urls import mask_credentials
 
 if TYPE_CHECKING:
     from monitor.browser import Browser
@@ -495,7 +496,19 @@ class Fetcher:
         last_modified: str | None = None,
         render: bool = False,
     ) -> FetchResult:
-        """Fetch ``url``; raises FetchError (see the module docstring)."""
+        """Fetch ``url``; raises FetchError (see the module docstring).
+
+        The error's message never shows credentials held in the URL (``user:password@``).
+        """
+        try:
+            return await self._fetch(url, etag=etag, last_modified=last_modified, render=render)
+        except FetchError as exc:
+            exc.args = (mask_credentials(str(exc)),)
+            raise
+
+    async def _fetch(
+        self, url: str, *, etag: str | None, last_modified: str | None, render: bool
+    ) -> FetchResult:
         if self._client is None:
             raise RuntimeError("use the Fetcher as 'async with Fetcher(...) as fetcher'")
         try:

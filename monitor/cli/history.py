@@ -22,6 +22,7 @@ from monitor.cli.app import (
 )
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
 from monitor.errors import MonitorError
+from monitor.urls import mask_credentials
 
 OUTCOME_COLOURS = {
     "first": "cyan",
@@ -188,7 +189,7 @@ def documents(app: AppContext, as_json: bool) -> None:
                 "id": doc.id,
                 "service": doc.service,
                 "type": doc.type,
-                "url": doc.url,
+                "url": mask_credentials(doc.url),
                 "render": doc.render,
                 "last_check_at": doc.last_check_at,
                 "last_change_at": doc.last_change_at,
@@ -197,7 +198,9 @@ def documents(app: AppContext, as_json: bool) -> None:
                 "failing": doc.consecutive_failures > 0,
                 "consecutive_failures": doc.consecutive_failures,
                 "failing_since": doc.failing_since,
-                "last_error": doc.last_error if doc.consecutive_failures else None,
+                "last_error": (
+                    mask_credentials(doc.last_error or "") if doc.consecutive_failures else None
+                ),
             }
             for doc in store.list_documents(session)
         ]
@@ -216,7 +219,7 @@ def documents(app: AppContext, as_json: bool) -> None:
         )
         if row["last_check_at"] is None:
             state = "never checked"
-        click.echo(f"{row['id']}  {row['url']}")
+        click.echo(f"{safe_terminal_text(row['id'])}  {safe_terminal_text(row['url'])}")
         click.echo(
             f"    last check {fmt_time(row['last_check_at'])}, last change "
             f"{fmt_time(row['last_change_at'])}, {row['versions']} version(s), {state}"
