@@ -8,23 +8,39 @@ tos-monitor works without Playwright. It never downloads a browser: it drives De
     apt-get install chromium
 
 Playwright errors are translated here into ``FetchError`` (one line, naming the URL).
+
+Chromium runs inside its own sandbox whenever it can: as an ordinary user with unprivileged user
+namespaces (the default on Debian). As root it cannot (Chromium refuses to sandbox itself as
+root), nor where user namespaces are disabled or blocked (some containers); only then is it
+started with ``--no-sandbox``, and the reason is logged once (``sandbox_problem``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from monitor.errors import FetchError
 
-__all__ = ["CHROMIUM_ARGS", "CHROMIUM_PATH", "ENABLE_HINT", "Browser", "RenderedPage"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "CHROMIUM_PATH",
+    "ENABLE_HINT",
+    "Browser",
+    "RenderedPage",
+    "browser_unavailable",
+    "sandbox_problem",
+]
+
+log = logging.getLogger(__name__)
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = (
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -35,6 +51,9 @@ CHROMIUM_ARGS = (
 ENABLE_HINT = (
     "install the browser extra: pip install 'tos-monitor[browser]' and Debian's chromium package"
 )
+NO_SANDBOX = "--no-sandbox"
+SANDBOX_HINT = "run tos-monitor as an ordinary user with user namespaces enabled to sandbox it"
+PROC_SYS = Path("/proc/sys")
 IDLE_WAIT = 5.0  # seconds to wait for scripts' network requests to settle after "load"
 
 # net:: errors that will not go away by trying again soon
@@ -69,6 +88,45 @@ def browser_unavailable(executable: Path | None = None) -> str | None:
     return None
 
 
+def sandbox_problem(*, euid: int | None = None, proc_sys: Path = PROC_SYS) -> str | None:
+    """Why Chromium cannot run in its sandbox here, or None when it should be able to.
+
+    Chromium sandboxes itself with unprivileged user namespaces; it refuses to as root, and
+    cannot where the kernel disables them (``kernel.unprivileged_userns_clone = 0`` on older
+    Debian, ``user.max_user_namespaces = 0``). Other obstacles (a container's seccomp filter)
+    only show when Chromium starts: ``Browser.start`` then falls back and says so.
+    """
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        return "tos-monitor runs as root, and Chromium cannot sandbox itself as root"
+    for setting, name in (
+        ("kernel/unprivileged_userns_clone", "kernel.unprivileged_userns_clone"),
+        ("user/max_user_namespaces", "user.max_user_namespaces"),
+    ):
+        try:
+            value = (proc_sys / setting).read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        if value == "0":
+            return f"unprivileged user namespaces are disabled ({name} = 0)"
+    return None
+
+
+_explained: set[str] = set()
+
+
+def _explain_no_sandbox(reason: str) -> None:
+    """Log once per process (per reason) why Chromium runs without its sandbox."""
+    if reason not in _explained:
+        _explained.add(reason)
+        log.warning("Chromium runs without its sandbox: %s; %s", reason, SANDBOX_HINT)
+
+
+def _sandbox_failure(message: str) -> bool:
+    lowered = message.lower()
+    return "sandbox" in lowered or "namespace" in lowered
+
+
 class Browser:
     """One headless Chromium for a check cycle; a fresh context (no cookies) per page."""
 
@@ -77,6 +135,7 @@ class Browser:
         self.executable = executable or CHROMIUM_PATH
         self._playwright: Any = None
         self._browser: Any = None
+        self.sandboxed: bool | None = None  # known once started
 
     async def start(self) -> None:
         if reason := browser_unavailable(self.executable):
@@ -85,17 +144,33 @@ class Browser:
         from playwright.async_api import async_playwright
 
         self._playwright = await async_playwright().start()
+        problem = sandbox_problem()
         try:
-            self._browser = await self._playwright.chromium.launch(
-                executable_path=str(self.executable),
-                headless=True,
-                args=list(CHROMIUM_ARGS),
-            )
+            try:
+                self._browser = await self._launch(sandboxed=problem is None)
+            except PlaywrightError as exc:
+                if problem is not None or not _sandbox_failure(str(exc)):
+                    raise
+                # the kernel said yes, but Chromium could not sandbox itself (a container's
+                # seccomp filter, an AppArmor rule...): the fallback it must take
+                problem = f"it could not start sandboxed ({_first_line(exc)})"
+                self._browser = await self._launch(sandboxed=False)
         except PlaywrightError as exc:
             await self._playwright.stop()
             self._playwright = None
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise FetchError(f"cannot start {self.executable}: {first}") from exc
+            raise FetchError(f"cannot start {self.executable}: {_first_line(exc)}") from exc
+        self.sandboxed = problem is None
+        if problem is not None:
+            _explain_no_sandbox(problem)
+
+    async def _launch(self, *, sandboxed: bool) -> Any:
+        args = list(CHROMIUM_ARGS) if sandboxed else [*CHROMIUM_ARGS, NO_SANDBOX]
+        return await self._playwright.chromium.launch(
+            executable_path=str(self.executable),
+            headless=True,
+            args=args,
+            chromium_sandbox=sandboxed,
+        )
 
     async def render(self, url: str, *, timeout: float) -> RenderedPage:
         """Load ``url``, let its scripts run, and return the resulting DOM."""
@@ -140,3 +215,8 @@ class Browser:
         finally:
             if playwright is not None:
                 await playwright.stop()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
