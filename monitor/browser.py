@@ -20,11 +20,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.errors import FetchError
+from monitor.netpolicy import Resolver, is_private_address, system_resolver
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -130,9 +133,16 @@ def _sandbox_failure(message: str) -> bool:
 class Browser:
     """One headless Chromium for a check cycle; a fresh context (no cookies) per page."""
 
-    def __init__(self, *, user_agent: str, executable: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        executable: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.user_agent = user_agent
         self.executable = executable or CHROMIUM_PATH
+        self.extra_args = tuple(extra_args)
         self._playwright: Any = None
         self._browser: Any = None
         self.sandboxed: bool | None = None  # known once started
@@ -164,7 +174,9 @@ class Browser:
             _explain_no_sandbox(problem)
 
     async def _launch(self, *, sandboxed: bool) -> Any:
-        args = list(CHROMIUM_ARGS) if sandboxed else [*CHROMIUM_ARGS, NO_SANDBOX]
+        args = [*CHROMIUM_ARGS, *self.extra_args]
+        if not sandboxed:
+            args.append(NO_SANDBOX)
         return await self._playwright.chromium.launch(
             executable_path=str(self.executable),
             headless=True,
@@ -172,23 +184,80 @@ class Browser:
             chromium_sandbox=sandboxed,
         )
 
-    async def render(self, url: str, *, timeout: float) -> RenderedPage:
-        """Load ``url``, let its scripts run, and return the resulting DOM."""
+    async def render(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        private_ok: bool = True,
+        resolver: Resolver | None = None,
+        refusal_hint: str = "",
+    ) -> RenderedPage:
+        """Load ``url``, let its scripts run, and return the resulting DOM.
+
+        With ``private_ok`` False (a public document), a request of the page to a private
+        address (see monitor.netpolicy) is aborted, and a redirect of the page itself to one
+        fails the render: Chromium follows redirects without asking, so the chain is judged
+        once loaded, and nothing from it is kept.
+        """
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
         if self._browser is None:
             raise RuntimeError("Browser.start() was not called")
+        resolve = resolver or system_resolver
+        refused: list[str] = []
         context = await self._browser.new_context(
             user_agent=self.user_agent, service_workers="block", accept_downloads=False
         )
+
+        async def private_host(address: str) -> str | None:
+            parts = urlsplit(address)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return None
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            try:
+                addresses = await resolve(parts.hostname, port)
+            except OSError:
+                return None  # Chromium will fail to resolve it too
+            private = next((a for a in addresses if is_private_address(a)), None)
+            if private is None:
+                return None
+            return parts.hostname if parts.hostname == private else f"{parts.hostname} ({private})"
+
+        async def guard(route: Any) -> None:
+            if where := await private_host(route.request.url):
+                refused.append(f"{route.request.url}: {where} is a private address")
+                await route.abort("blockedbyclient")
+            else:
+                await route.continue_()
+
+        def refusal(what: str) -> FetchError:
+            return FetchError(f"{url}: refused {what}; {refusal_hint}".rstrip("; "))
+
         try:
+            if not private_ok:
+                await context.route("**/*", guard)
             page = await context.new_page()
-            response = await page.goto(url, wait_until="load", timeout=timeout * 1000)
+            try:
+                response = await page.goto(url, wait_until="load", timeout=timeout * 1000)
+            except PlaywrightError:
+                if refused and refused[0].startswith(url):
+                    raise refusal(f"a request to {refused[0]}") from None
+                raise
             with contextlib.suppress(PlaywrightTimeout):
                 await page.wait_for_load_state(
                     "networkidle", timeout=min(IDLE_WAIT, timeout) * 1000
                 )
+            if not private_ok:
+                hops = []
+                request = response.request if response is not None else None
+                while request is not None:
+                    hops.append(request.url)
+                    request = request.redirected_from
+                for hop in [*reversed(hops[:-1]), page.url]:
+                    if where := await private_host(hop):
+                        raise refusal(f"a redirect to {hop}: {where} is a private address")
             html = await page.content()
             status = response.status if response is not None else 200
             headers = await response.all_headers() if response is not None else {}

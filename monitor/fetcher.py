@@ -43,7 +43,7 @@ import email.utils
 import itertools
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -427,8 +427,10 @@ class Fetcher:
         allow_private: bool = False,
         resolver: Resolver | None = None,
         network: httpcore.AsyncNetworkBackend | None = None,
+        browser_args: Sequence[str] = (),
     ) -> None:
-        """``resolver`` and ``network`` replace getaddrinfo and the socket layer (for tests)."""
+        """``resolver`` and ``network`` replace getaddrinfo and the socket layer, and
+        ``browser_args`` are added to Chromium's command line (for tests)."""
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
         self.user_agent = user_agent
@@ -441,6 +443,7 @@ class Fetcher:
         self.max_redirects = max_redirects
         self.allow_private = allow_private
         self._resolve = resolver or system_resolver
+        self.browser_args = tuple(browser_args)
         self._network = _GuardedNetwork(self._resolve, network or httpcore.AnyIOBackend())
         self._client: httpx.AsyncClient | None = None
         self._browser: Browser | None = None
@@ -663,11 +666,18 @@ class Fetcher:
 
     async def _render_once(self, url: str) -> _Response:
         assert self._browser is not None
+        private_ok = self.allow_private or await self._host_is_private(httpx.URL(url))
         async with self._semaphore(httpx.URL(url)):
             try:
                 # The browser enforces ``timeout`` on loading, then waits a little for scripts.
                 async with asyncio.timeout(self.timeout * 2 + 5):
-                    page = await self._browser.render(url, timeout=self.timeout)
+                    page = await self._browser.render(
+                        url,
+                        timeout=self.timeout,
+                        private_ok=private_ok,
+                        resolver=self._resolve,
+                        refusal_hint=ALLOW_PRIVATE_HINT,
+                    )
             except TimeoutError as exc:
                 error = FetchError(f"{url}: timed out after {self.timeout:g}s", transient=True)
                 raise _Retry(error) from exc
@@ -688,7 +698,7 @@ class Fetcher:
                 return
             from monitor.browser import Browser  # optional extra: imported only when used
 
-            browser = Browser(user_agent=self.user_agent)
+            browser = Browser(user_agent=self.user_agent, extra_args=self.browser_args)
             try:
                 await browser.start()
             except FetchError as exc:

@@ -6,11 +6,15 @@ import asyncio
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import monitor.browser
 from monitor.browser import Browser, browser_unavailable, sandbox_problem
+from monitor.errors import FetchError
+from monitor.fetcher import Fetcher, FetchResult
+from tests.network import PUBLIC, names
 from tests.pageserver import PageServer
 
 needs_browser = pytest.mark.skipif(
@@ -99,3 +103,59 @@ def test_a_sandbox_that_fails_to_start_falls_back_and_says_why(
     assert "You keep ownership" in html
     [warning] = [r.getMessage() for r in caplog.records if "without its sandbox" in r.getMessage()]
     assert "could not start sandboxed" in warning
+
+
+# -- the private-address rule, in the browser ------------------------------------------------
+
+
+def _render_public(page_server: PageServer, path: str, **options: Any) -> FetchResult:
+    """Render http://terms.public.test:<port><path>: public to the rule, served locally.
+
+    Chromium reaches the page server through its own host-resolver rule; the fetcher's
+    resolver says the name is public, as a real DNS answer would.
+    """
+
+    async def go() -> FetchResult:
+        async with Fetcher(
+            timeout=30,
+            retries=0,
+            resolver=names({"terms.public.test": [PUBLIC]}),
+            browser_args=["--host-resolver-rules=MAP terms.public.test 127.0.0.1"],
+            **options,
+        ) as fetcher:
+            return await fetcher.fetch(page_server.url(path, host="terms.public.test"), render=True)
+
+    return asyncio.run(go())
+
+
+@needs_browser
+def test_rendered_public_page_redirected_to_loopback_is_refused(page_server: PageServer) -> None:
+    page_server.set("/secret", "<main><p>internal admin page</p></main>")
+    page_server.redirect("/tos", page_server.url("/secret"))
+    with pytest.raises(FetchError) as info:
+        _render_public(page_server, "/tos")
+    message = str(info.value)
+    assert f"refused a redirect to {page_server.url('/secret')}" in message
+    assert "127.0.0.1 is a private address" in message and "allow_private" in message
+    result = _render_public(page_server, "/tos", allow_private=True)
+    assert "internal admin page" in result.text()
+
+
+@needs_browser
+def test_scripts_of_a_public_page_cannot_read_private_addresses(page_server: PageServer) -> None:
+    secret = page_server.url("/secret")
+    page_server.set("/secret", "internal admin page", headers={"Access-Control-Allow-Origin": "*"})
+    page_server.set(
+        "/tos",
+        f"""<!doctype html><html><body><main id="t"><p>Terms of use.</p></main><script>
+fetch("{secret}").then(r => r.text())
+  .then(t => {{ document.getElementById("t").innerHTML += "<p>" + t + "</p>"; }})
+  .catch(() => {{ document.getElementById("t").innerHTML += "<p>fetch refused</p>"; }});
+</script></body></html>""",
+    )
+    result = _render_public(page_server, "/tos")
+    assert "fetch refused" in result.text()
+    assert "internal admin page" not in result.text()
+    assert page_server.hits("/secret") == 0
+    allowed = _render_public(page_server, "/tos", allow_private=True)
+    assert "internal admin page" in allowed.text()
