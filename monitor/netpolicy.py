@@ -42,6 +42,10 @@ def is_private_address(address: str) -> bool:
 
 async def system_resolver(host: str, port: int) -> list[str]:
     """The addresses of ``host`` from the system's resolver (getaddrinfo), without duplicates."""
+    try:
+        return [str(ipaddress.ip_address(host))]  # a literal needs no lookup
+    except ValueError:
+        pass
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
