@@ -649,6 +649,8 @@ class Fetcher:
         try:
             codings = content_codings(response.headers.get("content-encoding"))
         except FetchError as exc:
+            if not 200 <= response.status_code < 300:
+                return b""  # an error page: its status says enough
             raise FetchError(f"{url}: {exc}", status=response.status_code) from None
         declared = response.headers.get("content-length", "")
         # Content-Length counts encoded bytes: trust it up front only for an uncompressed body.

@@ -674,6 +674,14 @@ def test_content_encodings_we_do_not_decode_are_refused(
     assert page_server.hits("/odd") == 1
 
 
+def test_an_error_page_in_an_unsupported_coding_reports_its_status(
+    page_server: PageServer,
+) -> None:
+    page_server.set("/gone-br", bytes(range(256)), status=404, headers={"Content-Encoding": "br"})
+    error = fetch_error(page_server.url("/gone-br"))
+    assert error.status == 404 and "HTTP 404" in str(error)
+
+
 def test_too_many_encoding_layers_are_refused(page_server: PageServer) -> None:
     body = TERMS_HTML.encode()
     for _ in range(4):
