@@ -5,7 +5,7 @@ A hostile or broken page can put megabytes into one clause. Two shapes, each at 
 
 - ``varied``: distinct sentences, every other one reworded (an ordinary long clause);
 - ``repeated``: sentences drawn from a pool of 40 (boilerplate repeated over and over), every
-  tenth one replaced: the shape that made sentence matching quadratic.
+  tenth one replaced by the same new sentence: the shape that made sentence matching quadratic.
 
 Each case runs in a child process with a time limit (``--limit``, default 300 s); a case that
 does not finish is printed as ``> limit``. Figures are wall seconds on this machine.
@@ -69,7 +69,8 @@ def clause_texts(size: int, shape: str) -> tuple[str, str]:
         old.append(rng.choice(pool) if shape == "repeated" else sentence())
         length += len(old[-1]) + 1
     if shape == "repeated":
-        new = [s if k % 10 else sentence() for k, s in enumerate(old)]
+        fresh = "We may now use what you share in new ways worldwide."
+        new = [s if k % 10 else fresh for k, s in enumerate(old)]
     else:
         new = [s if k % 2 else sentence() for k, s in enumerate(old)]
     return " ".join(old), " ".join(new)
