@@ -399,3 +399,16 @@ def test_the_transaction_redoes_an_analysis_made_against_an_older_version(terms,
         # compared with the middle version: the AI clause is not new any more, the licence is
         assert [c.kind for c in change.clauses] == ["modified"]
     assert sorted(c.kind for c in stale.report.clauses) == ["added", "modified"]
+
+
+def test_a_page_nested_too_deep_to_read_is_a_failed_check_not_a_shorter_version(
+    terms, sessions
+) -> None:
+    [first] = run_checks(sessions, ["ex/terms"])
+    assert first.outcome == "first"
+    deep = "<div>" * 5000 + "<p>Deep.</p>" + "</div>" * 5000
+    terms.set("/tos", terms_page(extra=AI_TRAINING).replace("<main>", "<main>" + deep, 1))
+    [second] = run_checks(sessions, ["ex/terms"])
+    assert second.outcome == "failed"
+    assert "depth" in second.detail
+    assert count(sessions, Version) == 1
