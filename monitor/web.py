@@ -58,6 +58,8 @@ MAX_WAITING = 512
 """Connections gathering their head at once; past it the oldest is closed."""
 BACKLOG = 128
 """The listen backlog (connections the kernel queues before the gate accepts them)."""
+PAGE_CACHE = 32
+"""Rendered change pages kept (each under render.REPORT_LIMIT)."""
 _CHANGE_PATH = re.compile(r"/changes/([0-9]{1,9})")
 """A change id: ASCII digits that fit any integer column (a longer one is a 404, not an error)."""
 SECURITY_HEADERS = {
@@ -237,6 +239,20 @@ class _Server(HTTPServer):
             self.shutdown_request(sock)
             self._busy.release()
 
+    def cached_page(self, change_id: int) -> str | None:
+        """The rendered page of a change, if it was rendered lately (a change never changes)."""
+        with self.pages_lock:
+            html = self.pages.get(change_id)
+            if html is not None:
+                self.pages.move_to_end(change_id)
+            return html
+
+    def cache_page(self, change_id: int, html: str) -> None:
+        with self.pages_lock:
+            self.pages[change_id] = html
+            while len(self.pages) > PAGE_CACHE:
+                self.pages.popitem(last=False)
+
     def take_head(self) -> bytes:
         head: bytes = getattr(self._local, "head", b"")
         self._local.head = b""
@@ -391,6 +407,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _show_change(self, change_id: int) -> None:
+        html = self.server.cached_page(change_id)
+        if html is not None:
+            self._send(HTTPStatus.OK, html)
+            return
         try:
             with self.server.sessions() as session:
                 view = store.load_change_view(session, change_id)
@@ -404,6 +424,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._page(HTTPStatus.NOT_FOUND, "Not found", f"There is no change {change_id}.")
             return
         rendered = render.render_change(view, base_url=None, unsubscribe_url=None)
+        self.server.cache_page(change_id, rendered.html)
         self._send(HTTPStatus.OK, rendered.html)
 
     def _page(

@@ -1,0 +1,111 @@
+"""A huge change makes a report of readable size: over real SMTP and the real web endpoint."""
+
+from __future__ import annotations
+
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.outbox import deliver_pending
+from monitor.render import REPORT_LIMIT
+from monitor.web import serve
+from tests.mailfactory import AI_CLAUSE, SECRET, T0, add_subscriber, mail_config, record_change
+from tests.smtp import SMTPTestServer
+
+SENTENCE = "The provider may update the features of the service from time to time. "
+
+
+def _long_clause(n: int) -> dict[str, Any]:
+    before = f"Clause {n}. " + SENTENCE * 150  # about 11 KB a side
+    after = before.replace("from time to time", "at any time")
+    return {
+        "kind": "modified",
+        "section": ["Service", f"Part {n}"],
+        "before": before,
+        "after": after,
+        "words": [
+            [op, text]
+            for part in before.split("from time to time")[:-1]
+            for op, text in (
+                ["equal", part],
+                ["delete", "from time to time"],
+                ["insert", "at any time"],
+            )
+        ]
+        + [["equal", before.split("from time to time")[-1]]],
+        "labels": [],
+        "direction": "neutral",
+        "severity": "low",
+        "annotation": "Rewords a clause.",
+    }
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOSMON_SECRET_KEY", SECRET)
+
+
+def _part(message: Message, subtype: str) -> str:
+    for part in message.walk():
+        if part.get_content_type() == f"text/{subtype}":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8")
+    raise AssertionError(f"no text/{subtype} part")
+
+
+def test_a_huge_change_is_mailed_as_a_short_report_linking_to_the_whole(
+    sessions: sessionmaker[Session], tmp_path: Path, smtp_server: SMTPTestServer
+) -> None:
+    add_subscriber(sessions, "reader@example.org")
+    change_id = _record(sessions)
+    config = mail_config(tmp_path, smtp=smtp_server)
+    assert deliver_pending(sessions, config, now=lambda: T0).sent == 1
+    [message] = smtp_server.messages
+    html = _part(message, "html")
+    text = _part(message, "plain")
+    assert len(html.encode()) <= REPORT_LIMIT
+    assert len(text.encode()) <= REPORT_LIMIT
+    for body in (html, text):
+        # the most severe clause comes first, whole; the rest is summarised with a link
+        assert "Your posts may become training material for AI systems." in body
+        assert "This report is shortened" in body
+        assert f"https://tos.example.org/changes/{change_id}" in body
+    assert html.index("training material") < html.index("Clause 0.")
+
+
+def _record(sessions: sessionmaker[Session]) -> int:
+    clauses = [_long_clause(n) for n in range(400)] + [AI_CLAUSE]
+    change_id, _ = record_change(sessions, clauses)
+    return change_id
+
+
+def test_the_page_of_a_huge_change_is_short_and_rendered_once(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    change_id = _record(sessions)
+    server = serve(mail_config(tmp_path), sessions, now=lambda: T0)
+    try:
+        page = httpx.get(f"{server.url}/changes/{change_id}", timeout=30)
+        assert page.status_code == 200
+        assert len(page.content) <= REPORT_LIMIT
+        assert "Your posts may become training material for AI systems." in page.text
+        assert "This report is shortened" in page.text
+        assert "tosmon diff instagram/terms-of-use --to " in page.text
+        # the change is deleted from under the server: the page still comes from its cache
+        from sqlalchemy import delete
+
+        from monitor.models import Change, ClauseChangeRow, Delivery
+
+        with sessions.begin() as session:
+            session.execute(delete(Delivery))
+            session.execute(delete(ClauseChangeRow))
+            session.execute(delete(Change))
+        again = httpx.get(f"{server.url}/changes/{change_id}", timeout=30)
+        assert again.status_code == 200 and again.text == page.text
+    finally:
+        server.stop()
