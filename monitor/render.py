@@ -23,8 +23,9 @@ SUBJECT_LIMIT = 160
 REPORT_LIMIT = 100_000
 """Bytes of HTML a report (or a page showing a change) stays under: mail clients clip longer
 messages (Gmail at 102 KB) and a page of megabytes costs seconds to render and to read."""
-_FITS = ((2_000, 40), (600, 12), (250, 4), (0, 0))
-"""(characters quoted a side per clause, clauses shown) tried in turn until a report fits."""
+_FITS = ((10**9, 10**9), (2_000, 40), (600, 12), (250, 4), (0, 0))
+"""(characters quoted a side per clause, clauses shown) tried in turn until a report fits: the
+whole report first, when its estimated size leaves a chance."""
 _CONTEXT = 120
 """Unchanged characters kept around a changed passage in a shortened quote."""
 
@@ -319,6 +320,9 @@ def fit(
     html = ""
     fitted = view
     for quote_chars, clauses in _FITS:
+        last = (quote_chars, clauses) == _FITS[-1]
+        if not last and _estimate(view, quote_chars, clauses) > 2 * REPORT_LIMIT:
+            continue  # hopeless: do not spend the time rendering it
         fitted = shorten(view, quote_chars=quote_chars, clauses=clauses, full_at=full_at)
         html = render(fitted)
         if len(html.encode("utf-8")) <= REPORT_LIMIT:

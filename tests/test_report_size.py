@@ -109,3 +109,26 @@ def test_the_page_of_a_huge_change_is_short_and_rendered_once(
         assert again.status_code == 200 and again.text == page.text
     finally:
         server.stop()
+
+
+def test_a_long_clause_in_a_report_of_ordinary_size_is_quoted_whole() -> None:
+    from monitor.render import ChangeView, ClauseView, render_change
+
+    after = "We may use your content to train AI models. " * 120  # 5,400 characters
+    view = ChangeView(
+        change_id=7,
+        service="Example",
+        document_id="example/terms",
+        document_type="Terms",
+        url="https://example.org/terms",
+        detected_at=T0,
+        summary="1 clause changed",
+        severity="high",
+        clauses=(
+            ClauseView(kind="added", section=("Terms",), before=None, after=after, severity="high"),
+        ),
+    )
+    rendered = render_change(view, base_url="https://tos.example.org", unsubscribe_url=None)
+    assert after.strip() in rendered.html
+    assert after.strip() in rendered.text
+    assert "shortened" not in rendered.html
