@@ -424,11 +424,7 @@ def settle(
     document.reported_version_id = settled.id
     if settled.text_hash == baseline.text_hash:
         return None
-    report = build_report(
-        version_clauses(session, baseline),
-        version_clauses(session, settled),
-        document_name=f"{document.service} {document.type}",
-    )
+    report = _settle_report(session, document, baseline, settled)
     if severity_rank(report.severity) < severity_rank("medium"):
         return None
     since = settled.seen_at.strftime("%Y-%m-%d")
@@ -451,6 +447,46 @@ def settle(
         notify=notify,
     )
     return change.id
+
+
+_SETTLE_REPORTS: OrderedDict[tuple[str, str, str], ChangeReport] = OrderedDict()
+_SETTLE_LOCK = threading.Lock()
+
+
+def _settle_report(
+    session: Session, document: Document, baseline: Version, settled: Version
+) -> ChangeReport:
+    """The report from ``baseline`` to ``settled``, kept a while: :func:`prepare_settle` builds
+    it before the write transaction, :func:`settle` then finds it ready."""
+    name = f"{document.service} {document.type}"
+    key = (baseline.text_hash, settled.text_hash, name)
+    with _SETTLE_LOCK:
+        report = _SETTLE_REPORTS.get(key)
+    if report is None:
+        report = build_report(
+            version_clauses(session, baseline),
+            version_clauses(session, settled),
+            document_name=name,
+        )
+        with _SETTLE_LOCK:
+            _SETTLE_REPORTS[key] = report
+            while len(_SETTLE_REPORTS) > 16:
+                _SETTLE_REPORTS.popitem(last=False)
+    return report
+
+
+def prepare_settle(session: Session, document: Document, *, now: datetime) -> None:
+    """Build, without writing, the report :func:`settle` will need at ``now`` (if any)."""
+    if document.settling_version_id is None or document.reported_version_id is None:
+        return
+    if document.current_version_id != document.settling_version_id:
+        return
+    settled = session.get(Version, document.settling_version_id)
+    baseline = session.get(Version, document.reported_version_id)
+    if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
+        return
+    if settled.text_hash != baseline.text_hash:
+        _settle_report(session, document, baseline, settled)
 
 
 def _shrunk_text_mark(text: str) -> str:
@@ -739,7 +775,7 @@ async def _analyse_then_record(
     analysis: Analysis | None = None
     if isinstance(fetched, FetchResult):
         try:
-            analysis = await asyncio.to_thread(_analyse, sessions, document_id, fetched)
+            analysis = await asyncio.to_thread(_analyse, sessions, document_id, fetched, now())
         except Exception:  # recorded below, where the analysis is redone and fails again
             log.exception("analysis of %s failed unexpectedly", document_id)
     return _record_in_transaction(
@@ -756,13 +792,14 @@ async def _analyse_then_record(
 
 
 def _analyse(
-    sessions: sessionmaker[Session], document_id: str, fetched: FetchResult
+    sessions: sessionmaker[Session], document_id: str, fetched: FetchResult, now: datetime
 ) -> Analysis | None:
     """The analysis of a fetched page on a read-only session (no write lock is taken)."""
     with sessions() as session:
         document = store.get_document(session, document_id)
         if document is None:
             return None
+        prepare_settle(session, document, now=now)
         analysis = analyse_fetch(session, document, fetched)
         session.rollback()
         return analysis

@@ -412,3 +412,23 @@ def test_a_page_nested_too_deep_to_read_is_a_failed_check_not_a_shorter_version(
     assert second.outcome == "failed"
     assert "depth" in second.detail
     assert count(sessions, Version) == 1
+
+
+def test_a_return_that_stays_is_reported_by_a_scheduled_check_too(terms, sessions) -> None:
+    """The settled report is built before the check's write transaction, then recorded once."""
+    clock = Clock()
+    assert run_checks(sessions, ["ex/terms"], clock)[0].outcome == "first"
+    terms.set("/tos", terms_page(extra=AI_TRAINING))
+    clock.advance(timedelta(days=1))
+    assert run_checks(sessions, ["ex/terms"], clock)[0].severity == "high"
+    terms.set("/tos", terms_page())
+    clock.advance(timedelta(days=1))
+    back = run_checks(sessions, ["ex/terms"], clock)[0]
+    assert back.outcome == "changed" and back.severity in ("cosmetic", "low")
+    clock.advance(SETTLE_AFTER + timedelta(hours=1))
+    assert run_checks(sessions, ["ex/terms"], clock)[0].outcome == "unchanged"
+    clock.advance(timedelta(hours=6))
+    assert run_checks(sessions, ["ex/terms"], clock)[0].outcome == "unchanged"
+    with sessions() as session:
+        settled = [c for c in store.changes_of(session, "ex/terms") if c.source == "settled"]
+        assert len(settled) == 1 and settled[0].severity in ("medium", "high")
