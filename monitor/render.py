@@ -379,30 +379,33 @@ def render_digest(
     REPORT_LIMIT (shortened like a single report when it needs more)."""
     share = max(REPORT_LIMIT // max(len(views), 1), 4_000)
     root = base_url.rstrip("/") if base_url else None
-    fitted = []
-    for view in views:
+
+    def fitted(view: ChangeView, share: int) -> ChangeView:
         quote_chars, clauses = _FITS[-1]
         for quote_chars, clauses in _FITS:
             if _estimate(view, quote_chars, clauses) <= share:
                 break
         full_at = f"{root}/changes/{view.change_id}" if root else full_change_hint(view)
-        fitted.append(shorten(view, quote_chars=quote_chars, clauses=clauses, full_at=full_at))
-    views = fitted
-    digest = DigestView(
-        cadence=cadence,
-        period_end=period_end,
-        changes=tuple(views),
-        groups=group_by_service(views),
-    )
-    context = {
-        "digest": digest,
-        "base_url": base_url.rstrip("/") if base_url else None,
-        "unsubscribe_url": unsubscribe_url,
-    }
+        return shorten(view, quote_chars=quote_chars, clauses=clauses, full_at=full_at)
+
+    context: dict[str, Any] = {"base_url": root, "unsubscribe_url": unsubscribe_url}
+    digest = html = ""
+    for attempt_share in (share, 0):  # then every change at its shortest (none is ever left out)
+        shown = [fitted(view, attempt_share) for view in views]
+        digest = DigestView(
+            cadence=cadence,
+            period_end=period_end,
+            changes=tuple(shown),
+            groups=group_by_service(shown),
+        )
+        html = _render("digest.html.j2", digest=digest, **context)
+        if len(html.encode("utf-8")) <= REPORT_LIMIT:
+            break
+    assert isinstance(digest, DigestView)
     return RenderedEmail(
         subject=digest_subject(digest),
-        text=_render("digest.txt.j2", **context),
-        html=_render("digest.html.j2", **context),
+        text=_render("digest.txt.j2", digest=digest, **context),
+        html=html,
     )
 
 

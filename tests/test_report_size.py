@@ -132,3 +132,42 @@ def test_a_long_clause_in_a_report_of_ordinary_size_is_quoted_whole() -> None:
     assert after.strip() in rendered.html
     assert after.strip() in rendered.text
     assert "shortened" not in rendered.html
+
+
+def test_a_digest_of_huge_changes_stays_short_and_names_every_change() -> None:
+    from monitor.render import ChangeView, ClauseView, WordView, render_digest
+
+    text = SENTENCE * 150
+
+    def huge(change_id: int) -> ChangeView:
+        clause = ClauseView(
+            kind="modified",
+            section=("Service",),
+            before=text,
+            after=text + "Now for AI.",
+            words=(WordView("equal", text), WordView("insert", "Now for AI.")),
+            severity="low",
+        )
+        return ChangeView(
+            change_id=change_id,
+            service=f"Service {change_id}",
+            document_id=f"s{change_id}/terms",
+            document_type="Terms",
+            url="https://example.org/terms",
+            detected_at=T0,
+            summary="400 clauses changed",
+            severity="low",
+            clauses=(clause,) * 400,
+        )
+
+    digest = render_digest(
+        [huge(n) for n in range(1, 9)],
+        cadence="daily",
+        period_end=T0,
+        base_url="https://tos.example.org",
+        unsubscribe_url=None,
+    )
+    assert len(digest.html.encode()) <= REPORT_LIMIT
+    for n in range(1, 9):
+        assert f"Service {n}" in digest.html
+        assert f"https://tos.example.org/changes/{n}" in digest.html
