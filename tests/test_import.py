@@ -35,7 +35,10 @@ def test_import_records_each_capture_at_its_date(config_file: Path) -> None:
     assert status == 0, out
     assert "meta-ai/terms-of-service: 3 captures, 3 imported" in out
     # two captures of 2020-10-23 are an error page the archive kept: refused, not versions
-    assert "whatsapp/terms-of-service: 14 captures, 12 imported, 2 refused (error pages)" in out
+    assert (
+        "whatsapp/terms-of-service: 14 captures, 12 imported, 2 technical upgrades, "
+        "2 refused (error pages)"
+    ) in out
 
     status, out = tosmon(config_file, "history", "whatsapp/terms-of-service", "--json")
     history = json.loads(out)
@@ -135,3 +138,74 @@ def test_the_llama_api_training_change_is_found_in_full_history(
     found = [c for c in json.loads(out) if c["detected_at"].startswith("2026-07-08T22:33:30")]
     assert found, "the 2026-07-08 change (free tier used for training) was not reported"
     assert {"AI_TRAINING_ON_USER_DATA", "AI_NO_TRAINING_COMMITMENT"} & set(found[0]["labels"])
+
+
+def _dataset_with_manifest(root: Path, manifest: str) -> Path:
+    """A one-document dataset: a baseline, a technical upgrade, then a real licence change."""
+    folder = root / "ota" / "Example" / "Terms of Service"
+    folder.mkdir(parents=True)
+    licence = "You grant us a licence to host and share your content."
+    (folder / "2024-01-01T00-00-00Z.md").write_text(f"# Terms\n\n{licence}\n\nBe kind.\n")
+    # the archive changed its selectors: the same terms, now with the page's footer
+    (folder / "2024-02-01T00-00-00Z.md").write_text(
+        f"# Terms\n\n{licence}\n\nBe kind.\n\n## About\n\nExample Inc, 1 Main Street.\n"
+    )
+    (folder / "2024-03-01T00-00-00Z.md").write_text(
+        "# Terms\n\nYou grant us a licence to host, share and use your content to train our "
+        "artificial intelligence models.\n\nBe kind.\n\n## About\n\nExample Inc, 1 Main Street.\n"
+    )
+    (folder / "manifest.tsv").write_text(manifest)
+    return root / "ota"
+
+
+MANIFEST = (
+    "date\tfile\tkind\tcommit\tsnapshot\n"
+    "2024-01-01T00:00:00Z\t2024-01-01T00-00-00Z.md\tstart\t" + "a" * 40 + "\t\n"
+    "2024-02-01T00:00:00Z\t2024-02-01T00-00-00Z.md\tupgrade\t" + "b" * 40 + "\t\n"
+    "2024-03-01T00:00:00Z\t2024-03-01T00-00-00Z.md\tchange\t" + "c" * 40 + "\t"
+    "https://github.com/OpenTermsArchive/contrib-snapshots/commit/" + "d" * 40 + "\n"
+)
+
+
+def test_manifest_upgrades_are_versions_without_change_and_changes_link_to_the_archive(
+    config_file: Path, tmp_path: Path
+) -> None:
+    dataset = _dataset_with_manifest(tmp_path, MANIFEST)
+    status, out = tosmon(config_file, "import", str(dataset))
+    assert status == 0, out
+    assert "3 imported, 1 technical upgrade" in out
+    status, out = tosmon(config_file, "history", "example/terms-of-service", "--json")
+    history = json.loads(out)
+    assert [v["source"] for v in history["versions"]] == ["import", "upgrade", "import"]
+    # the upgrade is no change record: the one change compares the licence against the upgrade
+    [change] = history["changes"]
+    assert change["old_version"] == history["versions"][1]["id"]
+    assert change["severity"] in ("medium", "high")
+    status, out = tosmon(config_file, "changes", "--json")
+    [listed] = json.loads(out)
+    assert listed["archive_url"] == (
+        "https://github.com/OpenTermsArchive/contrib-versions/commit/" + "c" * 40
+    )
+    status, out = tosmon(config_file, "documents", "--json")
+    [document] = [d for d in json.loads(out) if d["id"] == "example/terms-of-service"]
+    assert document["url"].startswith("https://github.com/OpenTermsArchive/contrib-versions/")
+
+
+def test_collection_option_gives_links_when_the_manifest_does_not_tell(
+    config_file: Path, tmp_path: Path
+) -> None:
+    dataset = _dataset_with_manifest(tmp_path, MANIFEST.replace("contrib-snapshots", "x"))
+    status, out = tosmon(config_file, "import", str(dataset), "--collection", "pga")
+    assert status == 0, out
+    status, out = tosmon(config_file, "changes", "--json")
+    [listed] = json.loads(out)
+    assert listed["archive_url"].startswith("https://github.com/OpenTermsArchive/pga-versions/")
+
+
+def test_a_broken_manifest_is_a_clear_error_naming_file_and_line(
+    config_file: Path, tmp_path: Path
+) -> None:
+    dataset = _dataset_with_manifest(tmp_path, MANIFEST.replace("\tupgrade\t", "\trefilter\t"))
+    status, out = tosmon(config_file, "import", str(dataset))
+    assert status == 1
+    assert "manifest.tsv, line 3: kind 'refilter'" in out

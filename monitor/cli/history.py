@@ -353,16 +353,40 @@ def diff(
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--service", "services", multiple=True, help="Only these services (repeatable).")
+@click.option(
+    "--collection",
+    default="",
+    help="The archive collection the dataset comes from (contrib, pga, genai-eu...), for links "
+    "to archived versions; default: read from each manifest.tsv.",
+)
+@click.option(
+    "--archive-url",
+    default=None,
+    help="Address template of an archived version, with {collection} and {commit} "
+    "(default: the Open Terms Archive versions repository on GitHub).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print per-document counts as JSON.")
 @click.pass_obj
-def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: bool) -> None:
+def import_(
+    app: AppContext,
+    path: Path,
+    services: tuple[str, ...],
+    collection: str,
+    archive_url: str | None,
+    as_json: bool,
+) -> None:
     """Backfill history from an Open Terms Archive dataset.
 
     PATH is laid out as <service>/<document type>/<YYYY-MM-DDTHH-MM-SSZ>.md. Each capture becomes a
     version at its date, with change records computed between them. No email is sent. Captures
     already imported (same document, same date) are skipped, so re-running is safe.
+
+    Where a document folder holds the archive's manifest.tsv, captures it marks as technical
+    upgrades (re-extractions) become versions without a change record, and each change notes the
+    address of the archived version (its commit).
     """
     from monitor.importer import import_dataset
+    from monitor.manifest import ARCHIVE_COMMIT_URL
 
     wanted = {s.lower() for s in services}
     summaries = import_dataset(
@@ -370,6 +394,8 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
         path,
         services=wanted,
         on_document=None if as_json else lambda s: click.echo(s.line()),
+        collection=collection,
+        archive_url=archive_url or ARCHIVE_COMMIT_URL,
     )
     if as_json:
         emit_json([s.as_dict() for s in summaries])

@@ -84,6 +84,7 @@ def changes(
     as_json: bool,
 ) -> None:
     """Change records across all documents, newest first."""
+    from monitor.importer import archived_url
     from monitor.store import history as store
 
     _check_topics(topics)
@@ -112,6 +113,7 @@ def changes(
                     "summary": change.summary,
                     "notes": change.notes,
                     "source": change.source,
+                    "archive_url": archived_url(change),
                     "clauses": [
                         {
                             "kind": c.kind,
