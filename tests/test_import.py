@@ -40,7 +40,7 @@ def test_import_records_each_capture_at_its_date(config_file: Path) -> None:
         "2 refused (error pages)"
     ) in out
 
-    status, out = tosmon(config_file, "history", "whatsapp/terms-of-service", "--json")
+    status, out = tosmon(config_file, "history", "whatsapp/terms-of-service", "--json", "--all")
     history = json.loads(out)
     seen = [v["seen_at"][:19].replace(":", "-") + "Z" for v in history["versions"]]
     # a capture whose text is the same as the one before (only link targets changed) is no version
