@@ -39,6 +39,9 @@ log = logging.getLogger("monitor.tracker")
 
 HISTORY_DEPTH = 40
 """How many earlier distinct texts the report builder sees to recognise variant flips."""
+RECURRING_DEPTH = 60
+"""How many recent versions (repeats included) show whether a settled text's wording comes and
+goes (a recurring variant, not reported) or was changed once (reported)."""
 SETTLE_AFTER = timedelta(days=3)
 """How long a page must stay at a returned-to text before the return is reported in full."""
 SHRINK_RATIO = 0.3
@@ -356,10 +359,12 @@ def settle(
     document.reported_version_id = settled.id
     if settled.text_hash == baseline.text_hash:
         return None
+    run = store.recent_versions(session, document.id, limit=RECURRING_DEPTH, before_id=settled.id)
     report = build_report(
         version_clauses(session, baseline),
         version_clauses(session, settled),
         document_name=f"{document.service} {document.type}",
+        recurring=[version_clauses(session, v) for v in reversed(run)],
     )
     if severity_rank(report.severity) < severity_rank("medium"):
         return None
