@@ -209,3 +209,32 @@ def test_a_broken_manifest_is_a_clear_error_naming_file_and_line(
     status, out = tosmon(config_file, "import", str(dataset))
     assert status == 1
     assert "manifest.tsv, line 3: kind 'refilter'" in out
+
+
+def test_a_regional_block_that_keeps_coming_and_going_is_reported_once_each_way(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """Captures alternate, weeks apart, between the page with and without a regional block (as
+    Facebook's privacy policy does with its EU sections): its first appearance and its first
+    removal are news; every later flip is a recurring variant."""
+    folder = tmp_path / "ota" / "Example" / "Privacy Policy"
+    folder.mkdir(parents=True)
+    base = (
+        "# Privacy Policy\n\nWe collect the information you give us when you use the Service.\n\n"
+        "We keep your information for as long as your account is active.\n\n"
+        "You can download a copy of your information at any time.\n"
+    )
+    block = (
+        "\n## Regional terms\n\nWe use your public posts and photos to train and improve our "
+        "artificial intelligence models, including generative AI.\n\nMeta Platforms Ireland "
+        "Limited is the controller of your information.\n"
+    )
+    for month in range(1, 9):
+        text = base + (block if month % 2 == 0 else "")
+        (folder / f"2024-{month:02d}-01T00-00-00Z.md").write_text(text)
+    status, out = tosmon(config_file, "import", str(tmp_path / "ota"))
+    assert status == 0, out
+    status, out = tosmon(config_file, "changes", "--json", "--min-severity", "medium")
+    severe = sorted(c["detected_at"][:7] for c in json.loads(out))
+    assert severe == ["2024-02", "2024-04"]  # the block arrives; its removal sticks (reported
+    # when the next capture comes); afterwards the flips are known variants

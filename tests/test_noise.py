@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import noise
+from monitor import noise, report
+from monitor.clauses import Clause
+from monitor.report import build_report
 
 NOISE = Path(__file__).resolve().parent / "data" / "classify" / "noise"
 
@@ -85,3 +87,43 @@ def test_language_detection_on_real_captures() -> None:
     assert noise.is_other_language(english, other)
     assert not noise.is_other_language(english, (NOISE / "uk_us" / "new.md").read_text())
     assert not noise.is_other_language(other, english)  # the reference must be English
+
+
+# --- history-wide noise in reports ----------------------------------------------------------------
+
+TERMS = [
+    Clause(("Terms",), "We provide the Service to you as described in these terms."),
+    Clause(("Terms",), "You must be at least 13 years old to use the Service."),
+    Clause(("Licence",), "You grant us a non-exclusive licence to host and show your content."),
+]
+AI_BLOCK = [
+    Clause(
+        ("Regional terms",),
+        "We use your public posts and photos to train and improve our artificial intelligence "
+        "models, including generative AI.",
+    ),
+    Clause(("Regional terms",), "Meta Platforms Ireland Limited is the controller of your data."),
+]
+
+
+def test_a_block_that_came_and_went_twice_is_a_recurring_variant() -> None:
+    with_block, without = TERMS + AI_BLOCK, list(TERMS)
+    # the block appeared once and now goes: a change undone is news
+    once = build_report(with_block, without, recurring=[without, with_block])
+    assert once.severity in ("medium", "high")
+    # it has appeared, gone and come back before: a regional variant flipping, not news
+    again = build_report(with_block, without, recurring=[without, with_block, without, with_block])
+    assert again.severity == "cosmetic"
+    assert {c.annotation for c in again.clauses} == {report.VARIANT_RECURRING}
+    # a real change made alongside the flip is still reported
+    edited = [*TERMS[:2], Clause(("Licence",), TERMS[2].text + " The licence is perpetual.")]
+    mixed = build_report(with_block, edited, recurring=[without, with_block, without, with_block])
+    assert mixed.severity in ("medium", "high")
+    assert [c.kind for c in mixed.clauses if c.severity != "cosmetic"] == ["modified"]
+
+
+def test_a_page_showing_a_block_twice_is_no_change() -> None:
+    doubled = TERMS + AI_BLOCK + AI_BLOCK
+    assert build_report(TERMS + AI_BLOCK, doubled).severity == "cosmetic"
+    assert build_report(doubled, TERMS + AI_BLOCK).severity == "cosmetic"
+    assert build_report(TERMS, TERMS + AI_BLOCK).severity in ("medium", "high")
