@@ -250,6 +250,7 @@ def record_text(
     """
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
+    folded: Version | None = None
     if current is not None:
         if store.content_hash(text.encode("utf-8")) == current.text_hash:
             return _record_unchanged(
@@ -263,7 +264,6 @@ def record_text(
                 version_id=current.id,
                 notify=notify,
             )
-        settle(session, document, now=now, notify=notify)  # before the text moves on
         old_text = store.version_text(session, current)
         shrunk = len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text)
         if shrunk and not _shrink_confirmed(session, document, text):
@@ -280,6 +280,9 @@ def record_text(
                 blocked=True,
                 fingerprint=_shrunk_text_mark(text),
             )
+    if current is not None:
+        # a returned-to text that stuck is folded into this change: one change, not two at once
+        folded = _matured_baseline(session, document, now=now)
     version = store.add_version(
         session,
         document,
@@ -300,16 +303,30 @@ def record_text(
             http_status=status,
             duration=duration,
         )
-    old_clauses = version_clauses(session, current)
+    old = folded or current
+    old_clauses = version_clauses(session, old)
     earlier = [
         version_clauses(session, v)
         for v in store.distinct_earlier_versions(
-            session, document.id, before_id=current.id, limit=HISTORY_DEPTH
+            session, document.id, before_id=old.id, limit=HISTORY_DEPTH
         )
-        if v.text_hash != current.text_hash
+        if v.text_hash != old.text_hash
     ]
     name = f"{document.service} {document.type}"
-    report = build_report(old_clauses, clauses, document_name=name, history=earlier)
+    run = []
+    if folded is not None:
+        recent = store.recent_versions(session, document.id, limit=RECURRING_DEPTH)
+        run = [version_clauses(session, v) for v in reversed(recent) if v.id != version.id]
+    report = build_report(old_clauses, clauses, document_name=name, history=earlier, recurring=run)
+    if folded is not None:
+        report = dataclasses.replace(
+            report,
+            notes=(
+                f"Compared with the last version we reported ({folded.seen_at:%Y-%m-%d}); the "
+                "page showed another text in between, which this change includes.",
+                *report.notes,
+            ),
+        )
     if earlier and severity_rank(report.severity) < severity_rank("medium"):
         plain = build_report(old_clauses, clauses, document_name=name)
         suppressed = severity_rank(plain.severity) >= severity_rank("medium")
@@ -323,7 +340,7 @@ def record_text(
     change = _record_change(
         session,
         document,
-        old=current,
+        old=old,
         new=version,
         report=report,
         now=now,
@@ -388,6 +405,23 @@ def settle(
         notify=notify,
     )
     return change.id
+
+
+def _matured_baseline(session: Session, document: Document, *, now: datetime) -> Version | None:
+    """When a returned-to text has stayed ``SETTLE_AFTER`` and a new text arrives: the last
+    reported version, to compare the new text with in one change (``settle`` would report the
+    return, then the new text, as two changes at the same moment). None otherwise."""
+    if document.settling_version_id is None or document.reported_version_id is None:
+        return None
+    if document.current_version_id != document.settling_version_id:
+        document.settling_version_id = None
+        return None
+    settled = session.get(Version, document.settling_version_id)
+    baseline = session.get(Version, document.reported_version_id)
+    if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
+        return None
+    document.settling_version_id = None
+    return baseline
 
 
 def _shrunk_text_mark(text: str) -> str:
