@@ -309,3 +309,31 @@ def is_other_language(reference: str, candidate: str) -> bool:
 def seen_keys(texts: Iterable[str]) -> set[str]:
     """Equivalence keys of every text, for 'has this wording been seen before?' checks."""
     return {equivalence_key(t) for t in texts}
+
+
+# --- page furniture -------------------------------------------------------------------------------
+
+_HELP_SECTION = re.compile(
+    r"\b(?:other ways to get help|get help|need (?:more )?help|help cent(?:er|re)s?|"
+    r"related (?:articles|links|topics|pages|help)|more resources|useful links|popular topics|"
+    r"was this (?:page|article|information|answer) helpful)\b",
+    re.IGNORECASE,
+)
+_RENAME_BANNER = re.compile(
+    r"\bha(?:s|ve) changed (?:its|our|their) (?:company |corporate )?name\b|"
+    r"\bcompany is now (?:called )?\w+\b|\bto reflect (?:the|our) new (?:company )?name\b",
+    re.IGNORECASE,
+)
+HELP_LINK_MAX_CHARS = 200
+"""A clause under a help-navigation heading longer than this is read as text, not a link."""
+
+
+def is_page_furniture(section: Iterable[str], text: str) -> bool:
+    """Text that is on the page but not part of the terms: a help-centre sidebar entry ("Chat
+    with Meta AI support assistant" under "Other ways to get help") or a company-rename banner
+    ("Facebook Ireland Limited has changed its name to Meta Platforms Ireland Limited")."""
+    plain = plain_text(text)
+    if _RENAME_BANNER.search(plain):
+        return True
+    heading = next(iter(reversed(tuple(section))), "")
+    return len(plain) <= HELP_LINK_MAX_CHARS and bool(_HELP_SECTION.search(heading))

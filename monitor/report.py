@@ -29,6 +29,7 @@ VARIANT_RECURRING = (
     "Recurring variant: this wording has come and gone on the page before (a regional or partial "
     "version of the page); not a new change."
 )
+FURNITURE = "Page furniture (a help link or a company-name banner), not part of the terms."
 DUPLICATE = "The page repeats (or stops repeating) a clause it also shows elsewhere; not a change."
 RECURRING_TRANSITIONS = 2
 """Flipping this many times in the recent run makes a wording a recurring variant."""
@@ -199,6 +200,11 @@ def _change_keys(change: ClauseChange) -> list[str]:
     return keys
 
 
+def _is_furniture(change: ClauseChange) -> bool:
+    texts = [t for t in (change.before, change.after) if t is not None]
+    return bool(texts) and all(noise.is_page_furniture(change.section, t) for t in texts)
+
+
 def _is_duplicate(change: ClauseChange, old_keys: set[str], new_keys: set[str]) -> bool:
     """An added clause the old page already had elsewhere, or a removed one the new page keeps
     elsewhere: the page doubled or un-doubled a block, its terms did not change."""
@@ -317,7 +323,9 @@ def build_report(
         comes_and_goes = _recurring_keys(recurring, wanted)
         for i in real:
             c = changes[i]
-            if _is_duplicate(c, old_keys, new_keys):
+            if _is_furniture(c):
+                why = FURNITURE
+            elif _is_duplicate(c, old_keys, new_keys):
                 why = DUPLICATE
             elif comes_and_goes and all(k in comes_and_goes for k in _change_keys(c)):
                 why = VARIANT_RECURRING

@@ -127,3 +127,23 @@ def test_a_page_showing_a_block_twice_is_no_change() -> None:
     assert build_report(TERMS + AI_BLOCK, doubled).severity == "cosmetic"
     assert build_report(doubled, TERMS + AI_BLOCK).severity == "cosmetic"
     assert build_report(TERMS, TERMS + AI_BLOCK).severity in ("medium", "high")
+
+
+def test_help_links_and_rename_banners_are_page_furniture() -> None:
+    # real texts from Instagram's Terms of Use captures (Open Terms Archive, ODbL)
+    banner = (
+        "Facebook Ireland Limited has changed its name to Meta Platforms Ireland Limited. We've "
+        "updated our Terms of Use, Data Policy and Cookies Policy to reflect the new name on 4 "
+        "January 2022. While our company name has changed, we are continuing to offer the same "
+        "products."
+    )
+    help_link = Clause(
+        ("Terms of Use", "Other ways to get help"), "Chat with Meta AI support assistant"
+    )
+    assert noise.is_page_furniture(("Facebook",), banner)
+    assert noise.is_page_furniture(help_link.section, help_link.text)
+    assert not noise.is_page_furniture(("Terms of Use",), help_link.text)
+    assert not noise.is_page_furniture(("Get help",), AI_BLOCK[0].text * 3)  # long: terms text
+    with_banner = build_report(TERMS, [Clause(("Facebook",), banner), *TERMS, help_link])
+    assert with_banner.severity == "cosmetic"
+    assert {c.annotation for c in with_banner.clauses} == {report.FURNITURE}
