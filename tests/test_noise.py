@@ -142,6 +142,8 @@ def test_help_links_and_rename_banners_are_page_furniture() -> None:
     )
     assert noise.is_page_furniture(("Facebook",), banner)
     assert noise.is_page_furniture(help_link.section, help_link.text)
+    assert noise.is_page_furniture((), "X. How will we notify you of changes to this Policy?")
+    assert not noise.is_page_furniture((), "Can we use your posts to train AI? Yes, we can.")
     assert not noise.is_page_furniture(("Terms of Use",), help_link.text)
     assert not noise.is_page_furniture(("Get help",), AI_BLOCK[0].text * 3)  # long: terms text
     with_banner = build_report(TERMS, [Clause(("Facebook",), banner), *TERMS, help_link])
