@@ -288,11 +288,15 @@ ENGLISH_SAMPLE_CHARS = 20_000
 """The language test reads this much of a text: enough words, at a fraction of the cost."""
 
 
-@lru_cache(maxsize=32)  # keyed by whole version texts: keep few
 def english_ratio(text: str) -> float:
     """Share of words that are common English function words: about 0.35-0.5 for English legal text,
     near 0 for other languages (and for scripts without spaces)."""
-    toks = _LETTERS.findall(match_text(text[:ENGLISH_SAMPLE_CHARS]))
+    return _english_ratio(text[:ENGLISH_SAMPLE_CHARS])
+
+
+@lru_cache(maxsize=512)  # keyed by a sample of bounded size: a report's whole history fits
+def _english_ratio(sample: str) -> float:
+    toks = _LETTERS.findall(match_text(sample))
     if not toks:
         return 0.0
     return sum(t in _ENGLISH_STOPWORDS for t in toks) / len(toks)

@@ -149,6 +149,18 @@ def _keys(clauses: Sequence[Clause]) -> set[str]:
     return {noise.equivalence_key(c.text) for c in clauses}
 
 
+def _language_sample(clauses: Sequence[Clause]) -> str:
+    """The start of a version's text, as much as the language test reads."""
+    parts: list[str] = []
+    size = 0
+    for clause in clauses:
+        parts.append(clause.text)
+        size += len(clause.text) + 1
+        if size >= noise.ENGLISH_SAMPLE_CHARS:
+            break
+    return "\n".join(parts)
+
+
 def _comparable_history(
     history: Sequence[Sequence[Clause]],
     old: Sequence[Clause],
@@ -163,7 +175,7 @@ def _comparable_history(
     for version in history:
         if not version:
             continue
-        if noise.is_other_language(new_text, "\n".join(c.text for c in version)):
+        if noise.is_other_language(new_text, _language_sample(version)):
             continue
         keys = _keys(version)
         if any(len(keys & end) >= 0.5 * min(len(keys), len(end)) for end in ends):
