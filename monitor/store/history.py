@@ -231,6 +231,10 @@ def get_change(session: Session, change_id: int) -> Change | None:
     return session.get(Change, change_id)
 
 
+def get_version(session: Session, version_id: int) -> Version | None:
+    return session.get(Version, version_id)
+
+
 def find_changes(
     session: Session,
     *,
