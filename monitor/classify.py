@@ -254,6 +254,8 @@ class _Analysis:
     removed_words: tuple[str, ...] = ()
     cosmetic_reason: str = ""
     minor: bool = False
+    stance: str = ""
+    """For a whole clause about AI: 'pause', 'use' or 'promise' when its words say so."""
 
 
 def _ordered(labels: set[str] | tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -277,33 +279,57 @@ def _cue_applies(cue: Cue, labels: tuple[str, ...], taxonomy: Taxonomy) -> bool:
 def _cue_events(
     before: str, after: str, labels: tuple[str, ...], taxonomy: Taxonomy
 ) -> tuple[_Event, ...]:
+    """Cues present on one side only. A cue whose words still appear in the new clause has not
+    been removed (and one already in the old clause has not been added), however often it
+    occurs: an annotation must never contradict the text it sits on."""
     events = []
     for cue in taxonomy.cues:
         if not _cue_applies(cue, labels, taxonomy):
             continue
-        found_before = [m.group(0) for m in cue.regex.finditer(before)]
-        found_after = [m.group(0) for m in cue.regex.finditer(after)]
-        if len(found_after) > len(found_before):
-            extra = [w for w in found_after if w not in found_before] or found_after
-            events.append(_Event(cue, True, extra[0]))
-        elif len(found_before) > len(found_after):
-            extra = [w for w in found_before if w not in found_after] or found_before
-            events.append(_Event(cue, False, extra[0]))
+        found_before = cue.regex.search(before)
+        found_after = cue.regex.search(after)
+        if found_after and not found_before:
+            word, appeared, other = found_after.group(0), True, before
+        elif found_before and not found_after:
+            word, appeared, other = found_before.group(0), False, after
+        else:
+            continue
+        if not _phrase_in(word, _word_line(other)):
+            events.append(_Event(cue, appeared, word))
     return tuple(events)
 
 
+def _phrase_in(phrase: str, text_words: str) -> bool:
+    """Whether the words of ``phrase`` occur, in order and adjacent, among ``text_words``
+    (a space-joined, normalised word list with a leading and trailing space)."""
+    needle = " ".join(noise.words(phrase))
+    return bool(needle) and f" {needle} " in text_words
+
+
+@lru_cache(maxsize=4096)
+def _word_line(text: str) -> str:
+    return " " + " ".join(noise.words(text)) + " "
+
+
 def _span_words(change: ClauseChange) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Inserted and deleted runs of words, from the differ's spans (or a bag-of-words fallback)."""
+    """Inserted and deleted runs of words, from the differ's spans (or a bag-of-words fallback).
+
+    A deleted run whose words still appear elsewhere in the new clause was moved, not dropped
+    (and an inserted run already in the old clause is not new): neither is quoted as a change."""
+    before, after = change.before or "", change.after or ""
     if change.words:
-        ins = tuple(
+        ins = [
             noise.plain_text(s.text) for s in change.words if s.op == "insert" and s.text.strip()
-        )
-        dels = tuple(
+        ]
+        dels = [
             noise.plain_text(s.text) for s in change.words if s.op == "delete" and s.text.strip()
-        )
-        return tuple(w for w in ins if w), tuple(w for w in dels if w)
-    added, removed = noise.content_word_changes(change.before or "", change.after or "")
-    return tuple(added), tuple(removed)
+        ]
+    else:
+        ins, dels = noise.content_word_changes(before, after)
+    old_line, new_line = _word_line(before), _word_line(after)
+    added = tuple(w for w in ins if w and noise.words(w) and not _phrase_in(w, old_line))
+    removed = tuple(w for w in dels if w and noise.words(w) and not _phrase_in(w, new_line))
+    return added, removed
 
 
 def _severity(labels: tuple[str, ...], direction: Direction, expanding: int, taxonomy: Taxonomy):
@@ -390,14 +416,66 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
 _PLATFORM_PROMISE = re.compile(
     r"\bwe (?:do not|don't|will not|won't|shall not|never|are not going to|will never)\b"
 )
+_PAUSE = re.compile(
+    r"\b(?:delay(?:s|ed|ing)?|paus(?:e|es|ed|ing)|postpon\w*|halt\w*|suspend\w*)\b[^.]{0,120}"
+    r"\b(?:use|using|train\w*|develop\w*)\b[^.]{0,120}"
+    r"\b(?:ai|artificial intelligence|models?|generative|machine learning)\b"
+)
+"""A platform saying it puts off AI use of your data: its arrival narrows, its removal widens."""
+_AFFIRMED_USE = re.compile(
+    r"\bwe(?:'ll|'re| will| may| can| also| now| might| could| are| to)*\s+"
+    r"(?:use|using|process|processing|collect|share|train|rely on)\b[^.]{0,240}"
+    r"\b(?:to|for|in)\b[^.]{0,60}\b(?:train\w*|develop\w*|improv\w*|build\w*|creat\w*|"
+    r"power\w*)\b[^.]{0,80}\b(?:ai|artificial intelligence|generative|models?|llms?|"
+    r"machine learning)\b"
+)
+"""A platform stating it uses data to train or build AI: outweighs a carve-out in the same
+clause ("we'll use public posts ... we don't use private messages")."""
+
+
+_NAVIGATION = re.compile(
+    r"^(?:learn more|see more|read more|find out more|more info\w*|help (?:center|centre)|"
+    r"privacy (?:center|centre)|go to|visit|back to|return to|related (?:articles|topics|links)|"
+    r"was this (?:article |page )?helpful|table of contents|contents|share this|print|"
+    r"cookie settings|skip to|jump to|view (?:our )?previous|see (?:our )?previous)\b"
+)
+"""Help-page furniture: a sidebar link or a navigation line is not a term of service."""
+_ENDS_ON_DELETION = re.compile(
+    r"\b(?:until|when|once|after)\b[^.]{0,60}\b(?:is|are|has been|have been|you)?\s*"
+    r"(?:fully |permanently )?(?:delet|remov)\w*"
+)
+_SURVIVES = re.compile(r"\bperpetual|\birrevocabl|\bsurviv|\beven (?:after|if) you delet")
+
+
+def _is_navigation(text: str) -> bool:
+    """A short line that only points elsewhere ('Learn more', 'Help Center', a bare link)."""
+    plain = noise.match_text(text).strip(" .:;-*>#")
+    if not plain:
+        return True
+    if len(plain.split()) > 12:
+        return False
+    bare_link = re.fullmatch(r"\s*[*-]?\s*\[[^\]]*\]\([^)]*\)\s*\.?\s*", text) is not None
+    return bare_link or bool(_NAVIGATION.match(plain))
+
+
+def _stance(text: str) -> str:
+    """'pause', 'use', 'promise' or '' for a whole clause's (matched) text."""
+    if _PAUSE.search(text):
+        return "pause"
+    if _AFFIRMED_USE.search(text):
+        return "use"
+    if _PLATFORM_PROMISE.search(text):
+        return "promise"
+    return ""
 
 
 def _analyse_whole(
     labels: tuple[str, ...], taxonomy: Taxonomy, *, added: bool, text: str
 ) -> _Analysis:
+    if _is_navigation(text):
+        return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason="navigation")
     if not labels:
-        trivial = len(noise.words(text)) == 0
-        return _Analysis(labels, "neutral", "cosmetic" if trivial else "low")
+        return _Analysis(labels, "neutral", "low")
     top = max(taxonomy.topics[t].priority for t in labels)
     chosen = [t for t in labels if taxonomy.topics[t].priority == top]
     directions = [
@@ -410,11 +488,29 @@ def _analyse_whole(
         if "narrows" in directions
         else "neutral"
     )
-    if _PLATFORM_PROMISE.search(noise.match_text(text)):
+    stance = _stance(noise.match_text(text))
+    ai = any(taxonomy.topics[t].group == "ai" for t in labels)
+    if stance == "pause" and ai:
+        # "we're delaying our use of your information for AI": the platform holds back
+        direction = "narrows" if added else "expands"
+    elif stance == "use" and "AI_TRAINING_ON_USER_DATA" in labels:
+        direction = "expands" if added else "narrows"
+    elif stance == "promise":
         # "we do not / will not ...": a new promise binds the platform; a dropped one frees it
         direction = "narrows" if added else "expands"
+    else:
+        stance = ""
+        matched = noise.match_text(text)
+        if (
+            set(labels) <= {"LICENSE_DURATION_SURVIVAL", "LICENSE_GRANT"}
+            and "LICENSE_DURATION_SURVIVAL" in labels
+            and _ENDS_ON_DELETION.search(matched)
+            and not _SURVIVES.search(matched)
+        ):
+            # "this license will continue until the content has been fully deleted"
+            direction = "narrows" if added else "expands"
     severity = _severity(labels, direction, 1, taxonomy)
-    return _Analysis(labels, direction, severity)
+    return _Analysis(labels, direction, severity, stance=stance if ai else "")
 
 
 # --- annotation -----------------------------------------------------------------------------------
@@ -465,6 +561,8 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
     if analysis.severity == "cosmetic":
         if analysis.cosmetic_reason == "moved" or change.kind == "moved":
             return "Moved to another place in the document; the wording is unchanged."
+        if analysis.cosmetic_reason == "navigation":
+            return "Navigation or help-page link, not part of the terms."
         if change.kind in ("added", "removed"):
             return "Only formatting or navigation text changed."
         return "Only formatting, punctuation, spelling (UK/US) or links changed; same meaning."
@@ -474,6 +572,14 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         if topic is None:
             verb = "New clause" if change.kind == "added" else "Removed clause"
             return _clip(f"{verb}: '{quoted}'.", limit)
+        if analysis.stance == "pause":
+            text = (
+                f"{service} says it is holding back its use of your information for AI. "
+                if change.kind == "added"
+                else f"Removes {service}'s statement that it was holding back its use of your "
+                "information for AI: that use may now go ahead. "
+            )
+            return _clip(text + topic.why, limit)
         template = topic.added if change.kind == "added" else topic.removed
         text = _fill(template or "{why}", service=service, why=topic.why, short=topic.short)
         return _clip(text, limit)
