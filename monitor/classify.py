@@ -665,3 +665,196 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
     if analysis.minor or topic is None:
         return "minor edit" if analysis.minor else "clause reworded"
     return f"{topic.short} reworded"
+
+
+# --- facts a reader can act on: dates and ways to say no ------------------------------------------
+
+_DAY_MONTH = (
+    r"\d{1,2}(?:st|nd|rd|th)? (?:of )?(?:january|february|march|april|may|june|july|august|"
+    r"september|october|november|december)\b|(?:january|february|march|april|may|june|july|"
+    r"august|september|october|november|december) \d{1,2}(?:st|nd|rd|th)?\b"
+)
+_EFFECTIVE = re.compile(
+    r"\b(?P<cue>effective|take effect|takes effect|taking effect|come into effect|"
+    r"comes into effect|in effect|apply|applies|starting|beginning|from|as of|until|by|before|"
+    r"no later than)"
+    r"(?: on| from| as of)?\s+(?P<date>" + noise.DATE_RE.pattern + "|" + _DAY_MONTH + ")",
+    re.IGNORECASE,
+)
+_DEADLINE_CUES = frozenset({"until", "by", "before", "no later than"})
+_LOOSE_CUES = frozenset({"from", "apply", "applies", "starting", "beginning"})
+_ABOUT_TERMS = re.compile(r"\b(?:terms|policy|change|update|effect)", re.IGNORECASE)
+_SAY_NO = re.compile(
+    r"\b(?:opt(?:ing)?[- ]?out|object(?:ing|ion)?|right to object|withdraw (?:your )?consent|"
+    r"turn(?:ing)? off|switch(?:ing)? off|disable|unsubscribe|do not sell)\b",
+    re.IGNORECASE,
+)
+_LINK = re.compile(r"\[([^\]]{1,200})\]\((https?://[^)\s]{1,500})\)|(https?://[^\s)\]]{1,500})")
+_SETTINGS_PATH = re.compile(
+    r"\b(?:Settings|Preferences|Account Center|Accounts Centre|Accounts Center|Privacy Center)"
+    r"(?:\s*(?:>|›|→|»)\s*[A-Z][\w'&,-]*(?: [\w'&-]+){0,4}){1,5}"
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a reader can act on, found in the words of the changed clauses."""
+
+    dates: tuple[str, ...] = ()
+    """'effective June 26, 2024', 'until 26 June 2024': dates in force or deadlines."""
+    opt_outs: tuple[str, ...] = ()
+    """Ways to say no: links near 'object' / 'opt out' and 'Settings > ...' paths."""
+    deadline: str = ""
+    """The first 'until' / 'by' / 'before' date among ``dates`` ('' when none)."""
+
+
+def _unique(items: list[str], limit: int) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for item in items:
+        if item and item.lower() not in {k.lower() for k in seen}:
+            seen[item] = None
+    return tuple(seen)[:limit]
+
+
+def find_facts(texts: list[str] | tuple[str, ...], *, old_texts: tuple[str, ...] = ()) -> Facts:
+    """Effective dates, deadlines and opt-out routes stated in ``texts`` (raw clause texts).
+
+    A date or route already present in ``old_texts`` is not new and is left out."""
+    old_plain = " ".join(noise.plain_text(t) for t in old_texts).lower()
+    old_raw = " ".join(old_texts)
+    dates: list[str] = []
+    deadline = ""
+    routes: list[str] = []
+    for text in texts:
+        plain = noise.plain_text(text)
+        for m in _EFFECTIVE.finditer(plain):
+            phrase = f"{m.group('cue').lower()} {m.group('date')}"
+            if phrase.lower() in old_plain:
+                continue
+            if m.group("cue").lower() in _DEADLINE_CUES:
+                if not _SAY_NO.search(plain[max(0, m.start() - 200) : m.end() + 40]):
+                    continue  # "by 2025" in a sentence about something else
+                deadline = deadline or m.group("date")
+            elif m.group("cue").lower() in _LOOSE_CUES and not _ABOUT_TERMS.search(plain):
+                continue  # "from March 2020" in a sentence that is not about the terms
+            dates.append(phrase)
+        if not _SAY_NO.search(text):
+            continue
+        for m in _LINK.finditer(text):
+            label, url = (m.group(1) or "").strip(), m.group(2) or m.group(3)
+            window = text[max(0, m.start() - 160) : m.end() + 80]
+            if (_SAY_NO.search(label) or _SAY_NO.search(window)) and url not in old_raw:
+                routes.append(url.rstrip(".,;"))
+        for m in _SETTINGS_PATH.finditer(noise.plain_text(text)):
+            if m.group(0) not in old_raw:
+                routes.append(m.group(0).strip())
+    return Facts(dates=_unique(dates, 4), opt_outs=_unique(routes, 4), deadline=deadline)
+
+
+# --- the headline: one sentence a journalist can quote --------------------------------------------
+
+
+def _headline_rank(change: ClauseChange, taxonomy: Taxonomy) -> tuple[int, int, int, int]:
+    core = any(
+        taxonomy.topics[t].group in CORE_GROUPS for t in change.labels if t in taxonomy.topics
+    )
+    return (
+        {"high": 3, "medium": 2, "low": 1}.get(change.severity, 0),
+        1 if core else 0,
+        1 if change.direction != "neutral" else 0,
+        1 if change.kind != "removed" else 0,
+    )
+
+
+def _sentence_of(annotation_part: str) -> str:
+    """'Adds 'x': Instagram may now pass ...' -> 'Instagram may now pass ...'."""
+    text = annotation_part.split(": ", 1)[1] if ": " in annotation_part else annotation_part
+    return text.strip().rstrip(".")
+
+
+def headline_for(
+    changes: list[ClauseChange] | tuple[ClauseChange, ...],
+    *,
+    service: str = "",
+    facts: Facts | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> str:
+    """One sentence stating what changed, from already classified clause changes:
+    'Instagram may now use your public posts to train AI; you can object until June 26, 2024'.
+
+    It states a direction only when the analysis found one, and says plainly when nothing but
+    wording changed."""
+    taxonomy = taxonomy or load_taxonomy()
+    name = service or taxonomy.default_service
+    name = name[:1].upper() + name[1:]
+    shown = [c for c in changes if c.severity != "cosmetic"]
+    if not shown:
+        return f"{name}: wording or layout changes only; nothing that changes your rights"
+    top = max(shown, key=lambda c: _headline_rank(c, taxonomy))
+    sentence = _headline_sentence(top, taxonomy, name)
+    facts = facts or Facts()
+    tail = []
+    if facts.opt_outs or facts.deadline:
+        verb = (
+            "you can object" if _SAY_NO.search(top.after or top.before or "") else "you can opt out"
+        )
+        tail.append(f"{verb} until {facts.deadline}" if facts.deadline else verb)
+    effective = next((d for d in facts.dates if not d.startswith(tuple(_DEADLINE_CUES))), "")
+    if effective:
+        tail.append(effective)
+    text = sentence + ("; " + "; ".join(tail) if tail else "")
+    return _clip(_CONTROL.sub(" ", text), 200)
+
+
+def _headline_sentence(change: ClauseChange, taxonomy: Taxonomy, service: str) -> str:
+    topic = _primary(change.labels, taxonomy)
+    analysis = _analyse(change, taxonomy)
+    if topic is None:
+        what = {"added": "adds a clause", "removed": "removes a clause"}.get(
+            change.kind, "rewords a clause"
+        )
+        section = _quote(change.section[-1], 60) if change.section else ""
+        return f"{service} {what}" + (f" under '{section}'" if section else "")
+    if change.kind == "modified" and analysis.events:
+        first = sorted(analysis.events, key=lambda e: e.effect != change.direction)[0]
+        template = first.cue.added if first.appeared else first.cue.removed
+        return _sentence_of(_fill(template, word=_quote(first.word, 40), service=service))
+    if change.kind in ("added", "removed") and analysis.stance == "pause":
+        if change.kind == "added":
+            return f"{service} holds back its use of your information for AI"
+        return f"{service} drops its statement that it was holding back AI use of your information"
+    scope = _scope(change.after if change.kind != "removed" else change.before)
+    key = (topic.id, change.kind if change.kind in ("added", "removed") else "modified")
+    if topic.id == "AI_TRAINING_ON_USER_DATA" and change.direction == "expands":
+        return f"{service} may now use {scope or 'your information'} to train or improve AI"
+    if topic.id == "AI_NO_TRAINING_COMMITMENT":
+        if change.direction == "expands":
+            return f"{service} drops or weakens its promise not to train AI on your content"
+        if change.direction == "narrows":
+            return f"{service} promises not to train AI on your content"
+    if key == ("AI_INTERACTION_DATA", "added"):
+        return f"{service} adds terms on what happens to your chats and interactions with its AI"
+    if change.direction == "expands":
+        return f"{service} widens its terms on {topic.short}"
+    if change.direction == "narrows":
+        return f"{service} narrows its terms on {topic.short}"
+    verb = {"added": "adds a clause on", "removed": "removes a clause on"}.get(
+        change.kind, "rewords its clause on"
+    )
+    return f"{service} {verb} {topic.short}"
+
+
+_SCOPE = re.compile(
+    r"\b(?:public (?:posts|content|information|photos|comments)(?:,? (?:and|or) (?:comments|photos|"
+    r"captions|posts))?|private (?:messages|content|chats)|your (?:posts|photos|videos|content|"
+    r"chats|prompts|conversations|messages)|"
+    r"(?:chats|conversations|interactions) with [a-z ]{2,20}ai(?: at meta)?)\b"
+)
+
+
+def _scope(text: str | None) -> str:
+    m = _SCOPE.search(noise.match_text(text or ""))
+    if not m:
+        return ""
+    found = m.group(0)
+    return f"your {found}" if found.startswith(("public", "private")) else found

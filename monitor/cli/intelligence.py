@@ -110,6 +110,9 @@ def changes(
                     "severity": change.severity,
                     "labels": change.labels,
                     "summary": change.summary,
+                    "headline": change.headline or "",
+                    "dates": change.dates or [],
+                    "opt_outs": change.opt_outs or [],
                     "notes": change.notes,
                     "source": change.source,
                     "clauses": [
@@ -138,7 +141,7 @@ def changes(
         sev = click.style(f"{r['severity']:<8}", fg=SEVERITY_COLOURS.get(str(r["severity"])))
         click.echo(
             f"#{r['id']:<6} {fmt_time(r['detected_at'])}  {sev} {r['document']}: "
-            f"{safe_terminal_text(str(r['summary']))}"
+            f"{safe_terminal_text(str(r['headline'] or r['summary']))}"
         )
 
 
