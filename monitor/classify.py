@@ -78,6 +78,9 @@ class Cue:
     topics: tuple[str, ...] = ()
     decisive: bool = False
     """A negation: when it appears or disappears it decides the direction on its own."""
+    kept_by: re.Pattern[str] | None = None
+    """Its disappearance is no event while this still matches the new text ('generative' dropped
+    from 'generative AI models' while 'AI models' remain)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,6 +167,11 @@ def _parse(data: dict[str, Any], path: Path) -> Taxonomy:
                 removed=raw.get("removed", ""),
                 topics=tuple(raw.get("topics", ())),
                 decisive=bool(raw.get("decisive", False)),
+                kept_by=(
+                    _compile(raw["kept_by"], path=path, key=f"cue[{i}].kept_by")
+                    if "kept_by" in raw
+                    else None
+                ),
             )
         )
     groups: dict[str, list[str]] = {}
@@ -234,9 +242,15 @@ class _Event:
     cue: Cue
     appeared: bool
     word: str
+    override: Direction | None = None
+    """The effect when the words around the cue decide it (a qualifier dropped from a promise)."""
+    text: str = ""
+    """The annotation when the cue's own templates do not fit."""
 
     @property
     def effect(self) -> Direction:
+        if self.override is not None:
+            return self.override
         if self.appeared:
             return self.cue.effect
         return "narrows" if self.cue.effect == "expands" else "expands"
@@ -255,7 +269,7 @@ class _Analysis:
     cosmetic_reason: str = ""
     minor: bool = False
     stance: str = ""
-    """For a whole clause about AI: 'pause', 'use' or 'promise' when its words say so."""
+    """For a whole clause about AI: 'pause', 'use', 'control' or 'promise' when its words say so."""
 
 
 def _ordered(labels: set[str] | tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -291,12 +305,31 @@ def _cue_events(
         if found_after and not found_before:
             word, appeared, other = found_after.group(0), True, before
         elif found_before and not found_after:
+            if cue.kept_by is not None and cue.kept_by.search(after):
+                event = _qualifier_dropped(cue, found_before.group(0), before)
+                if event is not None:
+                    events.append(event)
+                continue
             word, appeared, other = found_before.group(0), False, after
         else:
             continue
         if not _phrase_in(word, _word_line(other)):
             events.append(_Event(cue, appeared, word))
     return tuple(events)
+
+
+def _qualifier_dropped(cue: Cue, word: str, before: str) -> _Event | None:
+    """'generative' dropped from 'we do not train generative AI models' while AI is still named:
+    the promise now covers more, which narrows the platform. Outside a promise: no event (the
+    clause may cover more, or say the same in fewer words)."""
+    for sentence in re.split(r"(?<=[.;])\s+", before):
+        if word in sentence and _PLATFORM_PROMISE.search(sentence):
+            text = (
+                f"Drops '{word}' from a promise while AI is still named: the promise now covers "
+                f"AI in general, not only {word} AI."
+            )
+            return _Event(cue, False, word, override="narrows", text=text)
+    return None
 
 
 def _phrase_in(phrase: str, text_words: str) -> bool:
@@ -362,6 +395,8 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     if noise.is_cosmetic_edit(before, after):
         reason = "moved" if change.kind == "moved" else "format"
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason=reason)
+    if _only_pointers_changed(before, after):
+        return _Analysis(labels, "neutral", "low", cosmetic_reason="pointer")
 
     # A label counts as gained (or lost) only when the other side was clearly not about the topic:
     # rewording around the threshold must not make a clause flicker in and out of a topic.
@@ -414,8 +449,23 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
 
 
 _PLATFORM_PROMISE = re.compile(
-    r"\bwe (?:do not|don't|will not|won't|shall not|never|are not going to|will never)\b"
+    r"(?<!\byou )(?<!\busers )\b(?:do not|don't|will not|won't|shall not|never|are not going to|"
+    r"does not|doesn't|is not|are not|isn't|aren't)(?: \w+ly)?(?: be)? (?:use|used|using|share|"
+    r"shared|sharing|sell|sold|train|trained|training|disclose|disclosed|provide|provided|licen[cs]e|"
+    r"licen[cs]ed|transfer|transferred|collect|collected|access|accessed|read|review|reviewed|upload|"
+    r"uploaded|send|sent|claim|own|store|stored|retain|retained)\b"
+    r"|\bwithout (?:relying on|sharing (?:it |them |your data )?with|sending (?:it |them )?to) "
+    r"third parties\b|\b(?:data|information|content) (?:remains?|stays?|is kept) (?:private|"
+    r"inaccessible|confidential|on your device)\b"
 )
+"""A promise by the platform not to do something with your data (not the user's own duties)."""
+_SAY_NO_CONTROL = re.compile(
+    r"\byou (?:can|may|have the right to|are able to|will be able to)"
+    r"(?: easily| always| at any time)? (?:choose|opt[- ]?out|object|turn off|switch off|disable|"
+    r"withdraw|decide|control|change)\b"
+    r"|\bthe right to (?:opt[- ]?out|object)\b"
+)
+"""A user's way to say no: its arrival narrows what the platform may do, its removal widens it."""
 _PAUSE = re.compile(
     r"\b(?:delay(?:s|ed|ing)?|paus(?:e|es|ed|ing)|postpon\w*|halt\w*|suspend\w*)\b[^.]{0,120}"
     r"\b(?:use|using|train\w*|develop\w*)\b[^.]{0,120}"
@@ -447,6 +497,57 @@ _ENDS_ON_DELETION = re.compile(
 _SURVIVES = re.compile(r"\bperpetual|\birrevocabl|\bsurviv|\beven (?:after|if) you delet")
 
 
+_ENUMERATOR = re.compile(r"^\s*(?:\(?[0-9ivx]+(?:\.[0-9]+)*[.)]?|\(?[a-z][.)])\s+")
+_POINTER = re.compile(
+    r"^(?:see|for (?:more |further )?(?:details|information)|to learn more|learn more|read more|"
+    r"please (?:also )?(?:carefully )?(?:see|refer|read|review|visit)|"
+    r"if you (?:would like|want) to (?:learn|know|find out) more|"
+    r"we(?:'ve| have) (?:described|published|explained|outlined)|"
+    r"you can (?:find|read|learn) (?:out )?more|more information (?:about|on|is available))\b"
+    r"|\b(?:described|explained) in (?:more )?detail (?:in|below|above)\b"
+)
+"""A sentence that only points to another page or section."""
+_VERBS = noise.wordset(
+    """is are was were be been may will can must shall should could would use uses used collect
+    collects share shares train trains grant grants sell sells do does don't doesn't not never
+    allow allows apply applies process processes keep keeps store stores give gives provide
+    provides we you"""
+)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def _sentences(text: str) -> list[str]:
+    return [x.strip() for x in _SENTENCE.split(noise.plain_text(text)) if x.strip()]
+
+
+def _is_pointer(sentence: str) -> bool:
+    return bool(_POINTER.search(_ENUMERATOR.sub("", sentence.lower()).strip(" *-")))
+
+
+def _filler(text: str) -> str:
+    """'pointer', 'heading' or '' for a whole clause that states no term by itself."""
+    sentences = _sentences(text)
+    if sentences and all(_is_pointer(x) for x in sentences):
+        return "pointer"
+    plain = noise.plain_text(text).strip()
+    words = noise.words(plain)
+    if plain.endswith("?") and len(words) <= 15:
+        return "heading"
+    short = 0 < len(words) <= 10 and not plain.endswith((".", ";", ":", ","))
+    if short and not any(w in _VERBS for w in words):
+        return "heading"
+    return ""
+
+
+def _only_pointers_changed(before: str, after: str) -> bool:
+    """A reworded clause whose only new or dropped sentences point elsewhere."""
+    old = {noise.equivalence_key(x) for x in _sentences(before)}
+    new = {noise.equivalence_key(x) for x in _sentences(after)}
+    changed = [x for x in _sentences(after) if noise.equivalence_key(x) not in old]
+    changed += [x for x in _sentences(before) if noise.equivalence_key(x) not in new]
+    return bool(changed) and all(_is_pointer(x) for x in changed)
+
+
 def _is_navigation(text: str) -> bool:
     """A short line that only points elsewhere ('Learn more', 'Help Center', a bare link)."""
     plain = noise.match_text(text).strip(" .:;-*>#")
@@ -459,11 +560,13 @@ def _is_navigation(text: str) -> bool:
 
 
 def _stance(text: str) -> str:
-    """'pause', 'use', 'promise' or '' for a whole clause's (matched) text."""
+    """'pause', 'use', 'control', 'promise' or '' for a whole clause's (matched) text."""
     if _PAUSE.search(text):
         return "pause"
     if _AFFIRMED_USE.search(text):
         return "use"
+    if _SAY_NO_CONTROL.search(text):
+        return "control"
     if _PLATFORM_PROMISE.search(text):
         return "promise"
     return ""
@@ -474,6 +577,9 @@ def _analyse_whole(
 ) -> _Analysis:
     if _is_navigation(text):
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason="navigation")
+    filler = _filler(text)
+    if filler:
+        return _Analysis(labels, "neutral", "low", cosmetic_reason=filler)
     if not labels:
         return _Analysis(labels, "neutral", "low")
     top = max(taxonomy.topics[t].priority for t in labels)
@@ -495,8 +601,11 @@ def _analyse_whole(
         direction = "narrows" if added else "expands"
     elif stance == "use" and "AI_TRAINING_ON_USER_DATA" in labels:
         direction = "expands" if added else "narrows"
-    elif stance == "promise":
-        # "we do not / will not ...": a new promise binds the platform; a dropped one frees it
+    elif stance in ("promise", "control") and (
+        stance == "promise" or "AI_OPT_OUT_CONTROL" in labels
+    ):
+        # "we do not / will not ...", "you can opt out": a new promise or control binds the
+        # platform; a dropped one frees it
         direction = "narrows" if added else "expands"
     else:
         stance = ""
@@ -566,6 +675,19 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         if change.kind in ("added", "removed"):
             return "Only formatting or navigation text changed."
         return "Only formatting, punctuation, spelling (UK/US) or links changed; same meaning."
+    if analysis.cosmetic_reason == "pointer":
+        return (
+            "Only a pointer to another page or section changed; nothing here changes what applies."
+        )
+    if analysis.cosmetic_reason == "heading":
+        what = (
+            "New"
+            if change.kind == "added"
+            else "Removed"
+            if change.kind == "removed"
+            else "Changed"
+        )
+        return f"{what} heading or question; the clauses under it are reported on their own."
     topic = _primary(analysis.labels, taxonomy)
     if change.kind in ("added", "removed"):
         quoted = _quote(change.after if change.kind == "added" else change.before or "", 80)
@@ -588,6 +710,9 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         ordered = sorted(analysis.events, key=lambda e: e.effect != "expands")
         parts = []
         for event in ordered[:2]:
+            if event.text:
+                parts.append(event.text)
+                continue
             template = event.cue.added if event.appeared else event.cue.removed
             parts.append(_fill(template, word=_quote(event.word, 40), service=service))
         text = " ".join(parts)
@@ -657,6 +782,8 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
         first = sorted(analysis.events, key=lambda e: e.effect != analysis.direction)[0]
         if first.appeared:
             return first.cue.short
+        if first.text:
+            return "promise widened"
         return f"'{_quote(first.word, 30)}' removed"
     if analysis.gained:
         return f"now about {taxonomy.topics[analysis.gained[0]].short}"
@@ -817,6 +944,8 @@ def _headline_sentence(change: ClauseChange, taxonomy: Taxonomy, service: str) -
         return f"{service} {what}" + (f" under '{section}'" if section else "")
     if change.kind == "modified" and analysis.events:
         first = sorted(analysis.events, key=lambda e: e.effect != change.direction)[0]
+        if first.text:
+            return f"{service} widens a promise about AI: it no longer says only '{first.word}' AI"
         template = first.cue.added if first.appeared else first.cue.removed
         return _sentence_of(_fill(template, word=_quote(first.word, 40), service=service))
     if change.kind in ("added", "removed") and analysis.stance == "pause":
