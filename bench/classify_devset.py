@@ -52,6 +52,13 @@ def _classify(case: dict, service: str = "") -> ClauseChange:
     return classify_change(change, service=service)
 
 
+def _direction_ok(direction: str, case: dict) -> bool:
+    """The labelled direction, or (when the label leaves it open) any but the excluded ones."""
+    if case.get("direction"):
+        return direction == case["direction"]
+    return direction not in case.get("expect", {}).get("direction_not", [])
+
+
 def score_pairs(cases: list[dict], *, show_misses: bool) -> dict[str, float | int]:
     groups = {t.id: t.group for t in load_taxonomy().topics.values()}
     real = [c for c in cases if c.get("real", True)]
@@ -65,8 +72,9 @@ def score_pairs(cases: list[dict], *, show_misses: bool) -> dict[str, float | in
         found += hit
         loose += severe and any(groups.get(label) in CORE for label in got.labels)
         if hit:
-            right += got.direction == case["direction"]
-            if got.direction != case["direction"] and show_misses:
+            ok = _direction_ok(got.direction, case)
+            right += ok
+            if not ok and show_misses:
                 misses.append(f"  direction {got.direction} != {case['direction']}: {case['id']}")
         elif show_misses:
             misses.append(

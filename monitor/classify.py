@@ -33,7 +33,8 @@ _DIRECTIONS = ("expands", "narrows", "neutral")
 _STRONG_WORDS = noise.wordset(
     """not no never none nor only solely exclusively may might must will shall can cannot can't
     won't don't doesn't all any every without except unless until perpetual irrevocable
-    sublicensable transferable exclusive"""
+    sublicensable transferable exclusive commercial sponsored public private affiliates partners
+    third"""
 )
 
 
@@ -384,10 +385,10 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     ma = noise.match_text(after)
     if change.kind == "added":
         labels = _label_matched(ma, taxonomy)
-        return _analyse_whole(labels, taxonomy, added=True, text=after)
+        return _analyse_whole(labels, taxonomy, added=True, text=after, section=change.section)
     if change.kind == "removed":
         labels = _label_matched(mb, taxonomy)
-        return _analyse_whole(labels, taxonomy, added=False, text=before)
+        return _analyse_whole(labels, taxonomy, added=False, text=before, section=change.section)
 
     lb = _label_matched(mb, taxonomy)
     la = _label_matched(ma, taxonomy)
@@ -490,6 +491,12 @@ _NAVIGATION = re.compile(
     r"cookie settings|skip to|jump to|view (?:our )?previous|see (?:our )?previous)\b"
 )
 """Help-page furniture: a sidebar link or a navigation line is not a term of service."""
+_HELP_SECTION = re.compile(
+    r"\b(?:get help|ways to get help|need help|help (?:center|centre)|related (?:articles|topics|"
+    r"links)|was this helpful|more resources|useful links|contact us|support)\b",
+    re.IGNORECASE,
+)
+"""A section of help-page links: its short lines are navigation, whatever they mention."""
 _ENDS_ON_DELETION = re.compile(
     r"\b(?:until|when|once|after)\b[^.]{0,60}\b(?:is|are|has been|have been|you)?\s*"
     r"(?:fully |permanently )?(?:delet|remov)\w*"
@@ -548,13 +555,16 @@ def _only_pointers_changed(before: str, after: str) -> bool:
     return bool(changed) and all(_is_pointer(x) for x in changed)
 
 
-def _is_navigation(text: str) -> bool:
-    """A short line that only points elsewhere ('Learn more', 'Help Center', a bare link)."""
+def _is_navigation(text: str, section: tuple[str, ...] = ()) -> bool:
+    """A short line that only points elsewhere ('Learn more', 'Help Center', a bare link, a line
+    under 'Other ways to get help')."""
     plain = noise.match_text(text).strip(" .:;-*>#")
     if not plain:
         return True
     if len(plain.split()) > 12:
         return False
+    if section and _HELP_SECTION.search(section[-1]) and not plain.endswith("."):
+        return True
     bare_link = re.fullmatch(r"\s*[*-]?\s*\[[^\]]*\]\([^)]*\)\s*\.?\s*", text) is not None
     return bare_link or bool(_NAVIGATION.match(plain))
 
@@ -573,9 +583,14 @@ def _stance(text: str) -> str:
 
 
 def _analyse_whole(
-    labels: tuple[str, ...], taxonomy: Taxonomy, *, added: bool, text: str
+    labels: tuple[str, ...],
+    taxonomy: Taxonomy,
+    *,
+    added: bool,
+    text: str,
+    section: tuple[str, ...] = (),
 ) -> _Analysis:
-    if _is_navigation(text):
+    if _is_navigation(text, section):
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason="navigation")
     filler = _filler(text)
     if filler:

@@ -265,3 +265,122 @@ def test_a_custom_taxonomy_extends_without_code(tmp_path: Path) -> None:
     taxonomy = load_taxonomy(custom)
     assert label_text("We accept crypto payments.", taxonomy) == ("CRYPTO",)
     assert label_text("We accept cards.", taxonomy) == ()
+
+
+# --- real before/after pairs: labels, direction and wording --------------------------------------
+
+SEVERITY_ORDER = ("cosmetic", "low", "medium", "high")
+
+
+def _jsonl(name: str) -> list[dict]:
+    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+
+
+META_PAIRS = _jsonl("meta_pairs.jsonl")
+DEVSET = _jsonl("devset.jsonl")
+
+
+def _change(case: dict) -> ClauseChange:
+    return ClauseChange(
+        case["kind"], tuple(case.get("section", ())), case.get("before"), case.get("after")
+    )
+
+
+@pytest.mark.parametrize("case", META_PAIRS, ids=[c["id"] for c in META_PAIRS])
+def test_real_meta_pairs_get_their_labels_direction_and_wording(case: dict) -> None:
+    """Hand-checked clause pairs from Instagram and Facebook histories (see each case's note)."""
+    got = classify_change(_change(case), service="Instagram")
+    expect = case["expect"]
+    assert set(case["labels"]) | set(expect.get("labels", ())) <= set(got.labels), got
+    assert not set(expect.get("not_labels", ())) & set(got.labels), got
+    if case["real"] and case["direction"]:
+        assert got.direction == case["direction"], got
+    assert got.direction not in expect.get("direction_not", ()), got
+    rank = SEVERITY_ORDER.index(got.severity)
+    assert rank >= SEVERITY_ORDER.index(expect.get("severity_at_least", "cosmetic")), got
+    assert rank <= SEVERITY_ORDER.index(expect.get("severity_at_most", "high")), got
+    if case["real"]:
+        assert rank >= SEVERITY_ORDER.index("medium"), got
+    for phrase in expect.get("annotation_not", ()):
+        assert phrase not in got.annotation, got.annotation
+
+
+def test_devset_of_other_services_recall_direction_and_false_alarms() -> None:
+    """tests/data/classify/devset.jsonl: 63 real AI/licence changes and 109 non-changes from 15
+    other services, hand-labelled. Measured: recall 0.97, direction 0.90, false alarms 0.03
+    (before the rules for output rights, pointers and headings: 0.60, 0.71, 0.17)."""
+    real = [c for c in DEVSET if c["real"]]
+    non = [c for c in DEVSET if not c["real"]]
+    assert len(real) >= 60 and len(non) >= 100
+    found = right = 0
+    for case in real:
+        got = classify_change(_change(case))
+        if got.severity in ("medium", "high") and set(got.labels) & set(case["labels"]):
+            found += 1
+            right += got.direction == case["direction"]
+    alarms = sum(classify_change(_change(c)).severity in ("medium", "high") for c in non)
+    assert found / len(real) >= 0.9
+    assert right / found >= 0.85
+    assert alarms / len(non) <= 0.05
+
+
+_CLAIMED_REMOVED = re.compile(r"(?:Removes|Drops) '([^']+)'|\(drops '([^']+)'\)|\('([^']+)' →")
+_CLAIMED_ADDED = re.compile(r"Adds '([^']+)'|\(adds '([^']+)'\)|→ '([^']+)'\)")
+
+
+def _present(phrase: str, text: str | None) -> bool:
+    """Whether the words of ``phrase`` (a quote, '…' marking cuts) appear in order in ``text``."""
+    from monitor import noise
+
+    line = " " + " ".join(noise.words(text or "")) + " "
+    for part in phrase.split("…"):
+        needle = " ".join(noise.words(part))
+        if needle and f" {needle} " in line:
+            return True
+    return False
+
+
+def _quoted(pattern: re.Pattern[str], annotation: str) -> list[str]:
+    return [next(g for g in m.groups() if g) for m in pattern.finditer(annotation)]
+
+
+def _every_real_pair() -> list[ClauseChange]:
+    from monitor.diff import diff_clauses
+    from monitor.extract import extract_clauses
+
+    changes = [_change(c) for c in META_PAIRS + DEVSET]
+    events = DATA / "events"
+    for event in _jsonl("events/events.jsonl"):
+        old, new = (
+            extract_clauses((events / event[k]).read_text(), media_type="text/markdown")
+            for k in ("old", "new")
+        )
+        changes += [c for c in diff_clauses(old, new) if c.kind == "modified"]
+    return changes
+
+
+def test_no_annotation_claims_a_removal_or_addition_its_clause_contradicts() -> None:
+    """Over every real pair we keep (Meta events, Meta pairs, the devset: about 700 clause
+    changes): a phrase an annotation says was removed is absent from the new text, a phrase it
+    says was added is absent from the old one."""
+    checked = 0
+    for change in _every_real_pair():
+        annotation = classify_change(change).annotation
+        for phrase in _quoted(_CLAIMED_REMOVED, annotation):
+            checked += 1
+            assert not _present(phrase, change.after), (phrase, annotation, change.after)
+        for phrase in _quoted(_CLAIMED_ADDED, annotation):
+            checked += 1
+            assert not _present(phrase, change.before), (phrase, annotation, change.before)
+    assert checked >= 100
+
+
+def test_a_cue_still_present_in_the_new_clause_is_not_called_removed() -> None:
+    before = "Interactions with AI at Meta and related metadata, like content and messages."
+    after = "Interactions with our features that are part of AI at Meta and related metadata."
+    change = classify_change(modified(before, after))
+    assert "no longer mentions AI" not in change.annotation
+    assert change.direction != "narrows"
+    notify = "We will notify you at least 30 days before we make changes to these Terms."
+    change = classify_change(modified(notify + " " + notify, notify))
+    assert "Removes 'we will notify'" not in change.annotation
