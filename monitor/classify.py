@@ -870,14 +870,15 @@ def find_facts(texts: list[str] | tuple[str, ...], *, old_texts: tuple[str, ...]
     for text in texts:
         plain = noise.plain_text(text)
         for m in _EFFECTIVE.finditer(plain):
-            phrase = f"{m.group('cue').lower()} {m.group('date')}"
-            if phrase.lower() in old_plain:
-                continue
-            if m.group("cue").lower() in _DEADLINE_CUES:
+            cue = m.group("cue").lower()
+            phrase = f"{cue if cue in _DEADLINE_CUES else 'effective'} {m.group('date')}"
+            if m.group("date").lower() in old_plain:
+                continue  # the old version already gave this date
+            if cue in _DEADLINE_CUES:
                 if not _SAY_NO.search(plain[max(0, m.start() - 200) : m.end() + 40]):
                     continue  # "by 2025" in a sentence about something else
                 deadline = deadline or m.group("date")
-            elif m.group("cue").lower() in _LOOSE_CUES and not _ABOUT_TERMS.search(plain):
+            elif cue in _LOOSE_CUES and not _ABOUT_TERMS.search(plain):
                 continue  # "from March 2020" in a sentence that is not about the terms
             dates.append(phrase)
         if not _SAY_NO.search(text):
@@ -988,17 +989,26 @@ def _headline_sentence(change: ClauseChange, taxonomy: Taxonomy, service: str) -
     return f"{service} {verb} {topic.short}"
 
 
-_SCOPE = re.compile(
-    r"\b(?:public (?:posts|content|information|photos|comments)(?:,? (?:and|or) (?:comments|photos|"
-    r"captions|posts))?|private (?:messages|content|chats)|your (?:posts|photos|videos|content|"
-    r"chats|prompts|conversations|messages)|"
-    r"(?:chats|conversations|interactions) with [a-z ]{2,20}ai(?: at meta)?)\b"
+_SCOPES = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"\bpublic (?:posts|photos|comments|content)(?: (?:and|or) (?:comments|photos|captions|"
+        r"posts))?\b",
+        r"\bprivate (?:messages|content|chats|posts|photos)\b",
+        r"\b(?:chats|conversations|interactions) with [a-z' ]{2,30}\b(?:ai|assistant)"
+        r"(?: at meta)?\b",
+        r"\byour (?:posts|photos|videos|content|chats|prompts|conversations|messages|inputs)\b",
+        r"\bpublic information\b",
+    )
 )
+"""What data a clause is about, most specific first ('public posts' before 'public information')."""
 
 
 def _scope(text: str | None) -> str:
-    m = _SCOPE.search(noise.match_text(text or ""))
-    if not m:
-        return ""
-    found = m.group(0)
-    return f"your {found}" if found.startswith(("public", "private")) else found
+    matched = noise.match_text(text or "")
+    for pattern in _SCOPES:
+        m = pattern.search(matched)
+        if m:
+            found = m.group(0)
+            return f"your {found}" if found.startswith(("public", "private")) else found
+    return ""

@@ -384,3 +384,74 @@ def test_a_cue_still_present_in_the_new_clause_is_not_called_removed() -> None:
     notify = "We will notify you at least 30 days before we make changes to these Terms."
     change = classify_change(modified(notify + " " + notify, notify))
     assert "Removes 'we will notify'" not in change.annotation
+
+
+# --- headline and facts ---------------------------------------------------------------------------
+
+
+def test_the_headline_states_the_fact_of_the_top_change_with_dates_and_ways_to_say_no() -> None:
+    from monitor.classify import find_facts, headline_for
+
+    after = (
+        "We'll use public posts and comments from adults to develop and improve generative AI "
+        "models for AI at Meta. These changes take effect on June 26, 2024. You can object "
+        "until 26 June 2024 using [this form](https://help.example.org/object-ai), or in "
+        "Settings > Privacy > AI at Meta."
+    )
+    changes = [
+        classify_change(ClauseChange("added", ("AI",), None, after)),
+        classify_change(modified("Our offices are in Dublin.", "Our offices are in Cork.")),
+    ]
+    facts = find_facts([after])
+    assert facts.dates == ("effective June 26, 2024", "until 26 June 2024")
+    assert facts.deadline == "26 June 2024"
+    assert facts.opt_outs == (
+        "https://help.example.org/object-ai",
+        "Settings > Privacy > AI at Meta",
+    )
+    assert headline_for(changes, service="Instagram", facts=facts) == (
+        "Instagram may now use your public posts and comments to train or improve AI; you can "
+        "object until 26 June 2024; effective June 26, 2024"
+    )
+    # a date or route the old version already gave is not news
+    assert find_facts([after], old_texts=(after,)) == type(facts)()
+
+
+def test_the_headline_says_plainly_when_nothing_but_wording_changed_and_keeps_direction_honest() -> (
+    None
+):
+    from monitor.classify import headline_for
+
+    cosmetic = classify_change(modified(LICENCE, LICENCE.replace("licence", "license")))
+    assert headline_for([cosmetic], service="Instagram") == (
+        "Instagram: wording or layout changes only; nothing that changes your rights"
+    )
+    pause = classify_change(
+        ClauseChange(
+            "added",
+            (),
+            None,
+            "Based on feedback from regulators, we're delaying our change to the use of your "
+            "information to develop and improve AI at Meta.",
+        )
+    )
+    assert pause.direction == "narrows"
+    assert headline_for([pause], service="Instagram") == (
+        "Instagram holds back its use of your information for AI"
+    )
+    reworded = classify_change(
+        modified(
+            "We may share your chats with the AI assistant with our moderators.",
+            "We may share your chats with the AI assistant with our moderation team.",
+        )
+    )
+    assert reworded.direction == "neutral"
+    headline = headline_for([reworded], service="Acme")
+    assert "widens" not in headline and "narrows" not in headline and "may now" not in headline
+
+
+def test_a_date_without_a_way_to_object_is_no_deadline() -> None:
+    from monitor.classify import find_facts
+
+    facts = find_facts(["Payments are due by 1 March 2025 for the annual plan."])
+    assert (facts.deadline, facts.dates, facts.opt_outs) == ("", (), ())
