@@ -417,9 +417,7 @@ def test_the_headline_states_the_fact_of_the_top_change_with_dates_and_ways_to_s
     assert find_facts([after], old_texts=(after,)) == type(facts)()
 
 
-def test_the_headline_says_plainly_when_nothing_but_wording_changed_and_keeps_direction_honest() -> (
-    None
-):
+def test_the_headline_is_plain_when_only_wording_changed_and_keeps_direction_honest() -> None:
     from monitor.classify import headline_for
 
     cosmetic = classify_change(modified(LICENCE, LICENCE.replace("licence", "license")))
