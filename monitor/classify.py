@@ -789,6 +789,10 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
     if analysis.severity == "cosmetic":
         return "cosmetic edit"
     topic = _primary(analysis.labels, taxonomy)
+    if analysis.stance == "pause":
+        return "AI use of your data paused" if change.kind == "added" else "AI pause lifted"
+    if analysis.cosmetic_reason in ("pointer", "heading"):
+        return analysis.cosmetic_reason
     if change.kind == "added":
         return f"new {topic.short} clause" if topic else "new clause"
     if change.kind == "removed":
