@@ -668,15 +668,34 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
-def _change_phrase(analysis: _Analysis) -> str:
-    removed = [w for w in analysis.removed_words if w][:2]
-    added = [w for w in analysis.added_words if w][:2]
+def _quotes(spans: tuple[str, ...], limit: int, other: str) -> str:
+    """Up to two spans quoted within ``limit`` characters, joined by ' … '. A span cut short is
+    kept only if what is left of it is still absent from ``other`` (the opposite side of the
+    clause): a quote must never claim words that are in fact on both sides."""
+    other_line = _word_line(other)
+    shown: list[str] = []
+    room = limit
+    for span in spans[:2]:
+        if room < 12:
+            break
+        quoted = _quote(span, room)
+        if _phrase_in(quoted.rstrip("…"), other_line):
+            continue
+        shown.append(quoted)
+        room -= len(quoted) + 3
+    return " … ".join(shown)
+
+
+def _change_phrase(change: ClauseChange, analysis: _Analysis) -> str:
+    before, after = change.before or "", change.after or ""
+    removed = _quotes(tuple(w for w in analysis.removed_words if w), 50, after)
+    added = _quotes(tuple(w for w in analysis.added_words if w), 50, before)
     if removed and added:
-        return f" ('{_quote(' … '.join(removed), 50)}' → '{_quote(' … '.join(added), 50)}')"
+        return f" ('{removed}' → '{added}')"
     if added:
-        return f" (adds '{_quote(' … '.join(added), 70)}')"
+        return f" (adds '{_quotes(tuple(w for w in analysis.added_words if w), 70, before)}')"
     if removed:
-        return f" (drops '{_quote(' … '.join(removed), 70)}')"
+        return f" (drops '{_quotes(tuple(w for w in analysis.removed_words if w), 70, after)}')"
     return ""
 
 
@@ -736,15 +755,16 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         return _clip(text, limit)
     if analysis.gained and topic is not None:
         gained = taxonomy.topics[analysis.gained[0]]
-        text = f"Now covers {gained.short}{_change_phrase(analysis)}. {gained.why}"
+        text = f"Now covers {gained.short}{_change_phrase(change, analysis)}. {gained.why}"
         return _clip(text, limit)
     if analysis.lost:
         lost = taxonomy.topics[analysis.lost[0]]
-        text = f"No longer covers {lost.short}{_change_phrase(analysis)}. {lost.why}"
+        text = f"No longer covers {lost.short}{_change_phrase(change, analysis)}. {lost.why}"
         return _clip(text, limit)
     if analysis.minor:
         return _clip(
-            f"Minor rewording{_change_phrase(analysis)}; the meaning looks unchanged.", limit
+            f"Minor rewording{_change_phrase(change, analysis)}; the meaning looks unchanged.",
+            limit,
         )
     if topic is not None:
         text = _fill(
@@ -752,10 +772,10 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
             service=service,
             why=topic.why,
             short=topic.short,
-            change=_change_phrase(analysis),
+            change=_change_phrase(change, analysis),
         )
         return _clip(text, limit)
-    return _clip(f"Rewords a clause{_change_phrase(analysis)}.", limit)
+    return _clip(f"Rewords a clause{_change_phrase(change, analysis)}.", limit)
 
 
 # --- public API -----------------------------------------------------------------------------------
