@@ -455,6 +455,7 @@ _PLATFORM_PROMISE = re.compile(
     r"shared|sharing|sell|sold|train|trained|training|disclose|disclosed|provide|provided|licen[cs]e|"
     r"licen[cs]ed|transfer|transferred|collect|collected|access|accessed|read|review|reviewed|upload|"
     r"uploaded|send|sent|claim|own|store|stored|retain|retained)\b"
+    r"|\bwe claim no (?:rights|ownership)\b"
     r"|\bwithout (?:relying on|sharing (?:it |them |your data )?with|sending (?:it |them )?to) "
     r"third parties\b|\b(?:data|information|content) (?:remains?|stays?|is kept) (?:private|"
     r"inaccessible|confidential|on your device)\b"
@@ -699,6 +700,17 @@ def _change_phrase(change: ClauseChange, analysis: _Analysis) -> str:
     return ""
 
 
+def _agreeing(analysis: _Analysis, taxonomy: Taxonomy, *, added: bool) -> Topic | None:
+    """For a whole clause: the first label (core groups first) whose own direction is the one
+    found, so a new promise reads 'New promise not to train AI', not 'New AI training clause'."""
+    ranked = sorted(analysis.labels, key=lambda t: GROUP_ORDER.index(taxonomy.topics[t].group))
+    for tid in ranked:
+        topic = taxonomy.topics[tid]
+        if (topic.on_added if added else topic.on_removed) == analysis.direction:
+            return topic
+    return None
+
+
 def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, service: str) -> str:
     limit = taxonomy.max_annotation_chars
     if analysis.severity == "cosmetic":
@@ -724,6 +736,7 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         return f"{what} heading or question; the clauses under it are reported on their own."
     topic = _primary(analysis.labels, taxonomy)
     if change.kind in ("added", "removed"):
+        topic = _agreeing(analysis, taxonomy, added=change.kind == "added") or topic
         quoted = _quote(change.after if change.kind == "added" else change.before or "", 80)
         if topic is None:
             verb = "New clause" if change.kind == "added" else "Removed clause"

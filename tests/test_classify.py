@@ -453,3 +453,40 @@ def test_a_date_without_a_way_to_object_is_no_deadline() -> None:
 
     facts = find_facts(["Payments are due by 1 March 2025 for the annual plan."])
     assert (facts.deadline, facts.dates, facts.opt_outs) == ("", (), ())
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "label", "direction"),
+    [
+        (  # an AI feature switched on by default: the opt-in became an opt-out
+            "Acme AI is off until you turn it on in Settings.",
+            "Acme AI is on by default; you can turn it off in Settings > AI.",
+            "AI_OPT_OUT_CONTROL",
+            "expands",
+        ),
+        (
+            None,
+            "We may allow third parties to train their machine learning models on public user "
+            "content.",
+            "AI_THIRD_PARTY_SHARING",
+            "expands",
+        ),
+        (None, "* Your content isn't used to train AI.", "AI_NO_TRAINING_COMMITMENT", "narrows"),
+        (
+            None,
+            "You own the images you create with Acme AI, and we claim no rights in them.",
+            "AI_OUTPUT_RIGHTS",
+            "narrows",
+        ),
+        ("* Your content isn't used to train AI.", None, "AI_NO_TRAINING_COMMITMENT", "expands"),
+    ],
+)
+def test_new_wording_default_on_third_party_training_output_ownership_short_promises(
+    before: str | None, after: str | None, label: str, direction: str
+) -> None:
+    kind = "modified" if before and after else "added" if after else "removed"
+    change = classify_change(ClauseChange(kind, (), before, after), service="Acme")  # type: ignore[arg-type]
+    assert label in change.labels
+    assert (change.direction, change.severity in ("medium", "high")) == (direction, True)
+    if kind == "added" and direction == "narrows":
+        assert not change.annotation.startswith("New AI training clause")
