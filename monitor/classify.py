@@ -1000,7 +1000,10 @@ def _headline_sentence(change: ClauseChange, taxonomy: Taxonomy, service: str) -
         if first.text:
             return f"{service} widens a promise about AI: it no longer says only '{first.word}' AI"
         template = first.cue.added if first.appeared else first.cue.removed
-        return _sentence_of(_fill(template, word=_quote(first.word, 40), service=service))
+        sentence = _sentence_of(_fill(template, word=_quote(first.word, 40), service=service))
+        if not sentence.startswith(service):
+            sentence = f"{service}: {sentence[:1].upper()}{sentence[1:]}"
+        return sentence
     if change.kind in ("added", "removed") and analysis.stance == "pause":
         if change.kind == "added":
             return f"{service} holds back its use of your information for AI"

@@ -446,6 +446,12 @@ def test_the_headline_is_plain_when_only_wording_changed_and_keeps_direction_hon
     assert reworded.direction == "neutral"
     headline = headline_for([reworded], service="Acme")
     assert "widens" not in headline and "narrows" not in headline and "may now" not in headline
+    dropped = classify_change(
+        modified("We use your posts to train AI models.", "We use your posts to improve AI models.")
+    )
+    assert headline_for([dropped], service="Acme") == (
+        "Acme: The clause no longer mentions training AI on your content"
+    )
 
 
 def test_a_date_without_a_way_to_object_is_no_deadline() -> None:
