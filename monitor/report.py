@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor import noise
-from monitor.classify import Taxonomy, classify_change, load_taxonomy, summarise_change
+from monitor.classify import (
+    Facts,
+    Taxonomy,
+    classify_change,
+    find_facts,
+    headline_for,
+    load_taxonomy,
+    summarise_change,
+)
 from monitor.clauses import (
     ChangeReport,
     Clause,
@@ -410,6 +418,7 @@ def build_report(
         notes.append(CLIPPED_NOTE)
 
     flips = 0
+    announced = ""
     if language:
         changes = [
             dataclasses.replace(
@@ -448,13 +457,36 @@ def build_report(
         if any(c.severity != "cosmetic" for c in changes):
             announce_notes, date = _announcement_notes(old, new)
             notes.extend(announce_notes)
+            announced = date
             changes = [_mark_announced(c, date) for c in changes]
 
     summary = _summary(changes, phrases, flips=flips, language=language)
     severity = max_severity([c.severity for c in changes])
+    facts = _facts(changes, old, announced)
+    if language:
+        headline = f"{service or 'The page'}: page served in another language; no change of terms"
+    else:
+        headline = headline_for(changes, service=service, facts=facts, taxonomy=taxonomy)
     return ChangeReport(
-        clauses=tuple(changes), summary=summary, severity=severity, notes=tuple(notes)
+        clauses=tuple(changes),
+        summary=summary,
+        severity=severity,
+        notes=tuple(notes),
+        headline=headline,
+        dates=facts.dates,
+        opt_outs=facts.opt_outs,
     )
+
+
+def _facts(changes: Sequence[ClauseChange], old: Sequence[Clause], announced: str) -> Facts:
+    """Dates and opt-out routes stated by the changed clauses that the old version did not state."""
+    shown = [c.after for c in changes if c.severity != "cosmetic" and c.after]
+    if not shown:
+        return Facts()
+    facts = find_facts(shown, old_texts=tuple(c.text for c in old))
+    if announced and not any(announced in d for d in facts.dates):
+        facts = dataclasses.replace(facts, dates=(f"effective {announced}", *facts.dates)[:4])
+    return facts
 
 
 def report_to_json(report: ChangeReport) -> dict[str, Any]:
@@ -476,4 +508,7 @@ def report_to_json(report: ChangeReport) -> dict[str, Any]:
         "summary": report.summary,
         "severity": report.severity,
         "notes": list(report.notes),
+        "headline": report.headline,
+        "dates": list(report.dates),
+        "opt_outs": list(report.opt_outs),
     }

@@ -122,6 +122,20 @@ def test_changes_lists_imported_records_with_filters(config_file: Path) -> None:
     assert status == 2 and "unknown topic" in out
 
 
+def test_each_imported_change_has_a_headline_and_the_changes_line_shows_it(
+    config_file: Path,
+) -> None:
+    tosmon(config_file, "import", str(DATASET))
+    status, out = tosmon(config_file, "changes", "--json", "--min-severity", "medium")
+    records = json.loads(out)
+    assert status == 0 and records
+    assert all(r["headline"] and r["headline"][0].isupper() for r in records)
+    status, out = tosmon(config_file, "changes", "--min-severity", "medium")
+    assert status == 0
+    for record in records:
+        assert f"#{record['id']}" in out and record["headline"][:40] in out
+
+
 def test_the_llama_api_training_change_is_found_in_full_history(
     config_file: Path, corpus_dir: Path, tmp_path: Path
 ) -> None:

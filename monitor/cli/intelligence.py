@@ -115,7 +115,7 @@ def changes(
         sev = click.style(f"{r['severity']:<8}", fg=SEVERITY_COLOURS.get(str(r["severity"])))
         click.echo(
             f"#{r['id']:<6} {fmt_time(r['detected_at'])}  {sev} {r['document']}: "
-            f"{safe_terminal_text(str(r['summary']))}"
+            f"{safe_terminal_text(str(r['headline'] or r['summary']))}"
         )
 
 

@@ -186,6 +186,9 @@ def add_change(
         labels=labels,
         notes=list(report.notes),
         source=source,
+        headline=report.headline,
+        dates=list(report.dates),
+        opt_outs=list(report.opt_outs),
     )
     change.clauses = [
         ClauseChangeRow(
