@@ -99,6 +99,11 @@ class FetchConfig:
 
 
 @dataclass(frozen=True)
+class BrowserConfig:
+    executable: Path | None = None  # None: /usr/bin/chromium, else Playwright's own Chromium
+
+
+@dataclass(frozen=True)
 class MailConfig:
     host: str | None = None  # None: write .eml files to `folder` instead of sending
     port: int = 587
@@ -160,6 +165,7 @@ class Config:
     documents: tuple[DocumentConfig, ...]  # the config file's own documents
     data_dir: Path
     secret_key_file: Path
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
 
     def all_documents(self) -> tuple[DocumentConfig, ...]:
         """Catalog documents (if ``use_catalog``) then the config's; a config document with the
@@ -471,6 +477,7 @@ DOCUMENT_KEYS = ("id", "service", "type", "url", "select", "remove", "interval",
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "storage": ("database_url", "data_dir"),
     "fetch": ("user_agent", "timeout", "max_bytes", "per_host", "retries", "concurrency"),
+    "browser": ("executable",),
     "mail": (
         "host",
         "port",
@@ -507,6 +514,11 @@ def _fetch(t: _Table) -> FetchConfig:
         retries=t.get_int("retries", 3, low=0, high=20),
         concurrency=t.get_int("concurrency", 8, low=1),
     )
+
+
+def _browser(t: _Table, base: Path | None) -> BrowserConfig:
+    t.check_keys(SECTION_KEYS["browser"])
+    return BrowserConfig(executable=t.path_value("executable", base))
 
 
 def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
@@ -723,4 +735,5 @@ def _build(
         documents=documents,
         data_dir=data_dir,
         secret_key_file=secret_key_file,
+        browser=_browser(tables["browser"], base),
     )

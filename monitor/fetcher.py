@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -328,6 +329,7 @@ class Fetcher:
         backoff: float = 1.0,
         max_retry_after: float = 120.0,
         max_redirects: int = 10,
+        browser_executable: Path | None = None,
     ) -> None:
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
@@ -339,6 +341,7 @@ class Fetcher:
         self.backoff = backoff
         self.max_retry_after = max_retry_after
         self.max_redirects = max_redirects
+        self.browser_executable = browser_executable  # [browser] executable (None: look for one)
         self._client: httpx.AsyncClient | None = None
         self._browser: Browser | None = None
         self._browser_lock = asyncio.Lock()
@@ -517,7 +520,7 @@ class Fetcher:
                 return
             from monitor.browser import Browser  # optional extra: imported only when used
 
-            browser = Browser(user_agent=self.user_agent)
+            browser = Browser(user_agent=self.user_agent, executable=self.browser_executable)
             try:
                 await browser.start()
             except FetchError as exc:

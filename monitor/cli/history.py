@@ -129,6 +129,7 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
             max_bytes=fetch.max_bytes,
             per_host=fetch.per_host,
             retries=fetch.retries,
+            browser_executable=app.config.browser.executable,
         ) as fetcher:
             return await check_documents(
                 selected,
