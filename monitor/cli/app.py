@@ -30,6 +30,12 @@ class AppContext:
     def config(self) -> Config:
         from monitor.config import load_config
 
+        return self.load_config()
+
+    def load_config(self) -> Config:
+        """Read the config file again (``config`` keeps the first reading)."""
+        from monitor.config import load_config
+
         return load_config(Path(self.config_path) if self.config_path else None)
 
     @property

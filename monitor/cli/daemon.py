@@ -38,8 +38,10 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
 
     Runs until SIGTERM or SIGINT (Ctrl-C), then stops within seconds: checks in flight get a
     moment to finish or are dropped without a trace, and the next start picks up from the
-    database. Logs go to stderr, one line per check. On PostgreSQL several daemons (on several
-    machines) may share one database; on SQLite only one runs per database file.
+    database. SIGHUP reloads the config (documents, intervals, mail settings) without a restart
+    and logs what changed; a broken config is logged and the running one kept. Logs go to
+    stderr, one line per check. On PostgreSQL several daemons (on several machines) may share
+    one database; on SQLite only one runs per database file.
     """
     from monitor.logs import configure_logging
     from monitor.scheduler import Daemon, acquire_daemon_lock, new_worker_id
@@ -62,7 +64,15 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        daemon = Daemon(config, app.sessions, worker=worker, web=not no_web)
+        daemon = Daemon(
+            config, app.sessions, worker=worker, web=not no_web, load_config=app.load_config
+        )
+
+        def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+            log.info("SIGHUP received: reloading the config")
+            daemon.request_reload()
+
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
         healthy = daemon.run(stop)
     finally:
         for sig, handler in previous.items():
