@@ -28,7 +28,6 @@ class AppContext:
 
     @cached_property
     def config(self) -> Config:
-        from monitor.config import load_config
 
         return self.load_config()
 

@@ -100,6 +100,35 @@ def _lingering_threads() -> list[threading.Thread]:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_obj
+def doctor(app: AppContext, as_json: bool) -> None:
+    """Check that everything the daemon needs works here, and say what to fix.
+
+    The config; the database (reachable, schema at head); the SMTP server (connect, EHLO,
+    STARTTLS and login as configured; no message is sent); the browser (Playwright starts the
+    Chromium it would use, then closes it); the web address (can be bound). Each line is OK,
+    WARN or FAIL, with the fix. Exit status 1 when a check failed.
+    """
+    from pathlib import Path
+
+    from monitor.doctor import diagnose
+
+    findings = diagnose(Path(app.config_path) if app.config_path else None)
+    if as_json:
+        emit_json([finding.as_dict() for finding in findings])
+    else:
+        colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for finding in findings:
+            label = click.style(f"{finding.status.upper():<4}", fg=colours[finding.status])
+            click.echo(f"{label} {finding.check}: {safe_terminal_text(finding.detail)}")
+            if finding.fix and finding.status != "ok":
+                click.echo(f"     fix: {finding.fix}")
+    if any(finding.failed for finding in findings):
+        raise SystemExit(1)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
 def status(app: AppContext, as_json: bool) -> None:
     """Whether a daemon runs (and where), what is due next, failing documents, the outbox."""
     data = _status(app)
