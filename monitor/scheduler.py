@@ -388,10 +388,11 @@ class Daemon:
             if reason is not None:
                 log.warning(
                     "%d document(s) need a browser (render = true) and will not be checked: %s. "
-                    "Why: %s. To check them: %s, then restart or send SIGHUP",
+                    "Cause: %s. To check them: %s (or `playwright install chromium`), then "
+                    "restart the daemon or send it SIGHUP",
                     len(rendered),
                     ", ".join(rendered),
-                    reason,
+                    reason.split("; ")[0],
                     ENABLE_COMMAND,
                 )
                 skipped = set(rendered)
