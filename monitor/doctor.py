@@ -109,7 +109,16 @@ def check_database(config: Config, *, migrations: Path | None = None) -> Finding
                 f"make {parent} writable for this user, or set [storage] data_dir",
             )
         return Finding("database", "ok", f"{path} will be created with the schema on first use")
-    engine = make_engine(url)
+    try:
+        engine = make_engine(url)
+    except (MonitorError, SQLAlchemyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return Finding(
+            "database",
+            "fail",
+            f"cannot use [storage] database_url: {reason}",
+            "set [storage] database_url to sqlite:///<path> or postgresql+psycopg://...",
+        )
     shown = engine.url.render_as_string(hide_password=True)
     alembic = alembic_config(engine)
     if migrations is not None:

@@ -341,3 +341,13 @@ def test_the_browser_check_launches_and_closes_chromium(tmp_path: Path, data_dir
     finding = check_browser(config)
     assert finding.status == "ok", finding
     assert f"Chromium at {CHROMIUM} starts and closes" in finding.detail
+
+
+def test_a_database_url_of_an_unknown_kind_fails_with_the_fix(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    config = load_config(write(tmp_path / "t.toml", config_text(database_url="nosuchdb://x/y")))
+    finding = check_database(config)
+    assert finding.failed
+    assert "cannot use [storage] database_url" in finding.detail and "nosuchdb" in finding.detail
+    assert finding.fix and "sqlite:///" in finding.fix
