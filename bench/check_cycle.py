@@ -67,7 +67,14 @@ class Cycle:
 
 
 def run_child(argv: list[str], *, stdout: Path, env: dict[str, str] | None = None) -> tuple:
-    """Run argv to completion; (wall s, cpu s, peak MB, exit status) of that child alone."""
+    """Run argv to completion; (wall s, cpu s, peak MB, exit status) of that child alone.
+
+    The child may write and use a bytecode cache even when PYTHONDONTWRITEBYTECODE is set here:
+    pip compiles an installed package (urlwatch's) at install time, but an editable install of
+    tos-monitor would otherwise compile every module from source on every run.
+    """
+    env = dict(os.environ if env is None else env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with stdout.open("wb") as out, (stdout.with_suffix(".err")).open("wb") as err:
         started = time.perf_counter()
         child = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=stdout.parent)
