@@ -138,6 +138,7 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
             per_host=fetch.per_host,
             retries=fetch.retries,
             allow_private=fetch.allow_private,
+            browser_executable=app.config.browser.executable,
         ) as fetcher:
             return await check_documents(
                 selected,
