@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 CRASH_ENV = "TOSMON_OUTBOX_CRASH_AT"
 MESSAGE_ID_DOMAIN = "tos-monitor"
 MAX_ATTEMPTS = 10
+CADENCE_ORDER = ("immediate", "daily", "weekly")
 BOUNCE_THRESHOLD = 3
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=6)
@@ -92,6 +93,68 @@ class DeliveryStats:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What the outbox still holds, for people: how much, until when, and why."""
+
+    pending: int
+    sending: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    queued: dict[str, tuple[int, datetime]]
+    """cadence -> (rows waiting, when they leave)"""
+    now: datetime
+
+    def __str__(self) -> str:
+        """``Still pending: 1 (next attempt 2026-12-02 06:10 UTC, last error: ...)``."""
+        parts: list[str] = []
+        if self.pending:
+            when = self.next_attempt_at
+            timing = (
+                f"next attempt {_when(when)}" if when is not None and when > self.now else "due now"
+            )
+            error = f", last error: {render.one_line(self.last_error, limit=300)}"
+            parts.append(
+                f"Still pending: {self.pending} ({timing}{error if self.last_error else ''})."
+            )
+        if self.sending:
+            parts.append(f"Being sent by another process: {self.sending}.")
+        for cadence, (count, leaves) in sorted(
+            self.queued.items(), key=lambda item: CADENCE_ORDER.index(item[0])
+        ):
+            if cadence == "immediate":
+                parts.append(f"Held to be grouped into one email: {count} (leave {_when(leaves)}).")
+            else:
+                parts.append(f"Waiting for the {cadence} digest: {count} (leaves {_when(leaves)}).")
+        return " ".join(parts) if parts else "Nothing pending."
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """One ``tosmon send``: what happened, and what is still waiting."""
+
+    stats: DeliveryStats
+    waiting: Waiting
+
+    def __str__(self) -> str:
+        stats = self.stats
+        done = f"Sent {stats.sent}"
+        for label, count in (
+            ("failed for good", stats.failed),
+            ("postponed", stats.retried),
+            ("cancelled", stats.cancelled),
+        ):
+            if count:
+                done += f", {label} {count}"
+        if stats.digests:
+            done += f" ({stats.digests} digests built)"
+        return f"{done}. {self.waiting}"
 
 
 def default_worker() -> str:
@@ -236,6 +299,16 @@ def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datet
         message_id=new_message_id("confirm", subscriber.id),
         created_at=now,
         due_at=now,
+    )
+
+
+def leaves_at(written_at: datetime, cadence: str, config: Config) -> datetime:
+    """When a queued row written at ``written_at`` is due to leave in its digest."""
+    return next_digest_at(
+        written_at,
+        cadence,  # type: ignore[arg-type]
+        hour=config.daemon.digest_hour,
+        weekday=config.daemon.weekly_digest_day,
     )
 
 
@@ -427,12 +500,14 @@ def deliver_pending(
     limit: int | None = None,
     ids: Collection[int] | None = None,
     mailer: Mailer | None = None,
+    force: bool = False,
 ) -> DeliveryStats:
     """Deliver every due row (building due digests first); commits per row.
 
     Stops early when the SMTP server is unreachable (every row would fail the same way); those
     rows are retried after a backoff. ``ids`` restricts delivery to those rows (the CLI uses it
-    to send a confirmation right away).
+    to send a confirmation right away). ``force`` also tries rows still inside their retry
+    backoff (an operator who just fixed the SMTP server); a failure still sets the next backoff.
     """
     worker = worker or default_worker()
     stats = DeliveryStats()
@@ -453,7 +528,13 @@ def deliver_pending(
         while limit is None or stats.total < limit:
             with sessions.begin() as session:
                 claimed = store.claim_next_delivery(
-                    session, now=now(), worker=worker, lease=lease, ids=ids, skip=skip
+                    session,
+                    now=now(),
+                    worker=worker,
+                    lease=lease,
+                    ids=ids,
+                    skip=skip,
+                    ignore_backoff=force,
                 )
                 claimed_id = claimed.id if claimed is not None else None
             if claimed_id is None:
@@ -472,6 +553,35 @@ def deliver_pending(
         if own_mailer:
             active.close()
     return stats
+
+
+def waiting(session: Session, config: Config, *, now: datetime) -> Waiting:
+    """What the outbox holds that is not sent yet, and when it goes."""
+    pending, sending, soonest, error = store.waiting_rows(session)
+    queued: dict[str, tuple[int, datetime]] = {}
+    for cadence, (count, earliest) in store.queued_by_cadence(session).items():
+        queued[cadence] = (count, leaves_at(earliest, cadence, config))
+    return Waiting(
+        pending=pending,
+        sending=sending,
+        next_attempt_at=soonest,
+        last_error=error,
+        queued=queued,
+        now=now,
+    )
+
+
+def send_now(
+    sessions: sessionmaker[Session],
+    config: Config,
+    *,
+    now: Callable[[], datetime] = _utcnow,
+    limit: int | None = None,
+) -> SendSummary:
+    """``tosmon send``: try every pending email now, backoff or not; say what is still waiting."""
+    stats = deliver_pending(sessions, config, now=now, limit=limit, force=True)
+    with sessions() as session:
+        return SendSummary(stats=stats, waiting=waiting(session, config, now=now()))
 
 
 def _deliver_one(

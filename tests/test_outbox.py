@@ -398,3 +398,58 @@ def test_the_digest_hour_comes_from_the_config(
     assert (stats.digests, stats.sent) == (1, 1)
     assert str(stats) == "sent 1, digests built 1"
     assert str(deliver_pending(sessions, evening, now=at(T0.replace(hour=19)))) == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# `tosmon send`: the operator who just fixed the SMTP server
+
+
+def test_send_now_tries_what_waits_for_a_retry_and_says_what_is_left(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    from monitor.outbox import send_now
+
+    add_subscriber(sessions)
+    add_subscriber(sessions, "weekly@example.org", cadence="weekly")
+    record_change(sessions)
+    smtp_server.stop()
+    down = send_now(sessions, config, now=at(T0))
+    assert (down.stats.sent, down.stats.retried) == (0, 1)
+    [row] = [r for r in rows(sessions) if r.status == "pending"]
+    assert row.next_attempt_at == T0 + timedelta(minutes=1)
+    text = str(down)
+    assert text.startswith("Sent 0, postponed 1. Still pending: 1 (next attempt 2025-03-03 10:01")
+    assert "last error: cannot reach 127.0.0.1:" in text
+    assert "Waiting for the weekly digest: 1 (leaves 2025-03-10 08:00 UTC)." in text
+
+    smtp_server.start()
+    # ten seconds later, long before the backoff ends: the operator's send delivers
+    fixed = send_now(sessions, config, now=at(T0 + timedelta(seconds=10)))
+    assert fixed.stats.sent == 1
+    assert [m["To"] for m in smtp_server.messages] == ["reader@example.org"]
+    assert str(fixed) == (
+        "Sent 1. Waiting for the weekly digest: 1 (leaves 2025-03-10 08:00 UTC)."
+    )
+    assert send_now(sessions, config, now=at(T0 + timedelta(minutes=5))).stats.sent == 0
+    assert len(smtp_server.messages) == 1
+
+
+def test_the_daemon_keeps_the_backoff_that_send_ignores(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    add_subscriber(sessions)
+    record_change(sessions)
+    smtp_server.stop()
+    deliver_pending(sessions, config, now=at(T0))
+    smtp_server.start()
+    assert deliver_pending(sessions, config, now=at(T0 + timedelta(seconds=10))).total == 0
+    forced = deliver_pending(sessions, config, now=at(T0 + timedelta(seconds=10)), force=True)
+    assert forced.sent == 1 and len(smtp_server.messages) == 1
+
+
+def test_send_with_nothing_to_do_says_so(
+    sessions: sessionmaker[Session], config: Config
+) -> None:
+    from monitor.outbox import send_now
+
+    assert str(send_now(sessions, config, now=at(T0))) == "Sent 0. Nothing pending."

@@ -191,13 +191,11 @@ def report(app: AppContext, change_id: int, html_file: Path | None, show_text: b
 @click.option("--limit", type=click.IntRange(min=1), help="Deliver at most this many emails.")
 @click.pass_obj
 def send(app: AppContext, limit: int | None) -> None:
-    """Deliver every pending email now (reports, digests that are due, confirmations)."""
-    from monitor.outbox import deliver_pending
+    """Deliver every pending email now (reports, digests that are due, confirmations).
 
-    stats = deliver_pending(app.sessions, app.config, limit=limit)
-    click.echo(
-        f"Sent {stats.sent}, retrying later {stats.retried}, failed {stats.failed}"
-        + (f", cancelled {stats.cancelled}" if stats.cancelled else "")
-        + (f" ({stats.digests} digests built)" if stats.digests else "")
-        + "."
-    )
+    Emails waiting for a retry after an SMTP failure are tried now too (the daemon keeps
+    waiting). Says what is still pending, until when, and why.
+    """
+    from monitor.outbox import send_now
+
+    click.echo(safe_terminal_text(str(send_now(app.sessions, app.config, limit=limit))))

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Change, ClauseChangeRow, Delivery, Document, Subscriber, Subscription
@@ -180,17 +180,19 @@ def claim_next_delivery(
     lease: timedelta,
     ids: Collection[int] | None = None,
     skip: Collection[int] = (),
+    ignore_backoff: bool = False,
 ) -> Delivery | None:
     """Claim one due row: pending and due, or ``sending`` with an expired lease (its sender died).
+
+    ``ignore_backoff`` also claims pending rows whose next retry is still in the future (an
+    operator's ``tosmon send`` after fixing the SMTP server).
 
     PostgreSQL locks the candidate with ``FOR UPDATE SKIP LOCKED``; on every database the claim
     itself is a conditional UPDATE, so two senders can never both win the same row.
     """
-    due = and_(
-        Delivery.status == "pending",
-        Delivery.due_at <= now,
-        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-    )
+    due = and_(Delivery.status == "pending", Delivery.due_at <= now)
+    if not ignore_backoff:
+        due = and_(due, or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
     stale = and_(Delivery.status == "sending", Delivery.claim_expires_at < now)
     query = select(Delivery.id, Delivery.status, Delivery.claimed_by).where(or_(due, stale))
     if ids is not None:
@@ -228,10 +230,41 @@ def load_claimed(session: Session, delivery_id: int, *, worker: str) -> Delivery
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
     rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
     return {status: int(count) for status, count in rows}
+
+
+def waiting_rows(session: Session) -> tuple[int, int, datetime | None, str | None]:
+    """Rows not sent yet: (pending, sending, soonest next try, the latest retry's error)."""
+    counts = dict(
+        session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.status.in_(("pending", "sending")))
+            .group_by(Delivery.status)
+        ).all()
+    )
+    soonest = session.scalar(
+        select(func.min(func.coalesce(Delivery.next_attempt_at, Delivery.due_at))).where(
+            Delivery.status == "pending"
+        )
+    )
+    error = session.scalar(
+        select(Delivery.last_error)
+        .where(Delivery.status == "pending", Delivery.last_error.is_not(None))
+        .order_by(Delivery.next_attempt_at.desc(), Delivery.id.desc())
+        .limit(1)
+    )
+    return int(counts.get("pending", 0)), int(counts.get("sending", 0)), soonest, error
+
+
+def queued_by_cadence(session: Session) -> dict[str, tuple[int, datetime]]:
+    """Queued rows no digest holds yet: cadence -> (count, earliest written)."""
+    rows = session.execute(
+        select(Delivery.cadence, func.count(), func.min(Delivery.created_at))
+        .where(Delivery.status == "queued", Delivery.digest_id.is_(None))
+        .group_by(Delivery.cadence)
+    ).all()
+    return {str(cadence): (int(count), earliest) for cadence, count, earliest in rows}
 
 
 # ---------------------------------------------------------------------------------------------
