@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
+import ipaddress
 import os
 import re
 import tomllib
@@ -509,7 +510,22 @@ def _fetch(t: _Table) -> FetchConfig:
     )
 
 
-def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
+def default_sender(base_url: str) -> str | None:
+    """``tos-monitor <tosmon@HOST>`` for the host of ``[web] base_url``; None when that host
+    is no public domain name (an IP address, ``localhost``, a name without a dot)."""
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if "." not in host or host.endswith((".localhost", ".local", ".internal")):
+        return None
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    address = f"tosmon@{host}"
+    return f"tos-monitor <{address}>" if is_email(address) else None
+
+
+def _mail(t: _Table, data_dir: Path, base: Path | None, base_url: str) -> MailConfig:
     if "password" in t.data:
         raise t.error(
             "password",
@@ -520,13 +536,22 @@ def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
     password_env = t.get_str("password_env")
     if password_env is not None and not _ENV_NAME.match(password_env):
         raise t.error("password_env", f"not an environment variable name: {password_env!r}")
-    sender = t.get_str("sender") or MailConfig.sender
+    host = t.get_str("host")
+    sender = t.get_str("sender") or default_sender(base_url)
+    if sender is None and host is not None:
+        raise t.error(
+            "sender",
+            f'set sender (e.g. "tos-monitor <tosmon@example.org>"): with an SMTP host, mail '
+            f"needs a real From address, and the host of [web] base_url ({base_url}) is no "
+            "domain name to derive one from",
+        )
+    sender = sender or MailConfig.sender
     if not is_email(parseaddr(sender)[1]):
         raise t.error(
             "sender", f'expected an address such as "Name <me@example.org>", got "{sender}"'
         )
     return MailConfig(
-        host=t.get_str("host"),
+        host=host,
         port=t.get_int("port", 587, low=1, high=65535),
         security=cast(Security, t.choice("security", "starttls", SECURITY_VALUES)),
         username=t.get_str("username"),
@@ -715,7 +740,7 @@ def _build(
         path=path,
         storage=StorageConfig(database_url=database_url),
         fetch=built["fetch"],
-        mail=_mail(tables["mail"], data_dir, base),
+        mail=_mail(tables["mail"], data_dir, base, built["web"].base_url),
         web=built["web"],
         alerts=built["alerts"],
         daemon=built["daemon"],

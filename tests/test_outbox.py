@@ -427,9 +427,7 @@ def test_send_now_tries_what_waits_for_a_retry_and_says_what_is_left(
     fixed = send_now(sessions, config, now=at(T0 + timedelta(seconds=10)))
     assert fixed.stats.sent == 1
     assert [m["To"] for m in smtp_server.messages] == ["reader@example.org"]
-    assert str(fixed) == (
-        "Sent 1. Waiting for the weekly digest: 1 (leaves 2025-03-10 08:00 UTC)."
-    )
+    assert str(fixed) == ("Sent 1. Waiting for the weekly digest: 1 (leaves 2025-03-10 08:00 UTC).")
     assert send_now(sessions, config, now=at(T0 + timedelta(minutes=5))).stats.sent == 0
     assert len(smtp_server.messages) == 1
 
@@ -447,9 +445,7 @@ def test_the_daemon_keeps_the_backoff_that_send_ignores(
     assert forced.sent == 1 and len(smtp_server.messages) == 1
 
 
-def test_send_with_nothing_to_do_says_so(
-    sessions: sessionmaker[Session], config: Config
-) -> None:
+def test_send_with_nothing_to_do_says_so(sessions: sessionmaker[Session], config: Config) -> None:
     from monitor.outbox import send_now
 
     assert str(send_now(sessions, config, now=at(T0))) == "Sent 0. Nothing pending."
