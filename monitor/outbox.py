@@ -18,13 +18,14 @@ itself with SIGKILL at that point (used by the crash tests; never set it in prod
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import secrets
 import signal
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -35,6 +36,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render
+from monitor.clauses import severity_rank
 from monitor.config import Config, MailConfig
 from monitor.errors import DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
@@ -207,6 +209,21 @@ def subscription_filter(subscription: object) -> SubscriptionFilter:
         min_severity=getattr(subscription, "min_severity", "medium"),
         cadence=getattr(subscription, "cadence", "immediate"),
     )
+
+
+def reader_floor(subscriptions: Sequence[object], view: render.ChangeView) -> str:
+    """The lowest ``min_severity`` among a reader's subscriptions that match the change (of all
+    their subscriptions when none does any more): what the email shows in full."""
+    facts = ChangeFacts(
+        service=view.service,
+        document_id=view.document_id,
+        clauses=tuple(ClauseFacts(labels=c.labels, severity=c.severity) for c in view.clauses),
+    )
+    filters = [subscription_filter(s) for s in subscriptions]
+    floors = [f.min_severity for f in filters if matches(f, facts)] or [
+        f.min_severity for f in filters
+    ]
+    return min(floors, key=severity_rank) if floors else "low"
 
 
 def enqueue_change(
@@ -458,11 +475,14 @@ def build_message(
             if view is None:
                 raise _Skip("the change no longer exists")
             rendered = render.render_change(
-                view, base_url=base_url, unsubscribe_url=unsubscribe_url
+                view,
+                base_url=base_url,
+                unsubscribe_url=unsubscribe_url,
+                min_severity=reader_floor(subscriber.subscriptions, view),
             )
         else:
             views = [
-                view
+                dataclasses.replace(view, min_severity=reader_floor(subscriber.subscriptions, view))
                 for change_id in delivery.payload.get("change_ids", [])
                 if (view := store.load_change_view(session, int(change_id))) is not None
             ]

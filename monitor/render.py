@@ -8,6 +8,7 @@ colour alone, with explicit text and background colours so dark mode cannot inve
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,16 +71,37 @@ class ChangeView:
     severity: str
     clauses: tuple[ClauseView, ...]
     notes: tuple[str, ...] = ()
+    headline: str = ""
+    """The change in one sentence, when classification wrote one (else the subject is built)."""
+    min_severity: str = "low"
+    """The reader's floor: clauses below it are counted, not shown (cosmetic ones never are)."""
 
     @property
     def title(self) -> str:
         return f"{self.service} {self.document_type}"
 
+    def _shown(self, clause: ClauseView) -> bool:
+        floor = max(severity_rank(self.min_severity), severity_rank("low"))
+        return severity_rank(clause.severity) >= floor
+
     @property
     def shown_clauses(self) -> tuple[ClauseView, ...]:
         """The clauses a reader is shown: most severe first, then in document order."""
-        shown = [c for c in self.clauses if c.severity != "cosmetic"]
+        shown = [c for c in self.clauses if self._shown(c)]
         return tuple(sorted(shown, key=lambda c: -severity_rank(c.severity)))
+
+    @property
+    def hidden_note(self) -> str:
+        """``3 lower-severity clauses not shown (2 low, 1 cosmetic)``; empty when none is."""
+        hidden = [c.severity for c in self.clauses if not self._shown(c)]
+        if not hidden:
+            return ""
+        counts = ", ".join(
+            f"{hidden.count(severity)} {severity}"
+            for severity in sorted(set(hidden), key=severity_rank, reverse=True)
+        )
+        noun = "clause" if len(hidden) == 1 else "clauses"
+        return f"{len(hidden)} lower-severity {noun} not shown ({counts})"
 
     @property
     def cosmetic_count(self) -> int:
@@ -148,8 +170,15 @@ def headline(view: ChangeView) -> str:
 
 
 def subject_for(view: ChangeView) -> str:
-    """``Instagram Terms of Use: new AI training clause (high)``."""
-    return one_line(f"{view.title}: {headline(view)} ({view.top_severity})")
+    """The one subject of a change's report: its headline (the fact, in one sentence) when
+    classification wrote one, else the most severe clause's topic and kind:
+    ``Instagram Terms of Use: new AI training clause (high)``."""
+    fact = " ".join(view.headline.split()).rstrip(".")
+    if not fact:
+        fact = headline(view)
+    elif fact.lower().startswith(view.title.lower()):
+        return one_line(f"{fact} ({view.top_severity})")
+    return one_line(f"{view.title}: {fact} ({view.top_severity})")
 
 
 def digest_subject(digest: DigestView) -> str:
@@ -236,9 +265,18 @@ def _links(view: ChangeView, base_url: str | None) -> dict[str, str | None]:
 
 
 def render_change(
-    change_view: ChangeView, *, base_url: str | None, unsubscribe_url: str | None
+    change_view: ChangeView,
+    *,
+    base_url: str | None,
+    unsubscribe_url: str | None,
+    min_severity: str | None = None,
 ) -> RenderedEmail:
-    """The report one change produces: subject, complete plain text and complete HTML."""
+    """The report one change produces: subject, complete plain text and complete HTML.
+
+    ``min_severity`` is the reader's floor: clauses below it are counted and linked, not shown.
+    """
+    if min_severity is not None:
+        change_view = dataclasses.replace(change_view, min_severity=min_severity)
     context = {
         "view": change_view,
         "unsubscribe_url": unsubscribe_url,
@@ -265,8 +303,11 @@ def render_digest(
     period_end: datetime,
     base_url: str | None,
     unsubscribe_url: str | None,
+    min_severity: str | None = None,
 ) -> RenderedEmail:
-    """One email for many changes, grouped by service."""
+    """One email for many changes, grouped by service (each shown above ``min_severity``)."""
+    if min_severity is not None:
+        views = [dataclasses.replace(view, min_severity=min_severity) for view in views]
     digest = DigestView(
         cadence=cadence,
         period_end=period_end,

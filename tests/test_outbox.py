@@ -449,3 +449,31 @@ def test_send_with_nothing_to_do_says_so(sessions: sessionmaker[Session], config
     from monitor.outbox import send_now
 
     assert str(send_now(sessions, config, now=at(T0))) == "Sent 0. Nothing pending."
+
+
+def test_each_reader_sees_the_clauses_at_or_above_their_own_floor(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    low = {
+        **AI_CLAUSE,
+        "section": ["Contact"],
+        "before": "Write to us by post.",
+        "after": "Write to us by post or email.",
+        "words": [],
+        "severity": "low",
+        "annotation": "One more way to reach the company.",
+    }
+    add_subscriber(sessions, "medium@example.org")
+    add_subscriber(sessions, "low@example.org", min_severity="low")
+    record_change(sessions, [AI_CLAUSE, low, COSMETIC_CLAUSE])
+    assert deliver_pending(sessions, config, now=at(T0)).sent == 2
+    texts = {
+        m["To"]: m.get_body(("plain",)).get_content()
+        for m in smtp_server.messages  # type: ignore[union-attr]
+    }
+    assert "train our AI models" in texts["medium@example.org"]
+    assert "Write to us by post or email" not in texts["medium@example.org"]
+    assert "2 lower-severity clauses not shown (1 low, 1 cosmetic)" in texts["medium@example.org"]
+    assert "https://tos.example.org/changes/" in texts["medium@example.org"]
+    assert "Write to us by post or email" in texts["low@example.org"]
+    assert "1 lower-severity clause not shown (1 cosmetic)" in texts["low@example.org"]

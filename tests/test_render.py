@@ -112,8 +112,58 @@ def test_cosmetic_changes_are_counted_not_shown() -> None:
     )
     email = render_change(view(clause(), cosmetic, cosmetic), base_url=None, unsubscribe_url=None)
     assert "Welcome to Instagram" not in email.text + email.html
-    assert "Also 2 cosmetic changes" in email.text
-    assert "Also 2 cosmetic changes" in email.html
+    assert "2 lower-severity clauses not shown (2 cosmetic); the full change:" in email.text
+    assert "2 lower-severity clauses not shown (2 cosmetic):" in email.html
+
+
+def test_a_reader_at_medium_sees_no_low_or_cosmetic_clause_but_a_count_and_a_link() -> None:
+    low = clause(
+        before="You can contact us by post.",
+        after="You can contact us by email.",
+        words=(),
+        labels=("CONTACT",),
+        severity="low",
+        annotation="A new way to reach the company.",
+    )
+    cosmetic = clause(before="Hi!", after="Hi.", words=(), labels=(), severity="cosmetic")
+    change = view(clause(), low, cosmetic)
+    everything = render_change(change, base_url="https://tos.example.org", unsubscribe_url=None)
+    assert "contact us by email" in everything.text and "contact us by email" in everything.html
+    email = render_change(
+        change, base_url="https://tos.example.org", unsubscribe_url=None, min_severity="medium"
+    )
+    for part in (email.text, email.html):
+        assert "contact us by" not in part and "A new way to reach" not in part
+        assert "train AI" in part
+        assert "2 lower-severity clauses not shown (1 low, 1 cosmetic)" in part
+        assert "https://tos.example.org/changes/7" in part
+    assert email.subject == everything.subject
+    digest = render_digest(
+        [change],
+        cadence="daily",
+        period_end=T0,
+        base_url=None,
+        unsubscribe_url=None,
+        min_severity="medium",
+    )
+    assert "contact us by" not in digest.text + digest.html
+    assert "not shown (1 low, 1 cosmetic); the full change: https://help.instagram.com" in (
+        digest.text
+    )
+
+
+def test_the_subject_states_the_headline_when_the_change_has_one() -> None:
+    plain = subject_for(view())
+    assert plain == "Instagram Terms of Use: AI training clause changed (high)"
+    fact = "Instagram may now use your posts to train its AI models."
+    assert subject_for(view(headline=fact)) == (
+        "Instagram Terms of Use: Instagram may now use your posts to train its AI models (high)"
+    )
+    titled = "Instagram Terms of Use now lets Meta train AI on your posts"
+    assert subject_for(view(headline=titled)) == f"{titled} (high)"
+    assert render_change(view(headline=fact), base_url=None, unsubscribe_url=None).subject == (
+        subject_for(view(headline=fact))
+    )
 
 
 def test_page_text_is_escaped_in_html_and_verbatim_in_text() -> None:

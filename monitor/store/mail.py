@@ -315,6 +315,7 @@ def change_view(change: Change, document: Document) -> ChangeView:
         severity=change.severity,
         clauses=tuple(clause_view(row) for row in sorted(change.clauses, key=_position)),
         notes=tuple(str(note) for note in change.notes or []),
+        headline=str(getattr(change, "headline", None) or ""),
     )
 
 
