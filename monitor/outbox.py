@@ -45,12 +45,14 @@ from monitor.store import mail as store
 from monitor.subscriptions import (
     ChangeFacts,
     ClauseFacts,
+    SubscribeResult,
     SubscriptionFilter,
     fastest_cadence,
     load_secret_key,
     matches,
     next_digest_at,
     sign_token,
+    subscribe,
     validate_email,
 )
 
@@ -602,6 +604,45 @@ def send_now(
     stats = deliver_pending(sessions, config, now=now, limit=limit, force=True)
     with sessions() as session:
         return SendSummary(stats=stats, waiting=waiting(session, config, now=now()))
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    """``tosmon subscribe``: the subscription, and what became of its confirmation email."""
+
+    result: SubscribeResult
+    confirmation: str | None
+    """sent | pending (retried later) | failed (refused for good) | sending; None: none due"""
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+def subscribe_now(
+    sessions: sessionmaker[Session],
+    config: Config,
+    email: str,
+    flt: SubscriptionFilter,
+    *,
+    confirm: bool = True,
+    now: Callable[[], datetime] = _utcnow,
+) -> Subscribed:
+    """Subscribe (or update) ``email`` and try its confirmation email at once; a confirmation
+    the server does not take now stays in the outbox and is retried like any report."""
+    with sessions.begin() as session:
+        result = subscribe(session, email, flt, now=now(), confirm=confirm)
+    if result.confirmation_id is None:
+        return Subscribed(result=result, confirmation=None)
+    deliver_pending(sessions, config, now=now, ids=[result.confirmation_id], force=True)
+    with sessions() as session:
+        row = session.get(Delivery, result.confirmation_id)
+        if row is None:  # pragma: no cover - rows are never deleted
+            return Subscribed(result=result, confirmation=None)
+        return Subscribed(
+            result=result,
+            confirmation=row.status,
+            error=row.last_error,
+            next_attempt_at=row.next_attempt_at,
+        )
 
 
 def _deliver_one(

@@ -66,6 +66,52 @@ def add_subscription(
     return subscription
 
 
+def replace_subscriptions(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    services: Sequence[str],
+    documents: Sequence[str],
+    topics: Sequence[str],
+    min_severity: str,
+    cadence: str,
+    now: datetime,
+) -> Subscription:
+    """Give ``subscriber`` exactly one subscription with these filters (the first one is kept
+    and updated, any others are deleted)."""
+    keep, *others = sorted(subscriber.subscriptions, key=lambda s: s.id)
+    keep.services, keep.documents, keep.topics = list(services), list(documents), list(topics)
+    keep.min_severity, keep.cadence = min_severity, cadence
+    for other in others:
+        session.delete(other)
+    session.flush()
+    session.refresh(subscriber)
+    return keep
+
+
+def open_confirmation(session: Session, subscriber_id: int) -> Delivery | None:
+    """The subscriber's confirmation email not sent yet (waiting, retrying or being sent)."""
+    return session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.kind == "confirm",
+            Delivery.status.in_(("pending", "sending")),
+        )
+        .order_by(Delivery.id.desc())
+    ).first()
+
+
+def last_confirmation_sent_at(session: Session, subscriber_id: int) -> datetime | None:
+    return session.scalar(
+        select(func.max(Delivery.sent_at)).where(
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.kind == "confirm",
+            Delivery.status == "sent",
+        )
+    )
+
+
 def list_subscribers(session: Session) -> list[Subscriber]:
     return list(session.scalars(select(Subscriber).order_by(Subscriber.email)))
 
