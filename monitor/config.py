@@ -110,6 +110,7 @@ class MailConfig:
     folder: Path = field(default_factory=lambda: default_data_dir() / "mail")
     retry_after: timedelta = timedelta(minutes=1)  # first retry when SMTP is down; then doubles
     retry_max: timedelta = timedelta(hours=6)  # the longest wait between two attempts
+    group_window: timedelta = timedelta(minutes=10)  # immediate reports wait this long to group
 
     def password(self, env: Mapping[str, str] = os.environ) -> str | None:
         """The SMTP password from ``env[password_env]``; None when no variable is configured."""
@@ -482,6 +483,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "folder",
         "retry_after",
         "retry_max",
+        "group_window",
     ),
     "web": ("bind", "base_url", "secret_key_file"),
     "alerts": ("email", "after_failures"),
@@ -560,7 +562,16 @@ def _mail(t: _Table, data_dir: Path, base: Path | None, base_url: str) -> MailCo
         folder=t.path_value("folder", base) or data_dir / "mail",
         retry_after=t.interval("retry_after") or MailConfig.retry_after,
         retry_max=t.interval("retry_max") or MailConfig.retry_max,
+        group_window=_group_window(t),
     )
+
+
+def _group_window(t: _Table) -> timedelta:
+    """``[mail] group_window``: a duration, or ``"0"`` / ``"0s"`` (no grouping)."""
+    raw = t.data.get("group_window")
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "0s", "0m"):
+        return timedelta(0)
+    return t.interval("group_window") or MailConfig.group_window
 
 
 def _web(t: _Table) -> WebConfig:

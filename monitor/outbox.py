@@ -240,7 +240,9 @@ def enqueue_change(
     """Write one outbox row per confirmed subscriber whose subscriptions match ``change``.
 
     Runs in the caller's transaction; sends nothing, commits nothing. Returns the rows written
-    (a subscriber who already has a row for this change gets no second one).
+    (a subscriber who already has a row for this change gets no second one). Every row starts
+    ``queued``: :func:`build_due_digests` releases immediate ones (alone, or several found
+    together as one email) and folds daily and weekly ones into their digest.
     """
     session.flush()
     facts = change_facts(change, document)
@@ -264,7 +266,7 @@ def enqueue_change(
         store.add_delivery(
             session,
             kind="report",
-            status="pending" if immediate else "queued",
+            status="queued",  # immediate ones too: the sender groups those found together
             subscriber_id=subscriber_id,
             change_id=change.id,
             cadence=cadence,
@@ -322,7 +324,9 @@ def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datet
 
 
 def leaves_at(written_at: datetime, cadence: str, config: Config) -> datetime:
-    """When a queued row written at ``written_at`` is due to leave in its digest."""
+    """When a queued row written at ``written_at`` is due to leave (alone or in its digest)."""
+    if cadence == "immediate":
+        return written_at + config.mail.group_window
     return next_digest_at(
         written_at,
         cadence,  # type: ignore[arg-type]
@@ -332,31 +336,61 @@ def leaves_at(written_at: datetime, cadence: str, config: Config) -> datetime:
 
 
 def build_due_digests(
-    session: Session, *, now: datetime, hour: int = 8, weekday: str = "monday"
+    session: Session,
+    *,
+    now: datetime,
+    hour: int = 8,
+    weekday: str = "monday",
+    window: timedelta = timedelta(0),
+    hold: bool = True,
 ) -> int:
     """Fold due queued rows into one digest row per subscriber and cadence. Returns digests.
 
-    A row is due when the first digest time after it was written has passed; the schedule
-    (``[daemon] digest_hour`` and ``weekly_digest_day``) is the one in force now, so changing it
-    in the config also moves rows already queued.
+    A daily or weekly row is due when the first digest time after it was written has passed;
+    the schedule (``[daemon] digest_hour`` and ``weekly_digest_day``) is the one in force now,
+    so changing it in the config also moves rows already queued.
+
+    Immediate rows wait ``window`` (``[mail] group_window``) after the subscriber's oldest one
+    was written; then all that subscriber's immediate rows leave together: one row alone as the
+    plain report it is, several as one email (a digest of cadence ``immediate``). ``hold=False``
+    folds them at once (``tosmon check`` after its whole cycle, ``tosmon send``). A zero window
+    never groups: each report leaves alone, at once.
+
+    Every move is a conditional UPDATE on rows still ``queued`` and in no digest, so two senders
+    folding at the same moment can never put one row in two emails: the loser undoes its fold.
     """
     groups: dict[tuple[int, str], list[Delivery]] = {}
+    dues: dict[int, datetime] = {}
+    immediate: dict[int, list[Delivery]] = {}
     for row in store.queued_rows(session, written_before=now):
         if row.subscriber_id is None:
+            continue
+        if row.cadence == "immediate":
+            immediate.setdefault(row.subscriber_id, []).append(row)
             continue
         due = next_digest_at(row.created_at, row.cadence, hour=hour, weekday=weekday)  # type: ignore[arg-type]
         if due > now:
             continue
-        row.due_at = due
+        dues[row.id] = due
         groups.setdefault((row.subscriber_id, row.cadence), []).append(row)
+    for subscriber_id, rows in immediate.items():
+        if not window:
+            for row in rows:
+                store.release_queued(session, [row.id], now=now)
+        elif not hold or min(row.created_at for row in rows) + window <= now:
+            if len(rows) == 1:
+                store.release_queued(session, [rows[0].id], now=now)
+            else:
+                dues.update((row.id, now) for row in rows)
+                groups[(subscriber_id, "immediate")] = rows
     built = 0
     for (subscriber_id, cadence), rows in groups.items():
+        ids = [row.id for row in rows]
         subscriber = store.get_subscriber(session, subscriber_id)
         if subscriber is None or subscriber.state != "active":
-            for row in rows:
-                row.status, row.last_error = "cancelled", "subscriber not active"
+            store.cancel_queued(session, ids, reason="subscriber not active")
             continue
-        period_end = max(row.due_at for row in rows)
+        period_end = max(dues[row.id] for row in rows)
         digest = store.add_delivery(
             session,
             kind="digest",
@@ -365,7 +399,11 @@ def build_due_digests(
             change_id=None,
             cadence=cadence,
             to_address=subscriber.email,
-            subject=f"{cadence.capitalize()} digest",
+            subject=render.one_line(
+                "; ".join(row.subject for row in rows)
+                if cadence == "immediate"
+                else f"{cadence.capitalize()} digest"
+            ),
             message_id=new_message_id("digest", cadence, subscriber_id, rows[0].id),
             payload={
                 "change_ids": [row.change_id for row in rows],
@@ -374,8 +412,11 @@ def build_due_digests(
             created_at=now,
             due_at=now,
         )
-        for row in rows:
-            row.digest_id = digest.id
+        if store.attach_to_digest(session, ids, digest.id) != len(ids):
+            log.info("rows %s were folded by another sender; leaving them to it", ids)
+            store.detach_from_digest(session, digest.id)
+            session.delete(digest)
+            continue
         built += 1
     session.flush()
     return built
@@ -523,6 +564,7 @@ def deliver_pending(
     ids: Collection[int] | None = None,
     mailer: Mailer | None = None,
     force: bool = False,
+    hold: bool = True,
 ) -> DeliveryStats:
     """Deliver every due row (building due digests first); commits per row.
 
@@ -530,6 +572,8 @@ def deliver_pending(
     rows are retried after a backoff. ``ids`` restricts delivery to those rows (the CLI uses it
     to send a confirmation right away). ``force`` also tries rows still inside their retry
     backoff (an operator who just fixed the SMTP server); a failure still sets the next backoff.
+    ``hold=False`` (and ``force``) sends immediate reports without waiting out
+    ``[mail] group_window``, grouping those already written.
     """
     worker = worker or default_worker()
     stats = DeliveryStats()
@@ -541,6 +585,8 @@ def deliver_pending(
                 now=now(),
                 hour=config.daemon.digest_hour,
                 weekday=config.daemon.weekly_digest_day,
+                window=config.mail.group_window,
+                hold=hold and not force,
             )
     links: Links | None = None
     own_mailer = mailer is None

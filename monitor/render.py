@@ -181,7 +181,24 @@ def subject_for(view: ChangeView) -> str:
     return one_line(f"{view.title}: {fact} ({view.top_severity})")
 
 
+def group_subject(views: Sequence[ChangeView]) -> str:
+    """Several changes found together, in one subject: each one's fact while they fit,
+    else the most severe one's and how many more (and where)."""
+    ordered = sorted(
+        views, key=lambda v: (-severity_rank(v.top_severity), v.service.lower(), v.change_id)
+    )
+    full = "; ".join(subject_for(view) for view in ordered)
+    if len(full) <= SUBJECT_LIMIT or len(ordered) < 2:
+        return one_line(full)
+    rest = ordered[1:]
+    noun = "change" if len(rest) == 1 else "changes"
+    services = ", ".join(dict.fromkeys(view.service for view in rest))
+    return one_line(f"{subject_for(ordered[0])}, and {len(rest)} more {noun} ({services})")
+
+
 def digest_subject(digest: DigestView) -> str:
+    if digest.cadence == "immediate":
+        return group_subject(digest.changes)
     services = sorted({v.service for v in digest.changes})
     count = len(digest.changes)
     noun = "change" if count == 1 else "changes"

@@ -477,3 +477,173 @@ def test_each_reader_sees_the_clauses_at_or_above_their_own_floor(
     assert "https://tos.example.org/changes/" in texts["medium@example.org"]
     assert "Write to us by post or email" in texts["low@example.org"]
     assert "1 lower-severity clause not shown (1 cosmetic)" in texts["low@example.org"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Changes found together reach an immediate subscriber as one email
+
+WINDOW = timedelta(minutes=10)
+
+
+@pytest.fixture
+def grouping(tmp_path: Path, smtp_server: SMTPTestServer) -> Config:
+    return mail_config(tmp_path, smtp=smtp_server, group_window=WINDOW)
+
+
+def record_meta_morning(sessions: sessionmaker[Session]) -> tuple[int, int]:
+    """Instagram's terms change at 10:00, Facebook's at 10:03 (the same morning)."""
+    instagram, _ = record_change(sessions)
+    facebook, _ = record_change(
+        sessions,
+        [AI_CLAUSE],
+        now=T0 + timedelta(minutes=3),
+        doc_id="facebook/terms",
+        service="Facebook",
+        type_="Terms of Service",
+        url="https://www.facebook.com/terms",
+    )
+    return instagram, facebook
+
+
+def test_changes_found_together_reach_an_immediate_subscriber_as_one_email(
+    sessions: sessionmaker[Session], grouping: Config, smtp_server: SMTPTestServer
+) -> None:
+    add_subscriber(sessions)
+    add_subscriber(sessions, "insta@example.org", services=["Instagram"])
+    record_meta_morning(sessions)
+    # inside the window nothing leaves: another document may still change
+    assert deliver_pending(sessions, grouping, now=at(T0 + timedelta(minutes=9))).total == 0
+    stats = deliver_pending(sessions, grouping, now=at(T0 + WINDOW))
+    assert (stats.sent, stats.digests) == (2, 1)
+    messages = {m["To"]: m for m in smtp_server.messages}
+    grouped = messages["reader@example.org"]
+    assert grouped["Subject"] == (
+        "Facebook Terms of Service: AI training clause changed (high); "
+        "Instagram Terms of Use: AI training clause changed (high)"
+    )
+    text = grouped.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.startswith("tos-monitor: 2 changes found together")
+    assert "######## Facebook" in text and "######## Instagram" in text
+    assert grouped["List-Unsubscribe"] is not None
+    alone = messages["insta@example.org"]  # one change: the plain report
+    assert alone["Subject"] == "Instagram Terms of Use: AI training clause changed (high)"
+    assert {r.status for r in rows(sessions)} == {"sent"}
+    assert deliver_pending(sessions, grouping, now=at(T0 + timedelta(hours=1))).total == 0
+    assert len(smtp_server.messages) == 2
+
+
+def test_check_and_send_group_at_once_without_waiting_for_the_window(
+    sessions: sessionmaker[Session], grouping: Config, smtp_server: SMTPTestServer
+) -> None:
+    from monitor.outbox import send_now
+
+    add_subscriber(sessions)
+    record_meta_morning(sessions)
+    waiting = send_now(sessions, grouping, now=at(T0 + timedelta(minutes=4)))
+    assert waiting.stats.sent == 1 and str(waiting) == "Sent 1 (1 digests built). Nothing pending."
+    [message] = smtp_server.messages
+    assert message["Subject"].count("AI training clause changed") == 2
+
+    record_change(sessions, [AI_CLAUSE], now=T0 + timedelta(hours=1), doc_id="instagram/x")
+    held = deliver_pending(sessions, grouping, now=at(T0 + timedelta(hours=1)))
+    assert held.total == 0
+    with sessions() as session:
+        from monitor.outbox import waiting as outbox_waiting
+
+        assert "Held to be grouped into one email: 1 (leave 2025-03-03 11:10 UTC)." in str(
+            outbox_waiting(session, grouping, now=T0 + timedelta(hours=1))
+        )
+    cycle = deliver_pending(sessions, grouping, now=at(T0 + timedelta(hours=1)), hold=False)
+    assert cycle.sent == 1 and len(smtp_server.messages) == 2
+
+
+def test_a_zero_window_sends_each_report_alone(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    add_subscriber(sessions)
+    record_meta_morning(sessions)
+    assert deliver_pending(sessions, config, now=at(T0 + timedelta(minutes=3))).sent == 2
+    assert len({m["Subject"] for m in smtp_server.messages}) == 2
+
+
+def test_a_grouped_email_is_retried_whole_after_an_outage_and_sent_once(
+    sessions: sessionmaker[Session], grouping: Config, smtp_server: SMTPTestServer
+) -> None:
+    add_subscriber(sessions)
+    record_meta_morning(sessions)
+    smtp_server.stop()
+    assert deliver_pending(sessions, grouping, now=at(T0 + WINDOW)).retried == 1
+    record_change(sessions, [AI_CLAUSE], now=T0 + WINDOW, doc_id="threads/terms", service="Threads")
+    smtp_server.start()
+    later = T0 + WINDOW + timedelta(minutes=30)
+    assert deliver_pending(sessions, grouping, now=at(later)).sent == 2
+    subjects = sorted(m["Subject"] for m in smtp_server.messages)
+    assert subjects[0].startswith("Facebook Terms of Service") and "Instagram" in subjects[0]
+    assert subjects[1].startswith("Threads")  # came later: its own email, not a resend
+    assert {r.status for r in rows(sessions)} == {"sent"}
+
+
+def test_three_senders_folding_at_once_send_each_change_once(
+    sessions: sessionmaker[Session], grouping: Config, smtp_server: SMTPTestServer
+) -> None:
+    for n in range(6):
+        add_subscriber(sessions, f"reader{n}@example.org")
+    record_meta_morning(sessions)
+    errors: list[BaseException] = []
+
+    def run(worker: str) -> None:
+        try:
+            deliver_pending(sessions, grouping, now=at(T0 + WINDOW), worker=worker)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"w{n}",)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    deliver_pending(sessions, grouping, now=at(T0 + WINDOW + timedelta(minutes=1)))
+    assert sorted(m["To"] for m in smtp_server.messages) == [
+        f"reader{n}@example.org" for n in range(6)
+    ]
+    assert {r.status for r in rows(sessions)} == {"sent"}
+    assert sum(1 for r in rows(sessions) if r.kind == "digest") == 6
+
+
+@pytest.mark.parametrize(
+    ("point", "emails_in_the_end"), [("before_send", 1), ("after_send", 2), ("marked", 1)]
+)
+def test_a_sender_killed_while_sending_a_grouped_email_loses_nothing(
+    sessions: sessionmaker[Session],
+    database_url: str,
+    grouping: Config,
+    smtp_server: SMTPTestServer,
+    tmp_path: Path,
+    point: str,
+    emails_in_the_end: int,
+) -> None:
+    from monitor.outbox import build_due_digests
+
+    add_subscriber(sessions)
+    record_meta_morning(sessions)
+    with sessions.begin() as session:  # what a sender does first: fold the two into one email
+        assert build_due_digests(session, now=T0 + WINDOW, window=WINDOW) == 1
+    env = {**os.environ, CRASH_ENV: point, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", SENDER, database_url, str(tmp_path), str(smtp_server.port)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    later = datetime.now(UTC) + grouping.daemon.lease + timedelta(minutes=1)
+    deliver_pending(sessions, grouping, now=at(later), worker="survivor")
+    deliver_pending(sessions, grouping, now=at(later + timedelta(hours=1)), worker="survivor")
+    messages = smtp_server.messages
+    assert len(messages) == emails_in_the_end
+    assert len({m["Message-ID"] for m in messages}) == 1  # a resend folds in mail clients
+    assert all(m["Subject"].count("AI training clause changed") == 2 for m in messages)
+    assert {r.status for r in rows(sessions)} == {"sent"}

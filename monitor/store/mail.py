@@ -201,6 +201,45 @@ def queued_rows(session: Session, *, written_before: datetime) -> list[Delivery]
     )
 
 
+def _queued(ids: Collection[int]) -> Any:
+    return and_(
+        Delivery.id.in_(list(ids)), Delivery.status == "queued", Delivery.digest_id.is_(None)
+    )
+
+
+def _update_queued(session: Session, ids: Collection[int], **values: Any) -> int:
+    result = session.execute(
+        update(Delivery)
+        .where(_queued(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def attach_to_digest(session: Session, ids: Collection[int], digest_id: int) -> int:
+    """Put queued rows in a digest; returns how many were still free to take."""
+    return _update_queued(session, ids, digest_id=digest_id)
+
+
+def detach_from_digest(session: Session, digest_id: int) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.digest_id == digest_id, Delivery.status == "queued")
+        .values(digest_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_queued(session: Session, ids: Collection[int], *, now: datetime) -> int:
+    """Queued rows become pending reports of their own, due now."""
+    return _update_queued(session, ids, status="pending", due_at=now)
+
+
+def cancel_queued(session: Session, ids: Collection[int], *, reason: str) -> int:
+    return _update_queued(session, ids, status="cancelled", last_error=reason)
+
+
 def rows_of_digest(session: Session, digest_id: int) -> list[Delivery]:
     return list(
         session.scalars(
