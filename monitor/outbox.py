@@ -730,7 +730,14 @@ def _deliver_one(
     except SMTPUnavailable as exc:
         log.warning("delivery %s postponed: %s", delivery_id, exc)
         outcome = _record_failure(
-            sessions, delivery_id, worker, now(), str(exc), permanent=False, mail=config.mail
+            sessions,
+            delivery_id,
+            worker,
+            now(),
+            str(exc),
+            permanent=False,
+            mail=config.mail,
+            bounce=False,  # the server's fault, not the address's
         )
         return outcome, True
     except DeliveryError as exc:

@@ -647,3 +647,21 @@ def test_a_sender_killed_while_sending_a_grouped_email_loses_nothing(
     assert len({m["Message-ID"] for m in messages}) == 1  # a resend folds in mail clients
     assert all(m["Subject"].count("AI training clause changed") == 2 for m in messages)
     assert {r.status for r in rows(sessions)} == {"sent"}
+
+
+def test_a_server_that_will_not_relay_delays_mail_instead_of_failing_the_address(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    from monitor.outbox import send_now
+
+    add_subscriber(sessions)
+    smtp_server.refuse("reader@example.org", "554 5.7.1 <reader@example.org>: Relay access denied")
+    record_change(sessions)
+    down = send_now(sessions, config, now=at(T0))
+    assert (down.stats.failed, down.stats.retried) == (0, 1)
+    assert "will not relay to reader@example.org: 554 5.7.1" in str(down)
+    assert "check [mail] username / password_env" in str(down)
+    smtp_server.accept("reader@example.org")  # the operator fixed the relay rules
+    assert send_now(sessions, config, now=at(T0 + timedelta(seconds=30))).stats.sent == 1
+    with sessions() as session:
+        assert session.scalars(select(Subscriber)).one().failed_deliveries == 0
