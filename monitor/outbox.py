@@ -133,7 +133,9 @@ class Waiting:
             self.queued.items(), key=lambda item: CADENCE_ORDER.index(item[0])
         ):
             if cadence == "immediate":
-                parts.append(f"Held to be grouped into one email: {count} (leave {_when(leaves)}).")
+                parts.append(
+                    f"Held to leave with other changes in one email: {count} (by {_when(leaves)})."
+                )
             else:
                 parts.append(f"Waiting for the {cadence} digest: {count} (leaves {_when(leaves)}).")
         return " ".join(parts) if parts else "Nothing pending."

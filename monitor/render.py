@@ -181,32 +181,32 @@ def subject_for(view: ChangeView) -> str:
     return one_line(f"{view.title}: {fact} ({view.top_severity})")
 
 
-def group_subject(views: Sequence[ChangeView]) -> str:
-    """Several changes found together, in one subject: each one's fact while they fit,
-    else the most severe one's and how many more (and where)."""
+def group_subject(views: Sequence[ChangeView], *, limit: int = SUBJECT_LIMIT) -> str:
+    """Several changes in one subject: each one's fact (:func:`subject_for`) while they fit in
+    ``limit``, else the most severe one's and how many more (and where)."""
     ordered = sorted(
         views, key=lambda v: (-severity_rank(v.top_severity), v.service.lower(), v.change_id)
     )
     full = "; ".join(subject_for(view) for view in ordered)
-    if len(full) <= SUBJECT_LIMIT or len(ordered) < 2:
-        return one_line(full)
+    if len(full) <= limit or len(ordered) < 2:
+        return one_line(full, limit=limit)
     rest = ordered[1:]
     noun = "change" if len(rest) == 1 else "changes"
     services = ", ".join(dict.fromkeys(view.service for view in rest))
-    return one_line(f"{subject_for(ordered[0])}, and {len(rest)} more {noun} ({services})")
+    more = f", and {len(rest)} more {noun} ({services})"
+    first = one_line(subject_for(ordered[0]), limit=max(limit - len(more), 40))
+    return one_line(first + more, limit=limit)
 
 
 def digest_subject(digest: DigestView) -> str:
+    """The facts, as for one report: ``Daily digest: Facebook Terms of Service: new AI training
+    clause (high); Instagram ...``, or the most severe one and how many more when they don't fit.
+    Changes found together (cadence ``immediate``) carry no digest label."""
     if digest.cadence == "immediate":
         return group_subject(digest.changes)
-    services = sorted({v.service for v in digest.changes})
-    count = len(digest.changes)
-    noun = "change" if count == 1 else "changes"
-    shown = ", ".join(services[:3]) + (
-        f" and {len(services) - 3} more" if len(services) > 3 else ""
-    )
-    label = "Daily" if digest.cadence == "daily" else "Weekly"
-    return one_line(f"{label} digest: {count} {noun} ({shown})")
+    label = "Daily digest" if digest.cadence == "daily" else "Weekly digest"
+    limit = SUBJECT_LIMIT - len(label) - 2
+    return one_line(f"{label}: {group_subject(digest.changes, limit=limit)}")
 
 
 def marked_text(clause: ClauseView, side: str) -> str:

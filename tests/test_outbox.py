@@ -188,7 +188,10 @@ def test_a_daily_subscriber_gets_one_digest_grouped_by_service(
     stats = deliver_pending(sessions, config, now=at(next_morning))
     assert (stats.digests, stats.sent) == (1, 1)
     [message] = smtp_server.messages
-    assert message["Subject"] == "Daily digest: 2 changes (Facebook, Instagram)"
+    assert message["Subject"] == (
+        "Daily digest: Facebook Terms of Service: AI training clause changed (high); "
+        "Instagram Terms of Use: AI training clause changed (high)"
+    )
     text = message.get_body(("plain",)).get_content()
     assert text.index("######## Facebook") < text.index("######## Instagram")
     assert {r.status for r in rows(sessions)} == {"sent"}
@@ -550,7 +553,7 @@ def test_check_and_send_group_at_once_without_waiting_for_the_window(
     with sessions() as session:
         from monitor.outbox import waiting as outbox_waiting
 
-        assert "Held to be grouped into one email: 1 (leave 2025-03-03 11:10 UTC)." in str(
+        assert "Held to leave with other changes in one email: 1 (by 2025-03-03 11:10 UTC)." in str(
             outbox_waiting(session, grouping, now=T0 + timedelta(hours=1))
         )
     cycle = deliver_pending(sessions, grouping, now=at(T0 + timedelta(hours=1)), hold=False)

@@ -207,7 +207,10 @@ def test_a_digest_groups_changes_by_service() -> None:
         base_url="https://tos.example.org",
         unsubscribe_url="https://u.example/x",
     )
-    assert email.subject == "Weekly digest: 2 changes (Facebook, Instagram)"
+    assert email.subject == (
+        "Weekly digest: Facebook Terms of Service: AI training clause changed (high); "
+        "Instagram Terms of Use: AI training clause changed (high)"
+    )
     assert email.text.index("######## Facebook") < email.text.index("######## Instagram")
     assert "https://tos.example.org/changes/8" in email.html
     assert email.html.index(">Facebook</h2>") < email.html.index(">Instagram</h2>")
@@ -238,3 +241,20 @@ def test_the_most_severe_clauses_come_first_in_both_parts() -> None:
     email = render_change(view(minor, major), base_url=None, unsubscribe_url=None)
     for part in (email.text, email.html):
         assert part.index("training material") < part.index("Minor rewording")
+
+
+def test_a_digest_of_many_changes_names_the_most_severe_and_counts_the_rest() -> None:
+    medium = clause(severity="medium")
+    views = [
+        view(change_id=n, service=f"Service{n}", document_type="Terms", clauses=(medium,))
+        for n in range(1, 6)
+    ]
+    views.append(view(change_id=9, service="Instagram"))
+    email = render_digest(
+        views, cadence="daily", period_end=T0, base_url=None, unsubscribe_url=None
+    )
+    assert email.subject == (
+        "Daily digest: Instagram Terms of Use: AI training clause changed (high), "
+        "and 5 more changes (Service1, Service2, Service3, Service4, Service5)"
+    )
+    assert len(email.subject) <= 160
