@@ -1,9 +1,12 @@
 """The delivery queue: rows written with what they report, sent later, each exactly once.
 
 Writing: :func:`enqueue_change` runs inside the tracker's transaction, so a change and its outbox
-rows are committed together or not at all. Immediate subscribers get a ``pending`` row due now;
-daily and weekly ones a ``queued`` row due at the next digest time, which :func:`deliver_pending`
-folds into one digest row per subscriber and period.
+rows are committed together or not at all. Every report row starts ``queued``. Before sending,
+:func:`build_due_digests` releases an immediate subscriber's rows once ``[mail] group_window``
+has passed since the oldest: one row alone becomes a ``pending`` report, several found together
+become one email (a digest row of cadence ``immediate``); daily and weekly rows wait for the next
+digest time and fold into one digest row per subscriber and period. A folded row stays
+``queued`` with ``digest_id`` set and is marked with its digest, so it is never sent on its own.
 
 Sending: :func:`deliver_pending` claims one row at a time (status ``sending`` + a lease), commits,
 renders and hands it to the mailer, then marks it ``sent`` in a second transaction. A sender killed
@@ -121,7 +124,9 @@ class Waiting:
         if self.pending:
             when = self.next_attempt_at
             timing = (
-                f"next attempt {_when(when)}" if when is not None and when > self.now else "due now"
+                f"next attempt {_when(when)}"
+                if when is not None and when > self.now
+                else "next attempt with the next delivery run"
             )
             error = f", last error: {render.one_line(self.last_error, limit=300)}"
             parts.append(

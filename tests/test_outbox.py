@@ -668,3 +668,21 @@ def test_a_server_that_will_not_relay_delays_mail_instead_of_failing_the_address
     assert send_now(sessions, config, now=at(T0 + timedelta(seconds=30))).stats.sent == 1
     with sessions() as session:
         assert session.scalars(select(Subscriber)).one().failed_deliveries == 0
+
+
+def test_send_stops_at_an_unreachable_server_and_leaves_the_rest_untouched(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    from monitor.outbox import send_now
+
+    for n in range(3):
+        add_subscriber(sessions, f"reader{n}@example.org")
+    record_change(sessions)
+    smtp_server.stop()
+    down = send_now(sessions, config, now=at(T0))
+    assert (down.stats.sent, down.stats.retried) == (0, 1)
+    assert str(down).startswith(
+        "Sent 0, postponed 1. Still pending: 3 (next attempt with the next delivery run, "
+        "last error: cannot reach 127.0.0.1:"
+    )
+    assert sorted(r.attempts for r in rows(sessions)) == [0, 0, 1]
