@@ -163,6 +163,16 @@ class Config:
     data_dir: Path
     secret_key_file: Path
 
+    def check_mail_settings(self, env: Mapping[str, str] = os.environ) -> None:
+        """Fail before any work if mail could not go out: the variable named by ``[mail]
+        password_env`` must be set, and the link-signing key (``TOSMON_SECRET_KEY`` or the key
+        file) usable, the file not readable by group or others. A ConfigError names the variable
+        or the file. Without it, a check would record a change, then stop at its first email."""
+        from monitor.subscriptions import check_secret_key
+
+        self.mail.password(env)
+        check_secret_key(self.secret_key_file, env=env)
+
     def all_documents(self) -> tuple[DocumentConfig, ...]:
         """Catalog documents (if ``use_catalog``) then the config's; a config document with the
         same id replaces the catalog's in place."""
@@ -181,6 +191,8 @@ class Config:
 
 _INTERVAL_PART = re.compile(r"(\d+)\s*([smhdw])")
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=366)
+"""The longest duration a config accepts (no check interval, lease or retry wait is longer)."""
 
 
 def parse_interval(text: str) -> timedelta:
@@ -189,10 +201,16 @@ def parse_interval(text: str) -> timedelta:
         raise ConfigError(f'expected a duration such as "6h", got {text!r}')
     compact = text.strip().lower()
     pos, seconds = 0, 0
+    too_long = ConfigError(
+        f"bad duration {text[:40]!r}: longer than the longest allowed "
+        f'({MAX_DURATION.days}d); use e.g. "1d" or "2w"'
+    )
     while pos < len(compact):
         match = _INTERVAL_PART.match(compact, pos)
         if match is None:
             break
+        if len(match.group(1)) > 12:  # beyond any useful duration; also keeps int() cheap
+            raise too_long
         seconds += int(match.group(1)) * _INTERVAL_UNITS[match.group(2)]
         pos = match.end()
         while pos < len(compact) and compact[pos] == " ":
@@ -203,6 +221,8 @@ def parse_interval(text: str) -> timedelta:
         )
     if seconds <= 0:
         raise ConfigError(f"bad duration {text!r}: must be longer than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise too_long
     return timedelta(seconds=seconds)
 
 
@@ -709,6 +729,44 @@ def load_config(path: Path | None = None, *, env: Mapping[str, str] = os.environ
     return _build(data, path=path, lines=lines, base=base, env=env)
 
 
+DATABASE_BACKENDS: tuple[str, ...] = ("sqlite", "postgresql")
+
+
+def _database_url(t: _Table, base: Path | None) -> str | None:
+    """``[storage] database_url``, checked; a relative SQLite path is made relative to the
+    config file's directory (like every path in the file), not to the working directory."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    value = t.get_str("database_url")
+    if value is None:
+        return None
+    value = value.strip()
+    example = '"sqlite:///path/tosmon.db" or "postgresql+psycopg://user@host/tosmon"'
+    if "://" not in value:
+        raise t.error("database_url", f'expected a database URL such as {example}, got "{value}"')
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError) as exc:
+        raise t.error("database_url", f"not a database URL: {exc}") from None
+    backend = url.get_backend_name()
+    if backend not in DATABASE_BACKENDS:
+        raise t.error(
+            "database_url",
+            f"unsupported database {backend!r}: tos-monitor works with SQLite or PostgreSQL "
+            f"(e.g. {example})",
+        )
+    database = url.database
+    if backend != "sqlite" or not database or database == ":memory:" or "uri" in url.query:
+        return value
+    path = Path(database).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if str(path) == database:
+        return value
+    return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
 def _build(
     data: dict[str, Any],
     *,
@@ -728,12 +786,7 @@ def _build(
         data_dir = Path(env[DATA_DIR_ENV]).expanduser()
     else:
         data_dir = storage.path_value("data_dir", base) or default_data_dir()
-    database_url = storage.get_str("database_url") or _sqlite_url(data_dir)
-    if "://" not in database_url:
-        raise storage.error(
-            "database_url",
-            f'expected a database URL such as "sqlite:///path/tosmon.db", got "{database_url}"',
-        )
+    database_url = _database_url(storage, base) or _sqlite_url(data_dir)
 
     secret_key_file = tables["web"].path_value("secret_key_file", base) or data_dir / "secret.key"
     documents: tuple[DocumentConfig, ...] = ()

@@ -34,8 +34,15 @@ def state(sessions: sessionmaker[Session], email: str = "reader@example.org") ->
         return session.scalars(select(Subscriber.state).where(Subscriber.email == email)).one()
 
 
-def token_for(purpose: str, subscriber_id: int, email: str = "reader@example.org") -> str:
-    return sign_token(KEY, purpose, subscriber_id=subscriber_id, email=email, now=T0)  # type: ignore[arg-type]
+def token_for(
+    purpose: str, subscriber_id: int, email: str = "reader@example.org", nonce: str | None = None
+) -> str:
+    return sign_token(KEY, purpose, subscriber_id=subscriber_id, email=email, now=T0, nonce=nonce)  # type: ignore[arg-type]
+
+
+def nonce_of(sessions: sessionmaker[Session], subscriber_id: int) -> str | None:
+    with sessions() as session:
+        return session.get_one(Subscriber, subscriber_id).token_nonce
 
 
 def test_one_click_unsubscribe_needs_a_post(
@@ -63,7 +70,8 @@ def test_one_click_unsubscribe_needs_a_post(
 
 def test_confirm_by_link(web: WebServer, sessions: sessionmaker[Session]) -> None:
     subscriber_id = add_subscriber(sessions, confirm=True)
-    url = f"{web.url}/confirm?token={quote(token_for('confirm', subscriber_id))}"
+    token = token_for("confirm", subscriber_id, nonce=nonce_of(sessions, subscriber_id))
+    url = f"{web.url}/confirm?token={quote(token)}"
     page = httpx.get(url)
     assert page.status_code == 200 and "Confirm subscription" in page.text
     assert state(sessions) == "pending"
@@ -118,3 +126,50 @@ def test_an_oversized_body_is_refused(web: WebServer, sessions: sessionmaker[Ses
     url = f"{web.url}/unsubscribe?token={quote(token_for('unsubscribe', subscriber_id))}"
     assert httpx.post(url, content=b"x" * 100_000).status_code == 413
     assert state(sessions) == "active"
+
+
+def test_history_pages_show_a_new_change_at_once(
+    web: WebServer, sessions: sessionmaker[Session]
+) -> None:
+    assert "No change of medium severity" in httpx.get(web.url + "/").text
+    record_change(sessions)
+    home = httpx.get(web.url + "/").text  # cached pages are dropped when the history moves
+    assert "Instagram Terms of Use" in home
+    assert "No change of medium severity" not in home
+
+
+def test_tosmon_serve_shows_the_history_until_sigterm(data_dir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.smtp import free_port
+
+    port = free_port()
+    env = {**os.environ, "TOSMON_SECRET_KEY": SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "tosmon serve did not start listening"
+                time.sleep(0.2)
+        assert page.status_code == 200 and "<h1>Platforms</h1>" in page.text
+        assert httpx.get(f"http://127.0.0.1:{port}/feeds/all.atom").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Serving the history at" in out and "Traceback" not in err

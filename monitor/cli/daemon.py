@@ -45,7 +45,7 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
     from monitor.scheduler import Daemon, acquire_daemon_lock, new_worker_id
 
     config = app.config  # a broken config stops here: one line, exit status 2
-    config.mail.password()  # a missing password variable too, rather than at the first email
+    config.check_mail_settings()  # a missing password variable or a bad key file too
     worker = new_worker_id()
     level = "DEBUG" if app.verbose else config.daemon.log_level
     configure_logging(log_format=log_format or config.daemon.log_format, level=level, worker=worker)
@@ -208,3 +208,35 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(f"Last digest: {fmt_time(digest['sent_at'])} ({digest['cadence']})")
     else:
         click.echo("Last digest: none sent yet.")
+
+
+@main.command()
+@click.option("--bind", help="host:port to listen on (default: [web] bind).")
+@click.pass_obj
+def serve(app: AppContext, bind: str | None) -> None:
+    """Serve the read-only web history, its Atom feeds and the confirm / unsubscribe links.
+
+    The same pages `tosmon run` serves, without checking anything: for a machine that only
+    shows what the daemons record. Runs until SIGTERM or SIGINT.
+    """
+    import dataclasses
+
+    from monitor.web import serve as start_web
+
+    config = app.config
+    if bind:
+        config = dataclasses.replace(config, web=dataclasses.replace(config.web, bind=bind))
+    server = start_web(config, app.sessions)
+    click.echo(f"Serving the history at {server.url}/ (feeds at {server.url}/feeds/all.atom)")
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+    click.echo("Stopped.")

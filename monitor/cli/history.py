@@ -7,6 +7,7 @@ import os
 import socket
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,9 @@ from monitor.cli.app import (
 )
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
 from monitor.errors import MonitorError
+
+if TYPE_CHECKING:
+    from monitor.tracker import CheckResult
 
 OUTCOME_COLOURS = {
     "first": "cyan",
@@ -104,6 +108,8 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     from monitor.store import scheduling
     from monitor.tracker import CheckResult, check_documents, interval_or
 
+    if not no_send:
+        app.config.check_mail_settings()  # before any work: not after recording a change
     selected = _selected_ids(app, ids)
     fetch = app.config.fetch
     worker = f"check:{socket.gethostname()}:{os.getpid()}"
@@ -147,10 +153,16 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     results += [
         CheckResult(d, "skipped", "being checked by a running daemon right now") for d in busy
     ]
-    delivered = None if no_send else _deliver(app)
     if as_json:
         emit_json([r.as_dict() for r in results])
-        return
+    else:
+        _print_results(results)
+    delivered = None if no_send else _deliver(app)  # after the results: a mail error hides none
+    if delivered and not as_json:
+        click.echo(delivered)
+
+
+def _print_results(results: Sequence[CheckResult]) -> None:
     width = max((len(r.document_id) for r in results), default=10)
     for r in results:
         outcome = click.style(f"{r.outcome:<9}", fg=OUTCOME_COLOURS.get(r.outcome))
@@ -158,8 +170,6 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
         if r.change_id is not None:
             detail = f"#{r.change_id} [{r.severity}] {detail}"
         click.echo(f"{r.document_id:<{width}}  {outcome}  {detail}")
-    if delivered:
-        click.echo(delivered)
 
 
 def _deliver(app: AppContext) -> str | None:
