@@ -30,6 +30,7 @@ import platformdirs
 
 from monitor import __version__
 from monitor.errors import ConfigError
+from monitor.urls import mask_credentials
 
 APP_NAME = "tos-monitor"
 CONFIG_ENV = "TOSMON_CONFIG"
@@ -97,6 +98,7 @@ class FetchConfig:
     per_host: int = 2
     retries: int = 3
     concurrency: int = 8
+    allow_private: bool = False  # follow redirects of public documents to private addresses
 
 
 @dataclass(frozen=True)
@@ -452,17 +454,18 @@ def _show(value: object) -> str:
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable http(s) URL, or None if it is."""
+    shown = mask_credentials(url)  # the message must not show a password held in the URL
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018  (raises on a bad port)
     except ValueError as exc:
-        return f"bad URL {url!r}: {exc}"
+        return f"bad URL {shown!r}: {mask_credentials(str(exc))}"
     if parts.scheme not in ("http", "https"):
-        return f"bad URL {url!r}: the scheme must be http or https"
+        return f"bad URL {shown!r}: the scheme must be http or https"
     if not parts.hostname:
-        return f"bad URL {url!r}: a host is required"
+        return f"bad URL {shown!r}: a host is required"
     if any(ch.isspace() for ch in url.strip()):
-        return f"bad URL {url!r}: spaces must be percent-encoded"
+        return f"bad URL {shown!r}: spaces must be percent-encoded"
     return None
 
 
@@ -492,7 +495,15 @@ def _bind_problem(bind: str) -> str | None:
 DOCUMENT_KEYS = ("id", "service", "type", "url", "select", "remove", "interval", "render")
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "storage": ("database_url", "data_dir"),
-    "fetch": ("user_agent", "timeout", "max_bytes", "per_host", "retries", "concurrency"),
+    "fetch": (
+        "user_agent",
+        "timeout",
+        "max_bytes",
+        "per_host",
+        "retries",
+        "concurrency",
+        "allow_private",
+    ),
     "mail": (
         "host",
         "port",
@@ -529,6 +540,7 @@ def _fetch(t: _Table) -> FetchConfig:
         per_host=t.get_int("per_host", 2, low=1),
         retries=t.get_int("retries", 3, low=0, high=20),
         concurrency=t.get_int("concurrency", 8, low=1),
+        allow_private=t.get_bool("allow_private", False),
     )
 
 

@@ -536,6 +536,7 @@ class Daemon:
             max_bytes=fetch.max_bytes,
             per_host=fetch.per_host,
             retries=fetch.retries,
+            allow_private=fetch.allow_private,
         )
 
     async def _serve(self) -> None:

@@ -258,3 +258,21 @@ def test_a_digest_of_many_changes_names_the_most_severe_and_counts_the_rest() ->
         "and 5 more changes (Service1, Service2, Service3, Service4, Service5)"
     )
     assert len(email.subject) <= 160
+
+
+def test_a_shortened_report_still_counts_the_clauses_below_the_readers_floor() -> None:
+    long_text = "We may use what you post to improve our systems. " * 200
+    many = [
+        clause(section=(f"Part {n}",), before=long_text, after=long_text + f" Item {n}.", words=())
+        for n in range(40)
+    ]
+    low = clause(severity="low", before="Write to us.", after="Email us.", words=(), labels=())
+    email = render_change(
+        view(*many, low),
+        base_url="https://tos.example.org",
+        unsubscribe_url=None,
+        min_severity="medium",
+    )
+    assert "This report is shortened to stay readable" in email.text
+    assert "1 lower-severity clause not shown (1 low)" in email.text
+    assert "Email us." not in email.text

@@ -15,6 +15,7 @@ import click
 
 from monitor.cli import main
 from monitor.cli.app import AppContext, emit_json, fmt_time, safe_terminal_text, utcnow
+from monitor.urls import mask_credentials
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -129,7 +130,11 @@ def _status(app: AppContext) -> dict[str, Any]:
             for w in store.running_workers(session)
         ]
         due = [
-            {"document": doc.id, "next_check_at": doc.next_check_at, "url": doc.url}
+            {
+                "document": doc.id,
+                "next_check_at": doc.next_check_at,
+                "url": mask_credentials(doc.url),
+            }
             for doc in store.next_due(session, limit=STATUS_DUE_LIMIT, only=declared)
         ]
         failing = [
@@ -137,7 +142,7 @@ def _status(app: AppContext) -> dict[str, Any]:
                 "document": doc.id,
                 "failing_since": doc.failing_since,
                 "consecutive_failures": doc.consecutive_failures,
-                "last_error": doc.last_error,
+                "last_error": mask_credentials(doc.last_error or "") or None,
                 "alerted_at": doc.failure_alerted_at,
             }
             for doc in store.failing_documents(session, only=declared)

@@ -23,6 +23,7 @@ from monitor.cli.app import (
 )
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
 from monitor.errors import MonitorError
+from monitor.urls import mask_credentials
 
 if TYPE_CHECKING:
     from monitor.tracker import CheckResult
@@ -135,6 +136,7 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
             max_bytes=fetch.max_bytes,
             per_host=fetch.per_host,
             retries=fetch.retries,
+            allow_private=fetch.allow_private,
         ) as fetcher:
             return await check_documents(
                 selected,
@@ -198,7 +200,7 @@ def documents(app: AppContext, as_json: bool) -> None:
                 "id": doc.id,
                 "service": doc.service,
                 "type": doc.type,
-                "url": doc.url,
+                "url": mask_credentials(doc.url),
                 "render": doc.render,
                 "last_check_at": doc.last_check_at,
                 "last_change_at": doc.last_change_at,
@@ -207,7 +209,9 @@ def documents(app: AppContext, as_json: bool) -> None:
                 "failing": doc.consecutive_failures > 0,
                 "consecutive_failures": doc.consecutive_failures,
                 "failing_since": doc.failing_since,
-                "last_error": doc.last_error if doc.consecutive_failures else None,
+                "last_error": (
+                    mask_credentials(doc.last_error or "") if doc.consecutive_failures else None
+                ),
             }
             for doc in store.list_documents(session)
         ]
@@ -226,7 +230,7 @@ def documents(app: AppContext, as_json: bool) -> None:
         )
         if row["last_check_at"] is None:
             state = "never checked"
-        click.echo(f"{row['id']}  {row['url']}")
+        click.echo(f"{safe_terminal_text(row['id'])}  {safe_terminal_text(row['url'])}")
         click.echo(
             f"    last check {fmt_time(row['last_check_at'])}, last change "
             f"{fmt_time(row['last_change_at'])}, {row['versions']} version(s), {state}"
@@ -371,7 +375,9 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
 
     PATH is laid out as <service>/<document type>/<YYYY-MM-DDTHH-MM-SSZ>.md. Each capture becomes a
     version at its date, with change records computed between them. No email is sent. Captures
-    already imported (same document, same date) are skipped, so re-running is safe.
+    already imported (same document, same date) are skipped, so re-running is safe. Only regular
+    files are read: symbolic links, devices, FIFOs and files larger than [fetch] max_bytes are
+    skipped, each named in the output.
     """
     from monitor.importer import import_dataset
 
@@ -381,6 +387,7 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
         path,
         services=wanted,
         on_document=None if as_json else lambda s: click.echo(s.line()),
+        max_bytes=app.config.fetch.max_bytes,
     )
     if as_json:
         emit_json([s.as_dict() for s in summaries])
