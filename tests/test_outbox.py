@@ -712,3 +712,16 @@ def test_send_stops_at_an_unreachable_server_and_leaves_the_rest_untouched(
         "last error: cannot reach 127.0.0.1:"
     )
     assert sorted(r.attempts for r in rows(sessions)) == [0, 0, 1]
+
+
+def test_a_huge_change_of_low_clauses_reaches_a_medium_reader_as_a_short_report(
+    sessions: sessionmaker[Session], config: Config, smtp_server: SMTPTestServer
+) -> None:
+    low = {**COSMETIC_CLAUSE, "severity": "low", "before": "x " * 3000, "after": "y " * 3000}
+    add_subscriber(sessions)
+    record_change(sessions, [AI_CLAUSE] + [low] * 200)
+    assert deliver_pending(sessions, config, now=at(T0)).sent == 1
+    [message] = smtp_server.messages
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert len(html.encode()) < 20_000 and "y y y" not in html
+    assert "200 lower-severity clauses not shown (200 low)" in html
