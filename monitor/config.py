@@ -102,6 +102,11 @@ class FetchConfig:
 
 
 @dataclass(frozen=True)
+class BrowserConfig:
+    executable: Path | None = None  # None: /usr/bin/chromium, else Playwright's own Chromium
+
+
+@dataclass(frozen=True)
 class MailConfig:
     host: str | None = None  # None: write .eml files to `folder` instead of sending
     port: int = 587
@@ -164,6 +169,7 @@ class Config:
     documents: tuple[DocumentConfig, ...]  # the config file's own documents
     data_dir: Path
     secret_key_file: Path
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
 
     def check_mail_settings(self, env: Mapping[str, str] = os.environ) -> None:
         """Fail before any work if mail could not go out: the variable named by ``[mail]
@@ -504,6 +510,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "concurrency",
         "allow_private",
     ),
+    "browser": ("executable",),
     "mail": (
         "host",
         "port",
@@ -542,6 +549,11 @@ def _fetch(t: _Table) -> FetchConfig:
         concurrency=t.get_int("concurrency", 8, low=1),
         allow_private=t.get_bool("allow_private", False),
     )
+
+
+def _browser(t: _Table, base: Path | None) -> BrowserConfig:
+    t.check_keys(SECTION_KEYS["browser"])
+    return BrowserConfig(executable=t.path_value("executable", base))
 
 
 def default_sender(base_url: str) -> str | None:
@@ -824,4 +836,5 @@ def _build(
         documents=documents,
         data_dir=data_dir,
         secret_key_file=secret_key_file,
+        browser=_browser(tables["browser"], base),
     )

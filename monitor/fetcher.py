@@ -47,6 +47,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -428,6 +429,7 @@ class Fetcher:
         resolver: Resolver | None = None,
         network: httpcore.AsyncNetworkBackend | None = None,
         browser_args: Sequence[str] = (),
+        browser_executable: Path | None = None,
     ) -> None:
         """``resolver`` and ``network`` replace getaddrinfo and the socket layer, and
         ``browser_args`` are added to Chromium's command line (for tests)."""
@@ -445,6 +447,7 @@ class Fetcher:
         self._resolve = resolver or system_resolver
         self.browser_args = tuple(browser_args)
         self._network = _GuardedNetwork(self._resolve, network or httpcore.AnyIOBackend())
+        self.browser_executable = browser_executable  # [browser] executable (None: look for one)
         self._client: httpx.AsyncClient | None = None
         self._browser: Browser | None = None
         self._browser_lock = asyncio.Lock()
@@ -700,7 +703,11 @@ class Fetcher:
                 return
             from monitor.browser import Browser  # optional extra: imported only when used
 
-            browser = Browser(user_agent=self.user_agent, extra_args=self.browser_args)
+            browser = Browser(
+                user_agent=self.user_agent,
+                executable=self.browser_executable,
+                extra_args=self.browser_args,
+            )
             try:
                 await browser.start()
             except FetchError as exc:

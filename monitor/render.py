@@ -80,7 +80,9 @@ class ChangeView:
     clauses: tuple[ClauseView, ...]
     notes: tuple[str, ...] = ()
     headline: str = ""
-    """The change in one sentence, when classification wrote one (else the subject is built)."""
+    """One sentence stating the change (classify.headline_for); '' for changes stored before it."""
+    dates: tuple[str, ...] = ()
+    opt_outs: tuple[str, ...] = ()
     min_severity: str = "low"
     """The reader's floor: clauses below it are counted, not shown (cosmetic ones never are)."""
 
@@ -163,7 +165,10 @@ def one_line(text: str, *, limit: int = SUBJECT_LIMIT) -> str:
 
 
 def headline(view: ChangeView) -> str:
-    """``new AI training clause``, ``content licence clause removed``, ``AI opt-out changed``."""
+    """The change's stored headline ("Instagram may now use your public posts to train or improve
+    AI"); for changes stored without one: ``new AI training clause``, ``AI opt-out changed``."""
+    if view.headline:
+        return view.headline
     clause = view.top_clause
     if clause is None:
         return "wording changes" if view.cosmetic_count else "changes"
@@ -178,14 +183,17 @@ def headline(view: ChangeView) -> str:
 
 
 def subject_for(view: ChangeView) -> str:
-    """The one subject of a change's report: its headline (the fact, in one sentence) when
-    classification wrote one, else the most severe clause's topic and kind:
-    ``Instagram Terms of Use: new AI training clause (high)``."""
-    fact = " ".join(view.headline.split()).rstrip(".")
-    if not fact:
-        fact = headline(view)
-    elif fact.lower().startswith(view.title.lower()):
+    """The one subject of a change's report: the change's headline (the fact, in one sentence,
+    from classification) when it has one, else the most severe clause's topic and kind.
+
+    ``Instagram may now use your public posts to train AI (Terms of Use, high)``;
+    ``Instagram Terms of Use: new AI training clause (high)`` for changes stored without one.
+    """
+    fact = " ".join(headline(view).split()).rstrip(".")
+    if fact.lower().startswith(view.title.lower()):
         return one_line(f"{fact} ({view.top_severity})")
+    if view.headline and fact.lower().startswith(view.service.lower()):
+        return one_line(f"{fact} ({view.document_type}, {view.top_severity})")
     return one_line(f"{view.title}: {fact} ({view.top_severity})")
 
 

@@ -385,7 +385,10 @@ def test_a_check_that_finds_a_change_yields_one_email_and_the_next_check_none(
     check(T0 + timedelta(hours=6))
     check(T0 + timedelta(hours=12))
     [message] = smtp_server.messages
-    assert message["Subject"].startswith("Example Terms of Service: ")
+    # the subject states the fact, from the change's headline
+    assert message["Subject"] == (
+        "Example may now use your public posts to train or improve AI (Terms of Service, high)"
+    )
     assert "artificial intelligence" in message.get_body(("plain",)).get_content()
 
 

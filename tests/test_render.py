@@ -157,10 +157,14 @@ def test_the_subject_states_the_headline_when_the_change_has_one() -> None:
     assert plain == "Instagram Terms of Use: AI training clause changed (high)"
     fact = "Instagram may now use your posts to train its AI models."
     assert subject_for(view(headline=fact)) == (
-        "Instagram Terms of Use: Instagram may now use your posts to train its AI models (high)"
+        "Instagram may now use your posts to train its AI models (Terms of Use, high)"
     )
     titled = "Instagram Terms of Use now lets Meta train AI on your posts"
     assert subject_for(view(headline=titled)) == f"{titled} (high)"
+    untitled = "Your posts may train AI"
+    assert subject_for(view(headline=untitled)) == (
+        "Instagram Terms of Use: Your posts may train AI (high)"
+    )
     assert render_change(view(headline=fact), base_url=None, unsubscribe_url=None).subject == (
         subject_for(view(headline=fact))
     )

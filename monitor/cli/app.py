@@ -28,6 +28,11 @@ class AppContext:
 
     @cached_property
     def config(self) -> Config:
+
+        return self.load_config()
+
+    def load_config(self) -> Config:
+        """Read the config file again (``config`` keeps the first reading)."""
         from monitor.config import load_config
 
         return load_config(Path(self.config_path) if self.config_path else None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from monitor.clauses import SEVERITIES
 from monitor.cli import main
 from monitor.cli.app import (
     AppContext,
@@ -137,6 +138,7 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
             per_host=fetch.per_host,
             retries=fetch.retries,
             allow_private=fetch.allow_private,
+            browser_executable=app.config.browser.executable,
         ) as fetcher:
             return await check_documents(
                 selected,
@@ -251,54 +253,68 @@ def _document_or_fail(session, document_id: str):  # type: ignore[no-untyped-def
 
 @main.command()
 @click.argument("document_id", metavar="ID")
+@click.option(
+    "--min-severity",
+    type=click.Choice(SEVERITIES),
+    default=None,
+    help="Least severity of the changes to show (default: low, which hides 'no real change').",
+)
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Show every version and change, 'no real change' (cosmetic) ones too.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_obj
-def history(app: AppContext, document_id: str, as_json: bool) -> None:
-    """The versions of one document over time, and the changes between them."""
-    from monitor.store import history as store
+def history(
+    app: AppContext,
+    document_id: str,
+    min_severity: str | None,
+    show_all: bool,
+    as_json: bool,
+) -> None:
+    """The versions of one document over time, and the changes between them.
 
+    By default only versions that brought a real change are listed (with the first and the
+    latest): versions whose change is cosmetic (a variant the page showed before, spelling, link
+    targets) are counted, not listed. --all lists everything; --json always lists every version.
+    """
+    from monitor.listing import chosen_min_severity, document_history
+
+    level = chosen_min_severity(min_severity, show_all=show_all)
     with app.sessions() as session:
         doc = _document_or_fail(session, document_id)
-        versions = [
-            {
-                "id": v.id,
-                "seen_at": v.seen_at,
-                "last_seen_at": v.last_seen_at,
-                "clauses": v.clause_count,
-                "text_hash": v.text_hash,
-                "source": v.source,
-            }
-            for v in store.versions_of(session, doc.id)
-        ]
-        changes = [
-            {
-                "id": c.id,
-                "detected_at": c.detected_at,
-                "old_version": c.old_version_id,
-                "new_version": c.new_version_id,
-                "severity": c.severity,
-                "labels": c.labels,
-                "summary": c.summary,
-                "source": c.source,
-            }
-            for c in store.changes_of(session, doc.id)
-        ]
+        record = document_history(session, doc.id, min_severity=level)
     if as_json:
-        emit_json({"document": document_id, "versions": versions, "changes": changes})
+        emit_json(record)
         return
+    versions, changes = record["versions"], record["changes"]
     by_new = {c["new_version"]: c for c in changes}
-    click.echo(f"{document_id}: {len(versions)} version(s), {len(changes)} change(s)")
+    click.echo(
+        f"{document_id}: {len(versions)} version(s), {len(changes)} change(s) at {level} or above"
+    )
+    ends = {versions[0]["id"], versions[-1]["id"]} if versions else set()
+    folded = 0
     for v in versions:
+        c = by_new.get(v["id"])
+        if c is None and v["id"] not in ends and level != "cosmetic":
+            folded += 1
+            continue
         click.echo(
             f"  v{v['id']:<6} {fmt_time(v['seen_at'])}  {v['clauses']:>4} clauses  "
             f"{v['text_hash'][:10]}  {v['source']}"
         )
-        c = by_new.get(v["id"])
         if c is not None:
             sev = click.style(str(c["severity"]), fg=SEVERITY_COLOURS.get(str(c["severity"])))
             click.echo(
                 f"           change #{c['id']} [{sev}] {safe_terminal_text(str(c['summary']))}"
             )
+    if folded:
+        click.echo(
+            f"  ({folded} version(s) with no change at {level} or above not listed; --all lists "
+            "them)"
+        )
 
 
 @main.command()
@@ -323,18 +339,60 @@ def show(app: AppContext, document_id: str, at: str | None) -> None:
 
 
 @main.command()
-@click.argument("document_id", metavar="ID")
+@click.argument("document_id", metavar="ID", required=False)
 @click.option("--from", "from_", help="Compare from the version in force at this date/time.")
 @click.option("--to", "to", help="Compare to the version in force at this date/time.")
+@click.option(
+    "--change",
+    "change_id",
+    type=int,
+    help="Show this change record (its id from `tosmon changes` or `history`) as reported.",
+)
+@click.option("--by-severity", is_flag=True, help="Most severe clause changes first.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_obj
 def diff(
-    app: AppContext, document_id: str, from_: str | None, to: str | None, as_json: bool
+    app: AppContext,
+    document_id: str | None,
+    from_: str | None,
+    to: str | None,
+    change_id: int | None,
+    by_severity: bool,
+    as_json: bool,
 ) -> None:
     """What changed, clause by clause, with the changed words marked.
 
-    Default: the latest version against the one before it.
+    Default: the latest version of ID against the one before it. With --change N: the change
+    record N as it was reported (ID not needed).
     """
+    from monitor.listing import by_severity as order_by_severity
+    from monitor.report import report_to_json
+
+    if change_id is not None:
+        if from_ or to:
+            raise click.UsageError("--change cannot be combined with --from or --to")
+        from monitor.listing import stored_change
+
+        with app.sessions() as session:
+            stored = stored_change(session, change_id)
+        if document_id and document_id != stored.document_id:
+            raise MonitorError(f"change #{change_id} is of {stored.document_id}, not {document_id}")
+        document_id, report = stored.document_id, stored.report
+        old_at, new_at = stored.old_at, stored.new_at
+    else:
+        if not document_id:
+            raise click.UsageError("give a document ID, or --change N")
+        report, old_at, new_at = _compare_versions(app, document_id, from_, to)
+    if by_severity:
+        report = order_by_severity(report)
+    if as_json:
+        emit_json({"document": document_id, "from": old_at, "to": new_at, **report_to_json(report)})
+        return
+    click.echo(f"{document_id}: {fmt_time(old_at)} -> {fmt_time(new_at)}")
+    print_report(report, colour=is_tty())
+
+
+def _compare_versions(app: AppContext, document_id: str, from_: str | None, to: str | None):  # type: ignore[no-untyped-def]
     from monitor.report import build_report
     from monitor.store import history as store
     from monitor.tracker import parse_version
@@ -356,21 +414,34 @@ def diff(
     report = build_report(
         parse_version(old_text), parse_version(new_text), document_name=document_id
     )
-    if as_json:
-        from monitor.report import report_to_json
-
-        emit_json({"document": document_id, "from": old_at, "to": new_at, **report_to_json(report)})
-        return
-    click.echo(f"{document_id}: {fmt_time(old_at)} -> {fmt_time(new_at)}")
-    print_report(report, colour=is_tty())
+    return report, old_at, new_at
 
 
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--service", "services", multiple=True, help="Only these services (repeatable).")
+@click.option(
+    "--collection",
+    default="",
+    help="The archive collection the dataset comes from (contrib, pga, genai-eu...), for links "
+    "to archived versions; default: read from each manifest.tsv.",
+)
+@click.option(
+    "--archive-url",
+    default=None,
+    help="Address template of an archived version, with {collection} and {commit} "
+    "(default: the Open Terms Archive versions repository on GitHub).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print per-document counts as JSON.")
 @click.pass_obj
-def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: bool) -> None:
+def import_(
+    app: AppContext,
+    path: Path,
+    services: tuple[str, ...],
+    collection: str,
+    archive_url: str | None,
+    as_json: bool,
+) -> None:
     """Backfill history from an Open Terms Archive dataset.
 
     PATH is laid out as <service>/<document type>/<YYYY-MM-DDTHH-MM-SSZ>.md. Each capture becomes a
@@ -378,8 +449,13 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
     already imported (same document, same date) are skipped, so re-running is safe. Only regular
     files are read: symbolic links, devices, FIFOs and files larger than [fetch] max_bytes are
     skipped, each named in the output.
+
+    Where a document folder holds the archive's manifest.tsv, captures it marks as technical
+    upgrades (re-extractions) become versions without a change record, and each change notes the
+    address of the archived version (its commit).
     """
     from monitor.importer import import_dataset
+    from monitor.manifest import ARCHIVE_COMMIT_URL
 
     wanted = {s.lower() for s in services}
     summaries = import_dataset(
@@ -388,6 +464,8 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
         services=wanted,
         on_document=None if as_json else lambda s: click.echo(s.line()),
         max_bytes=app.config.fetch.max_bytes,
+        collection=collection,
+        archive_url=archive_url or ARCHIVE_COMMIT_URL,
     )
     if as_json:
         emit_json([s.as_dict() for s in summaries])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from monitor.clauses import SEVERITIES, severity_rank
+from monitor.clauses import SEVERITIES
 from monitor.cli import main
 from monitor.cli.app import AppContext, emit_json, fmt_time, is_tty, parse_when, safe_terminal_text
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
@@ -67,9 +67,14 @@ def compare(old: Path, new: Path, service: str, as_json: bool) -> None:
 @click.option(
     "--min-severity",
     type=click.Choice(SEVERITIES),
-    default="low",
-    show_default=True,
-    help="Least severity to list (cosmetic lists everything).",
+    default=None,
+    help="Least severity to list (default: low, which hides 'no real change' records).",
+)
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="List every record, 'no real change' (cosmetic) ones too: --min-severity cosmetic.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON, with clause details.")
@@ -79,56 +84,28 @@ def changes(
     since: str | None,
     services: tuple[str, ...],
     topics: tuple[str, ...],
-    min_severity: str,
+    min_severity: str | None,
+    show_all: bool,
     limit: int,
     as_json: bool,
 ) -> None:
-    """Change records across all documents, newest first."""
-    from monitor.store import history as store
+    """Change records across all documents, newest first.
+
+    Records that are no real change (only cosmetic edits: a variant the page showed before, a
+    spelling edition, link targets, another language) are hidden unless --all is given.
+    """
+    from monitor.listing import change_records, chosen_min_severity
 
     _check_topics(topics)
-    levels = [s for s in SEVERITIES if severity_rank(s) >= severity_rank(min_severity)]
     with app.sessions() as session:
-        rows = store.find_changes(
+        records = change_records(
             session,
             since=parse_when(since, option="--since") if since else None,
             services=services,
-            min_severity_levels=levels,
+            topics=topics,
+            min_severity=chosen_min_severity(min_severity, show_all=show_all),
+            limit=limit,
         )
-        wanted = set(topics)
-        records = []
-        for change, document in rows:
-            if wanted and not wanted.intersection(change.labels):
-                continue
-            records.append(
-                {
-                    "id": change.id,
-                    "document": document.id,
-                    "service": document.service,
-                    "type": document.type,
-                    "detected_at": change.detected_at,
-                    "severity": change.severity,
-                    "labels": change.labels,
-                    "summary": change.summary,
-                    "notes": change.notes,
-                    "source": change.source,
-                    "clauses": [
-                        {
-                            "kind": c.kind,
-                            "section": c.section,
-                            "before": c.before,
-                            "after": c.after,
-                            "labels": c.labels,
-                            "direction": c.direction,
-                            "severity": c.severity,
-                            "annotation": c.annotation,
-                        }
-                        for c in change.clauses
-                    ],
-                }
-            )
-            if len(records) >= limit:
-                break
     if as_json:
         emit_json(records)
         return
@@ -138,8 +115,27 @@ def changes(
         sev = click.style(f"{r['severity']:<8}", fg=SEVERITY_COLOURS.get(str(r["severity"])))
         click.echo(
             f"#{r['id']:<6} {fmt_time(r['detected_at'])}  {sev} {r['document']}: "
-            f"{safe_terminal_text(str(r['summary']))}"
+            f"{safe_terminal_text(str(r['headline'] or r['summary']))}"
         )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def topics(as_json: bool) -> None:
+    """The topic labels a change can carry, with what each means (from the taxonomy)."""
+    from monitor.listing import topic_list
+
+    rows = topic_list()
+    if as_json:
+        emit_json(rows)
+        return
+    group = None
+    for row in rows:
+        if row["group"] != group:
+            group = row["group"]
+            click.echo(f"{group}:")
+        click.echo(f"  {row['id']}")
+        click.echo(f"      {row['description']}")
 
 
 def _check_topics(topics: tuple[str, ...]) -> None:
