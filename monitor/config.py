@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
+import ipaddress
 import os
 import re
 import tomllib
@@ -116,6 +117,7 @@ class MailConfig:
     folder: Path = field(default_factory=lambda: default_data_dir() / "mail")
     retry_after: timedelta = timedelta(minutes=1)  # first retry when SMTP is down; then doubles
     retry_max: timedelta = timedelta(hours=6)  # the longest wait between two attempts
+    group_window: timedelta = timedelta(minutes=10)  # immediate reports wait this long to group
 
     def password(self, env: Mapping[str, str] = os.environ) -> str | None:
         """The SMTP password from ``env[password_env]``; None when no variable is configured."""
@@ -519,6 +521,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "folder",
         "retry_after",
         "retry_max",
+        "group_window",
     ),
     "web": ("bind", "base_url", "secret_key_file"),
     "alerts": ("email", "after_failures"),
@@ -553,7 +556,22 @@ def _browser(t: _Table, base: Path | None) -> BrowserConfig:
     return BrowserConfig(executable=t.path_value("executable", base))
 
 
-def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
+def default_sender(base_url: str) -> str | None:
+    """``tos-monitor <tosmon@HOST>`` for the host of ``[web] base_url``; None when that host
+    is no public domain name (an IP address, ``localhost``, a name without a dot)."""
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if "." not in host or host.endswith((".localhost", ".local", ".internal")):
+        return None
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    address = f"tosmon@{host}"
+    return f"tos-monitor <{address}>" if is_email(address) else None
+
+
+def _mail(t: _Table, data_dir: Path, base: Path | None, base_url: str) -> MailConfig:
     if "password" in t.data:
         raise t.error(
             "password",
@@ -564,13 +582,22 @@ def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
     password_env = t.get_str("password_env")
     if password_env is not None and not _ENV_NAME.match(password_env):
         raise t.error("password_env", f"not an environment variable name: {password_env!r}")
-    sender = t.get_str("sender") or MailConfig.sender
+    host = t.get_str("host")
+    sender = t.get_str("sender") or default_sender(base_url)
+    if sender is None and host is not None:
+        raise t.error(
+            "sender",
+            f'set sender (e.g. "tos-monitor <tosmon@example.org>"): with an SMTP host, mail '
+            f"needs a real From address, and the host of [web] base_url ({base_url}) is no "
+            "domain name to derive one from",
+        )
+    sender = sender or MailConfig.sender
     if not is_email(parseaddr(sender)[1]):
         raise t.error(
             "sender", f'expected an address such as "Name <me@example.org>", got "{sender}"'
         )
     return MailConfig(
-        host=t.get_str("host"),
+        host=host,
         port=t.get_int("port", 587, low=1, high=65535),
         security=cast(Security, t.choice("security", "starttls", SECURITY_VALUES)),
         username=t.get_str("username"),
@@ -579,7 +606,16 @@ def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
         folder=t.path_value("folder", base) or data_dir / "mail",
         retry_after=t.interval("retry_after") or MailConfig.retry_after,
         retry_max=t.interval("retry_max") or MailConfig.retry_max,
+        group_window=_group_window(t),
     )
+
+
+def _group_window(t: _Table) -> timedelta:
+    """``[mail] group_window``: a duration, or ``"0"`` / ``"0s"`` (no grouping)."""
+    raw = t.data.get("group_window")
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "0s", "0m"):
+        return timedelta(0)
+    return t.interval("group_window") or MailConfig.group_window
 
 
 def _web(t: _Table) -> WebConfig:
@@ -792,7 +828,7 @@ def _build(
         path=path,
         storage=StorageConfig(database_url=database_url),
         fetch=built["fetch"],
-        mail=_mail(tables["mail"], data_dir, base),
+        mail=_mail(tables["mail"], data_dir, base, built["web"].base_url),
         web=built["web"],
         alerts=built["alerts"],
         daemon=built["daemon"],

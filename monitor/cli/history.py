@@ -182,7 +182,8 @@ def _deliver(app: AppContext) -> str | None:
         from monitor.outbox import deliver_pending
     except ImportError:  # the mail feature is not installed in this build
         return None
-    stats = deliver_pending(app.sessions, app.config)
+    # the whole cycle is recorded: changes found together leave together, without waiting
+    stats = deliver_pending(app.sessions, app.config, hold=False)
     text = str(stats)
     return text if text else None
 
