@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from monitor import __version__
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 from monitor.urls import mask_credentials
 
 APP_NAME = "tos-monitor"
@@ -139,6 +139,45 @@ class WebConfig:
     base_url: str = "http://127.0.0.1:8080"
 
 
+NotifyKind = Literal["webhook", "apprise"]
+NOTIFY_KINDS: tuple[NotifyKind, ...] = ("webhook", "apprise")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """A ``[[notify]]`` target: a webhook (a signed JSON POST) or an Apprise URL (Slack, Discord,
+    Matrix, Telegram, ntfy...), with the filters of an email subscription."""
+
+    name: str
+    kind: NotifyKind
+    url: str | None = None
+    url_env: str | None = None  # Apprise URLs carry tokens: read from the environment
+    secret_env: str | None = None  # webhooks: the HMAC-SHA256 key, from the environment
+    services: tuple[str, ...] = ()
+    documents: tuple[str, ...] = ()
+    topics: tuple[str, ...] | None = None  # None: the subscription default (ai, content_license)
+    min_severity: str = "medium"
+
+    def target_url(self, env: Mapping[str, str] = os.environ) -> str:
+        if self.url is not None:
+            return self.url
+        return _from_env(cast(str, self.url_env), f"notify {self.name!r} url_env", env)
+
+    def secret(self, env: Mapping[str, str] = os.environ) -> bytes | None:
+        if self.secret_env is None:
+            return None
+        return _from_env(self.secret_env, f"notify {self.name!r} secret_env", env).encode()
+
+
+def _from_env(name: str, named_by: str, env: Mapping[str, str] = os.environ) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise ConfigError(
+            f"environment variable {name} is not set (named by {named_by})", key="notify"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class AlertsConfig:
     email: str | None = None
@@ -170,6 +209,7 @@ class Config:
     data_dir: Path
     secret_key_file: Path
     browser: BrowserConfig = field(default_factory=BrowserConfig)
+    notify: tuple[NotifyConfig, ...] = ()
 
     def check_mail_settings(self, env: Mapping[str, str] = os.environ) -> None:
         """Fail before any work if mail could not go out: the variable named by ``[mail]
@@ -180,6 +220,9 @@ class Config:
 
         self.mail.password(env)
         check_secret_key(self.secret_key_file, env=env)
+        for target in self.notify:
+            target.target_url(env)
+            target.secret(env)
 
     def all_documents(self) -> tuple[DocumentConfig, ...]:
         """Catalog documents (if ``use_catalog``) then the config's; a config document with the
@@ -535,7 +578,18 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "weekly_digest_day",
     ),
 }
-TOP_KEYS: tuple[str, ...] = ("use_catalog", *SECTION_KEYS, "documents")
+TOP_KEYS: tuple[str, ...] = ("use_catalog", *SECTION_KEYS, "documents", "notify")
+NOTIFY_KEYS = (
+    "name",
+    "kind",
+    "url",
+    "url_env",
+    "secret_env",
+    "services",
+    "documents",
+    "topics",
+    "min_severity",
+)
 
 
 def _fetch(t: _Table) -> FetchConfig:
@@ -704,6 +758,65 @@ def parse_documents(
     return tuple(documents)
 
 
+def _string_list(t: _Table, key: str) -> tuple[str, ...]:
+    value = t.data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise t.error(key, f"expected a list of strings, got {_show(value)}")
+    return tuple(v.strip() for v in value)
+
+
+def parse_notify(value: object, *, path: str, lines: _Lines | None) -> tuple[NotifyConfig, ...]:
+    """Validate the ``[[notify]]`` targets: names unique, a URL or the variable holding it,
+    webhooks signed (``secret_env`` required), filters as in ``tosmon subscribe``."""
+    from monitor.clauses import SEVERITIES
+    from monitor.subscriptions import expand_topics
+
+    root = _Table({"notify": value}, name="", label="", path=path, lines=lines)
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise root.error("notify", f"expected [[notify]] tables, got {_show(value)}")
+    targets: list[NotifyConfig] = []
+    for index, item in enumerate(value):
+        t = _Table(
+            item, name="notify", label=f"notify[{index + 1}]", path=path, lines=lines, index=index
+        )
+        t.check_keys(NOTIFY_KEYS)
+        name = (t.get_str("name") or "").strip()
+        if not name:
+            raise t.error("name" if "name" in item else None, "missing required key 'name'")
+        if any(other.name == name for other in targets):
+            raise t.error("name", f"duplicate notify name {name!r}")
+        kind = cast(NotifyKind, t.choice("kind", "webhook", NOTIFY_KINDS))
+        url = t.url("url") if kind == "webhook" else t.get_str("url")
+        url_env = t.get_str("url_env")
+        if (url is None) == (url_env is None):
+            raise t.error(None, "give exactly one of 'url' and 'url_env'")
+        secret_env = t.get_str("secret_env")
+        if kind == "webhook" and secret_env is None:
+            raise t.error(
+                None, "a webhook needs 'secret_env': the variable holding its HMAC-SHA256 key"
+            )
+        topics = None
+        if "topics" in item:
+            try:
+                topics = expand_topics(_string_list(t, "topics"))
+            except MonitorError as exc:
+                raise t.error("topics", str(exc)) from None
+        targets.append(
+            NotifyConfig(
+                name=name,
+                kind=kind,
+                url=url,
+                url_env=url_env,
+                secret_env=secret_env,
+                services=_string_list(t, "services"),
+                documents=_string_list(t, "documents"),
+                topics=topics,
+                min_severity=t.choice("min_severity", "medium", SEVERITIES),
+            )
+        )
+    return tuple(targets)
+
+
 # ---------------------------------------------------------------------------------------------
 # Loading
 
@@ -817,6 +930,10 @@ def _build(
     if "documents" in data:
         documents = parse_documents(data["documents"], path=shown, lines=lines)
 
+    notify: tuple[NotifyConfig, ...] = ()
+    if "notify" in data:
+        notify = parse_notify(data["notify"], path=shown, lines=lines)
+
     builders: dict[str, Callable[[_Table], Any]] = {
         "fetch": _fetch,
         "web": _web,
@@ -837,4 +954,5 @@ def _build(
         data_dir=data_dir,
         secret_key_file=secret_key_file,
         browser=_browser(tables["browser"], base),
+        notify=notify,
     )

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import render
 from monitor.clauses import severity_rank
 from monitor.config import Config, MailConfig
-from monitor.errors import DeliveryError, SubscriptionError
+from monitor.errors import ConfigError, DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
 from monitor.models import Change, Delivery, Document, Subscriber
 from monitor.store import mail as store
@@ -600,6 +600,10 @@ def deliver_pending(
                 window=config.mail.group_window,
                 hold=hold and not force,
             )
+            if config.notify:
+                from monitor.notify import enqueue_notifications
+
+                enqueue_notifications(session, config, now=now())
     links: Links | None = None
     own_mailer = mailer is None
     active = mailer or Mailer(config.mail)
@@ -721,6 +725,8 @@ def _deliver_one(
         delivery = store.load_claimed(session, delivery_id, worker=worker)
         if delivery is None:
             return "cancelled", False
+        if delivery.kind in ("webhook", "apprise"):
+            return _notify_one(sessions, session, config, delivery, worker, now), False
         try:
             message = build_message(session, delivery, config, links)
         except _Skip as exc:
@@ -772,6 +778,45 @@ def _deliver_one(
     _finish(sessions, delivery_id, worker, now(), status="sent", error=None)
     _crash_point("marked")
     return "sent", False
+
+
+def _notify_one(
+    sessions: sessionmaker[Session],
+    session: Session,
+    config: Config,
+    delivery: Delivery,
+    worker: str,
+    now: Callable[[], datetime],
+) -> str:
+    """Send one claimed ``[[notify]]`` row (webhook or Apprise): its outcome."""
+    from monitor.notify import find_target, send_notification
+
+    delivery_id, message_id = delivery.id, delivery.message_id
+    target = find_target(config, delivery.kind, delivery.to_address)
+    view = store.load_change_view(session, delivery.change_id) if delivery.change_id else None
+    session.close()
+    if target is None or view is None:
+        reason = "no longer configured" if target is None else "its change is gone"
+        why = f"{delivery.kind} {delivery.to_address!r}: {reason}"
+        _finish(sessions, delivery_id, worker, now(), status="cancelled", error=why)
+        return "cancelled"
+    try:
+        send_notification(target, view, message_id=message_id, config=config)
+    except (DeliveryError, ConfigError) as exc:  # ConfigError: its secret variable is unset
+        transient = exc.transient if isinstance(exc, DeliveryError) else True
+        log.warning("delivery %s to %s failed: %s", delivery_id, target.name, exc)
+        return _record_failure(
+            sessions,
+            delivery_id,
+            worker,
+            now(),
+            str(exc),
+            permanent=not transient,
+            mail=config.mail,
+            bounce=False,
+        )
+    _finish(sessions, delivery_id, worker, now(), status="sent", error=None)
+    return "sent"
 
 
 def _release_claim(sessions: sessionmaker[Session], delivery_id: int, worker: str) -> None:

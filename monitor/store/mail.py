@@ -414,3 +414,26 @@ def _position(row: ClauseChangeRow) -> int:
 def load_change_view(session: Session, change_id: int) -> ChangeView | None:
     found = get_change(session, change_id)
     return change_view(*found) if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# [[notify]] targets
+
+
+def checked_changes_since(session: Session, since: datetime) -> list[tuple[Change, Document]]:
+    """Changes found by checks (not imported) at or after ``since``, oldest first."""
+    query = (
+        select(Change, Document)
+        .join(Document, Document.id == Change.document_id)
+        .where(Change.detected_at >= since, Change.source == "check")
+        .order_by(Change.detected_at, Change.id)
+    )
+    return [(change, document) for change, document in session.execute(query).all()]
+
+
+def notified_change_ids(session: Session, *, kind: str, target: str) -> set[int]:
+    """The changes a notify target already has an outbox row for."""
+    query = select(Delivery.change_id).where(
+        Delivery.kind == kind, Delivery.to_address == target, Delivery.change_id.is_not(None)
+    )
+    return {change_id for change_id in session.scalars(query) if change_id is not None}
