@@ -447,7 +447,7 @@ def test_a_change_keeps_its_headline_and_the_email_leads_with_it(terms, sessions
         assert change is not None and change.headline == headline
         view = load_change_view(session, change.id)
     assert view is not None and view.headline == headline
-    assert render.subject_for(view) == f"Ex Terms: {headline} (high)"
+    assert render.subject_for(view) == f"{headline} (Terms, high)"  # the fact first
     email = render.render_change(view, base_url=None, unsubscribe_url=None)
     assert headline in email.text.split("\n\n")[1]
     assert headline in email.html
