@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from monitor import __version__
+from monitor.addresses import email_problem
 from monitor.errors import ConfigError
 
 APP_NAME = "tos-monitor"
@@ -35,9 +36,8 @@ CONFIG_ENV = "TOSMON_CONFIG"
 DATA_DIR_ENV = "TOSMON_DATA_DIR"
 SECRET_KEY_ENV = "TOSMON_SECRET_KEY"
 
-DEFAULT_USER_AGENT = (
-    f"tos-monitor/{__version__} (watches published terms of service and privacy policies)"
-)
+DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (+https://github.com/tos-monitor/tos-monitor)"
+"""Sent with every request unless ``[fetch] user_agent`` says otherwise (the Fetcher's too)."""
 
 Security = Literal["starttls", "tls", "none"]
 LogFormat = Literal["text", "json"]
@@ -444,15 +444,8 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-_EMAIL = re.compile(
-    r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*$"
-)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOC_ID = re.compile(r"^[a-z0-9][a-z0-9._\-]*(?:/[a-z0-9][a-z0-9._\-]*)*$")
-
-
-def is_email(text: str) -> bool:
-    return bool(_EMAIL.match(text))
 
 
 def _bind_problem(bind: str) -> str | None:
@@ -499,13 +492,14 @@ TOP_KEYS: tuple[str, ...] = ("use_catalog", *SECTION_KEYS, "documents")
 
 def _fetch(t: _Table) -> FetchConfig:
     t.check_keys(SECTION_KEYS["fetch"])
+    default = FetchConfig()  # the one home of the fetch defaults (the Fetcher's too)
     return FetchConfig(
-        user_agent=t.get_str("user_agent") or DEFAULT_USER_AGENT,
-        timeout=t.get_float("timeout", 30.0, low=0.1, high=3600),
-        max_bytes=t.get_int("max_bytes", 5_000_000, low=1024),
-        per_host=t.get_int("per_host", 2, low=1),
-        retries=t.get_int("retries", 3, low=0, high=20),
-        concurrency=t.get_int("concurrency", 8, low=1),
+        user_agent=t.get_str("user_agent") or default.user_agent,
+        timeout=t.get_float("timeout", default.timeout, low=0.1, high=3600),
+        max_bytes=t.get_int("max_bytes", default.max_bytes, low=1024),
+        per_host=t.get_int("per_host", default.per_host, low=1),
+        retries=t.get_int("retries", default.retries, low=0, high=20),
+        concurrency=t.get_int("concurrency", default.concurrency, low=1),
     )
 
 
@@ -521,7 +515,7 @@ def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
     if password_env is not None and not _ENV_NAME.match(password_env):
         raise t.error("password_env", f"not an environment variable name: {password_env!r}")
     sender = t.get_str("sender") or MailConfig.sender
-    if not is_email(parseaddr(sender)[1]):
+    if email_problem(parseaddr(sender)[1], dotless_domain=True):
         raise t.error(
             "sender", f'expected an address such as "Name <me@example.org>", got "{sender}"'
         )
@@ -550,8 +544,9 @@ def _web(t: _Table) -> WebConfig:
 def _alerts(t: _Table) -> AlertsConfig:
     t.check_keys(SECTION_KEYS["alerts"])
     email = t.get_str("email")
-    if email is not None and not is_email(email.strip()):
-        raise t.error("email", f'not an email address: "{email}"')
+    problem = email_problem(email.strip()) if email is not None else None
+    if problem:
+        raise t.error("email", f'not an email address: "{email}" ({problem})')
     return AlertsConfig(
         email=email.strip() if email else None,
         after_failures=t.get_int("after_failures", 3, low=1),

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from monitor.addresses import validate_email
 from monitor.clauses import SEVERITIES, severity_rank
 from monitor.config import SECRET_KEY_ENV, WEEKDAYS
 from monitor.errors import ConfigError, SubscriptionError
@@ -81,41 +82,6 @@ def expand_topics(values: Iterable[str]) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------
 # Addresses
-
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+$")
-_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?$")
-
-
-def validate_email(text: str) -> str:
-    """A plain address (``local@domain``), stripped, with a lower-case domain; else an error.
-
-    Display names, comments, quoted local parts, control characters and anything that could
-    smuggle a header (CR, LF) are refused.
-    """
-    if not isinstance(text, str):
-        raise SubscriptionError("an email address must be text")
-    address = text.strip()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in address):
-        raise SubscriptionError("an email address must not contain control characters")
-    local, sep, domain = address.rpartition("@")
-    problem = None
-    if not sep or not local or not domain:
-        problem = "expected local@domain"
-    elif len(address) > 254 or len(local) > 64:
-        problem = "too long"
-    elif not _LOCAL.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-        problem = "bad characters before the @"
-    else:
-        labels = domain.split(".")
-        if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
-            problem = "bad domain"
-    if problem:
-        raise SubscriptionError(f"not a valid email address: {_shown(address)} ({problem})")
-    return f"{local}@{domain.lower()}"
-
-
-def _shown(text: str) -> str:
-    return repr(text[:80])
 
 
 # ---------------------------------------------------------------------------------------------
