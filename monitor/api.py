@@ -65,6 +65,7 @@ __all__ = [
     "SubscriberInfo",
     "SubscriptionInfo",
     "VersionInfo",
+    "compare_files",
 ]
 
 STATUS_DUE_LIMIT = 5
@@ -610,9 +611,7 @@ class Monitor:
         self, old: str | os.PathLike[str], new: str | os.PathLike[str], *, service: str = ""
     ) -> ChangeReport:
         """The report between two local files (HTML, Markdown or text); no database involved."""
-        from monitor.report import build_report
-
-        return build_report(read_clauses(Path(old)), read_clauses(Path(new)), document_name=service)
+        return compare_files(old, new, service=service)
 
     def changes(
         self,
@@ -659,7 +658,7 @@ class Monitor:
         with self.sessions() as session:
             view = store.load_change_view(session, change_id)
         if view is None:
-            raise ArgumentError(f"no change {change_id} (see `tosmon changes`)", argument=None)
+            raise MonitorError(f"no change {change_id} (see `tosmon changes`)")
         return render_change(view, base_url=self.config.web.base_url, unsubscribe_url=None)
 
     def import_history(
@@ -889,6 +888,16 @@ def _check_topics(topics: Sequence[str]) -> None:
             f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
             argument="--topic",
         )
+
+
+def compare_files(
+    old: str | os.PathLike[str], new: str | os.PathLike[str], *, service: str = ""
+) -> ChangeReport:
+    """The report between two local files (HTML, Markdown or text), with no config or database
+    (``tosmon compare``; :meth:`Monitor.compare` is the same)."""
+    from monitor.report import build_report
+
+    return build_report(read_clauses(Path(old)), read_clauses(Path(new)), document_name=service)
 
 
 def media_type_of(path: Path, content: bytes) -> str:

@@ -35,6 +35,7 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render
+from monitor.clock import utcnow
 from monitor.config import Config, MailConfig
 from monitor.errors import DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
@@ -88,10 +89,6 @@ class DeliveryStats:
             if count
         ]
         return ", ".join(parts)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def default_worker() -> str:
@@ -422,7 +419,7 @@ def deliver_pending(
     sessions: sessionmaker[Session],
     config: Config,
     *,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
     worker: str | None = None,
     limit: int | None = None,
     ids: Collection[int] | None = None,

@@ -59,6 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
+from monitor.clock import utcnow
 from monitor.config import Config
 from monitor.errors import FetchError, LockError
 from monitor.models import Document
@@ -81,10 +82,6 @@ FETCHER_LIFETIME = 3600.0
 for months, and a long-lived browser grows."""
 WORKER_RETENTION = timedelta(days=7)
 """Rows of stopped or vanished daemons are forgotten after this long."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def human(delta: timedelta) -> str:
@@ -529,14 +526,7 @@ class Daemon:
     def _new_fetcher(self) -> Any:
         from monitor.fetcher import Fetcher
 
-        fetch = self.config.fetch
-        return Fetcher(
-            user_agent=fetch.user_agent,
-            timeout=fetch.timeout,
-            max_bytes=fetch.max_bytes,
-            per_host=fetch.per_host,
-            retries=fetch.retries,
-        )
+        return Fetcher.from_config(self.config.fetch)
 
     async def _serve(self) -> None:
         self._loop_stop = asyncio.Event()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render, subscriptions
+from monitor.clock import utcnow
 from monitor.config import Config
 from monitor.errors import ConfigError, SubscriptionError
 from monitor.store import mail as store
@@ -42,10 +43,6 @@ SECURITY_HEADERS = {
         "frame-ancestors 'none'"
     ),
 }
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class WebServer:
@@ -239,7 +236,7 @@ def serve(
     config: Config,
     sessions: sessionmaker[Session],
     *,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
     key: bytes | None = None,
 ) -> WebServer:
     """Start the endpoint on ``[web] bind`` in a daemon thread (port 0 picks a free port)."""

@@ -1,4 +1,4 @@
-"""What every command shares: the loaded config, the database, output helpers."""
+"""What every command shares: the root group, the ``Monitor`` it opens, output helpers."""
 
 from __future__ import annotations
 
@@ -7,56 +7,47 @@ import re
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from monitor.api import Monitor
     from monitor.config import Config
 
 
 @dataclass
 class AppContext:
+    """What the command line gave (config path, verbosity) and the ``Monitor`` it opens."""
+
     config_path: str | None
     verbose: bool = False
-    _engine: Engine | None = field(default=None, repr=False)
-
-    @cached_property
-    def config(self) -> Config:
-        from monitor.config import load_config
-
-        return load_config(Path(self.config_path) if self.config_path else None)
+    _monitor: Monitor | None = field(default=None, repr=False)
 
     @property
-    def engine(self) -> Engine:
-        """The database engine, schema checked (created on first use of an empty database)."""
-        if self._engine is None:
-            from monitor.db import ensure_schema, make_engine
+    def monitor(self) -> Monitor:
+        """The library facade every command calls (opened on first use: a bad config stops
+        here with one line naming file, line and key)."""
+        if self._monitor is None:
+            from monitor.api import Monitor
 
-            engine = make_engine(self.config.storage.database_url)
-            ensure_schema(engine)
-            self._engine = engine
-        return self._engine
+            self._monitor = Monitor.open(self.config_path)
+        return self._monitor
 
-    @cached_property
+    @property
+    def config(self) -> Config:
+        return self.monitor.config
+
+    @property
     def sessions(self) -> sessionmaker[Session]:
-        from monitor.db import session_factory
-
-        return session_factory(self.engine)
+        return self.monitor.sessions
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+        if self._monitor is not None:
+            self._monitor.close()
 
 
 def emit_json(data: Any) -> None:
@@ -102,3 +93,50 @@ def is_tty() -> bool:
 
 def fmt_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+# ---------------------------------------------------------------------------------------------
+# The root group (each area's commands live in their own module and register on ``main``)
+
+
+class MonitorGroup(click.Group):
+    """Turns MonitorError into a one-line error; exit 2 for config and argument errors, else 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from monitor.errors import ArgumentError, ConfigError, MonitorError
+
+        try:
+            return super().invoke(ctx)
+        except ArgumentError as exc:
+            raise click.BadParameter(str(exc), param_hint=exc.argument) from exc
+        except ConfigError as exc:
+            _fail(ctx, exc, status=2)
+        except MonitorError as exc:
+            _fail(ctx, exc, status=1)
+
+
+def _fail(ctx: click.Context, exc: Exception, *, status: int) -> None:
+    app = ctx.find_object(AppContext)
+    if app is not None and app.verbose:
+        import traceback
+
+        traceback.print_exc()
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(status)
+
+
+@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="TOSMON_CONFIG",
+    help="TOML config file (default: $TOSMON_CONFIG, else built-in defaults).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="tos-monitor")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """tos-monitor: watch terms of service and privacy policies for licence and AI changes."""
+    ctx.obj = AppContext(config_path=config_path, verbose=verbose)
+    ctx.call_on_close(ctx.obj.close)

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
-from monitor.cli import main
 from monitor.cli.app import (
     AppContext,
     emit_json,
     fmt_time,
     is_tty,
+    main,
     parse_when,
     safe_terminal_text,
-    utcnow,
 )
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
-from monitor.errors import MonitorError
 
 OUTCOME_COLOURS = {
     "first": "cyan",
@@ -70,23 +64,6 @@ def db_upgrade(app: AppContext) -> None:
         click.echo(f"Schema upgraded from {before or 'empty'} to {after}.")
 
 
-def _selected_ids(app: AppContext, ids: Sequence[str]) -> list[str]:
-    """Sync declarations into the database; the ids to check (all when none given)."""
-    from monitor.store import history as store
-
-    declarations = app.config.all_documents()
-    known = {d.id for d in declarations}
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown document id(s): {', '.join(unknown)} (see `tosmon documents`)",
-            param_hint="ID",
-        )
-    with app.sessions.begin() as session:
-        store.sync_documents(session, declarations, now=utcnow())
-    return list(ids) if ids else [d.id for d in declarations]
-
-
 @main.command()
 @click.argument("ids", nargs=-1, metavar="[ID]...")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
@@ -100,54 +77,8 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     status 0 whenever the checks ran, whatever they found. Reports queued by the changes found
     are delivered before the command exits (unless --no-send).
     """
-    from monitor.fetcher import Fetcher
-    from monitor.store import scheduling
-    from monitor.tracker import CheckResult, check_documents, interval_or
-
-    selected = _selected_ids(app, ids)
-    fetch = app.config.fetch
-    worker = f"check:{socket.gethostname()}:{os.getpid()}"
-    with app.sessions.begin() as session:
-        claimed = set(
-            scheduling.claim_due_documents(
-                session,
-                worker=worker,
-                now=utcnow(),
-                lease=app.config.daemon.lease,
-                limit=len(selected),
-                only=selected,
-                due_only=False,
-            )
-        )
-    busy = [d for d in selected if d not in claimed]
-    selected = [d for d in selected if d in claimed]
-
-    async def run():  # type: ignore[no-untyped-def]
-        async with Fetcher(
-            user_agent=fetch.user_agent,
-            timeout=fetch.timeout,
-            max_bytes=fetch.max_bytes,
-            per_host=fetch.per_host,
-            retries=fetch.retries,
-        ) as fetcher:
-            return await check_documents(
-                selected,
-                sessions=app.sessions,
-                fetcher=fetcher,
-                interval_for=interval_or(app.config.daemon.interval),
-                concurrency=fetch.concurrency,
-                worker=worker,
-            )
-
-    try:
-        results = asyncio.run(run())
-    finally:
-        with app.sessions.begin() as session:
-            scheduling.release_claims(session, worker=worker)
-    results += [
-        CheckResult(d, "skipped", "being checked by a running daemon right now") for d in busy
-    ]
-    delivered = None if no_send else _deliver(app)
+    results = app.monitor.check(ids)
+    delivered = None if no_send else str(app.monitor.deliver()) or None
     if as_json:
         emit_json([r.as_dict() for r in results])
         return
@@ -162,76 +93,32 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
         click.echo(delivered)
 
 
-def _deliver(app: AppContext) -> str | None:
-    """Deliver what is pending in the outbox; a one-line summary, or None if nothing was due."""
-    try:
-        from monitor.outbox import deliver_pending
-    except ImportError:  # the mail feature is not installed in this build
-        return None
-    stats = deliver_pending(app.sessions, app.config)
-    text = str(stats)
-    return text if text else None
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_obj
 def documents(app: AppContext, as_json: bool) -> None:
     """Every document: its URL, last check, last change and failure state."""
-    from monitor.store import history as store
-
-    _selected_ids(app, ())
-    with app.sessions() as session:
-        rows = [
-            {
-                "id": doc.id,
-                "service": doc.service,
-                "type": doc.type,
-                "url": doc.url,
-                "render": doc.render,
-                "last_check_at": doc.last_check_at,
-                "last_change_at": doc.last_change_at,
-                "next_check_at": doc.next_check_at,
-                "versions": store.count_versions(session, doc.id),
-                "failing": doc.consecutive_failures > 0,
-                "consecutive_failures": doc.consecutive_failures,
-                "failing_since": doc.failing_since,
-                "last_error": doc.last_error if doc.consecutive_failures else None,
-            }
-            for doc in store.list_documents(session)
-        ]
+    rows = app.monitor.documents()
     if as_json:
-        emit_json(rows)
+        emit_json([row.as_dict() for row in rows])
         return
     for row in rows:
         state = (
             "ok"
-            if not row["failing"]
+            if not row.failing
             else click.style(
-                f"failing since {fmt_time(row['failing_since'])} ({row['consecutive_failures']}x): "
-                f"{safe_terminal_text(str(row['last_error']))}",
+                f"failing since {fmt_time(row.failing_since)} ({row.consecutive_failures}x): "
+                f"{safe_terminal_text(str(row.last_error))}",
                 fg="red",
             )
         )
-        if row["last_check_at"] is None:
+        if row.last_check_at is None:
             state = "never checked"
-        click.echo(f"{row['id']}  {row['url']}")
+        click.echo(f"{row.id}  {row.url}")
         click.echo(
-            f"    last check {fmt_time(row['last_check_at'])}, last change "
-            f"{fmt_time(row['last_change_at'])}, {row['versions']} version(s), {state}"
+            f"    last check {fmt_time(row.last_check_at)}, last change "
+            f"{fmt_time(row.last_change_at)}, {row.versions} version(s), {state}"
         )
-
-
-def _document_or_fail(session, document_id: str):  # type: ignore[no-untyped-def]
-    from monitor.store import history as store
-
-    doc = store.get_document(session, document_id)
-    if doc is None:
-        raise click.BadParameter(
-            f"no document {document_id!r} in the database (see `tosmon documents`)",
-            param_hint="ID",
-        )
-    return doc
 
 
 @main.command()
@@ -240,50 +127,21 @@ def _document_or_fail(session, document_id: str):  # type: ignore[no-untyped-def
 @click.pass_obj
 def history(app: AppContext, document_id: str, as_json: bool) -> None:
     """The versions of one document over time, and the changes between them."""
-    from monitor.store import history as store
-
-    with app.sessions() as session:
-        doc = _document_or_fail(session, document_id)
-        versions = [
-            {
-                "id": v.id,
-                "seen_at": v.seen_at,
-                "last_seen_at": v.last_seen_at,
-                "clauses": v.clause_count,
-                "text_hash": v.text_hash,
-                "source": v.source,
-            }
-            for v in store.versions_of(session, doc.id)
-        ]
-        changes = [
-            {
-                "id": c.id,
-                "detected_at": c.detected_at,
-                "old_version": c.old_version_id,
-                "new_version": c.new_version_id,
-                "severity": c.severity,
-                "labels": c.labels,
-                "summary": c.summary,
-                "source": c.source,
-            }
-            for c in store.changes_of(session, doc.id)
-        ]
+    record = app.monitor.history(document_id)
     if as_json:
-        emit_json({"document": document_id, "versions": versions, "changes": changes})
+        emit_json(record.as_dict())
         return
-    by_new = {c["new_version"]: c for c in changes}
-    click.echo(f"{document_id}: {len(versions)} version(s), {len(changes)} change(s)")
-    for v in versions:
+    by_new = {c.new_version: c for c in record.changes}
+    click.echo(f"{document_id}: {len(record.versions)} version(s), {len(record.changes)} change(s)")
+    for v in record.versions:
         click.echo(
-            f"  v{v['id']:<6} {fmt_time(v['seen_at'])}  {v['clauses']:>4} clauses  "
-            f"{v['text_hash'][:10]}  {v['source']}"
+            f"  v{v.id:<6} {fmt_time(v.seen_at)}  {v.clauses:>4} clauses  "
+            f"{v.text_hash[:10]}  {v.source}"
         )
-        c = by_new.get(v["id"])
+        c = by_new.get(v.id)
         if c is not None:
-            sev = click.style(str(c["severity"]), fg=SEVERITY_COLOURS.get(str(c["severity"])))
-            click.echo(
-                f"           change #{c['id']} [{sev}] {safe_terminal_text(str(c['summary']))}"
-            )
+            sev = click.style(c.severity, fg=SEVERITY_COLOURS.get(c.severity))
+            click.echo(f"           change #{c.id} [{sev}] {safe_terminal_text(c.summary)}")
 
 
 @main.command()
@@ -292,19 +150,8 @@ def history(app: AppContext, document_id: str, as_json: bool) -> None:
 @click.pass_obj
 def show(app: AppContext, document_id: str, at: str | None) -> None:
     """The text of the version in force at a moment (default: the latest)."""
-    from monitor.store import history as store
-
     when = parse_when(at, option="--at") if at else None
-    with app.sessions() as session:
-        doc = _document_or_fail(session, document_id)
-        version = store.version_at(session, doc.id, when)
-        if version is None:
-            raise MonitorError(
-                f"{document_id} has no version"
-                + (f" at or before {fmt_time(when)}" if when else " yet: run `tosmon check`")
-            )
-        text = store.version_text(session, version)
-    click.echo(safe_terminal_text(text))
+    click.echo(safe_terminal_text(app.monitor.text_at(document_id, when)))
 
 
 @main.command()
@@ -320,34 +167,25 @@ def diff(
 
     Default: the latest version against the one before it.
     """
-    from monitor.report import build_report
-    from monitor.store import history as store
-    from monitor.tracker import parse_version
+    from monitor.report import report_to_json
 
-    with app.sessions() as session:
-        doc = _document_or_fail(session, document_id)
-        new = store.version_at(session, doc.id, parse_when(to, option="--to") if to else None)
-        if new is None:
-            raise MonitorError(f"{document_id} has no version to compare")
-        if from_:
-            old = store.version_at(session, doc.id, parse_when(from_, option="--from"))
-        else:
-            earlier = store.recent_versions(session, doc.id, limit=1, before_id=new.id)
-            old = earlier[0] if earlier else None
-        if old is None:
-            raise MonitorError(f"{document_id} has no earlier version to compare with")
-        old_text, new_text = store.version_text(session, old), store.version_text(session, new)
-        old_at, new_at = old.seen_at, new.seen_at
-    report = build_report(
-        parse_version(old_text), parse_version(new_text), document_name=document_id
+    comparison = app.monitor.diff(
+        document_id,
+        from_at=parse_when(from_, option="--from") if from_ else None,
+        to_at=parse_when(to, option="--to") if to else None,
     )
     if as_json:
-        from monitor.report import report_to_json
-
-        emit_json({"document": document_id, "from": old_at, "to": new_at, **report_to_json(report)})
+        emit_json(
+            {
+                "document": document_id,
+                "from": comparison.from_at,
+                "to": comparison.to_at,
+                **report_to_json(comparison.report),
+            }
+        )
         return
-    click.echo(f"{document_id}: {fmt_time(old_at)} -> {fmt_time(new_at)}")
-    print_report(report, colour=is_tty())
+    click.echo(f"{document_id}: {fmt_time(comparison.from_at)} -> {fmt_time(comparison.to_at)}")
+    print_report(comparison.report, colour=is_tty())
 
 
 @main.command("import")
@@ -362,13 +200,9 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
     version at its date, with change records computed between them. No email is sent. Captures
     already imported (same document, same date) are skipped, so re-running is safe.
     """
-    from monitor.importer import import_dataset
-
-    wanted = {s.lower() for s in services}
-    summaries = import_dataset(
-        app.sessions,
+    summaries = app.monitor.import_history(
         path,
-        services=wanted,
+        services=services,
         on_document=None if as_json else lambda s: click.echo(s.line()),
     )
     if as_json:

@@ -6,34 +6,17 @@ from pathlib import Path
 
 import click
 
-from monitor.clauses import SEVERITIES, severity_rank
-from monitor.cli import main
-from monitor.cli.app import AppContext, emit_json, fmt_time, is_tty, parse_when, safe_terminal_text
+from monitor.clauses import SEVERITIES
+from monitor.cli.app import (
+    AppContext,
+    emit_json,
+    fmt_time,
+    is_tty,
+    main,
+    parse_when,
+    safe_terminal_text,
+)
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
-from monitor.errors import MonitorError
-
-
-def media_type_of(path: Path, content: bytes) -> str:
-    """By extension; otherwise HTML if it looks like markup, else plain text."""
-    from monitor.extract import MEDIA_TYPES_BY_SUFFIX
-
-    if path.suffix.lower() in MEDIA_TYPES_BY_SUFFIX:
-        return MEDIA_TYPES_BY_SUFFIX[path.suffix.lower()]
-    head = content[:512].lstrip().lower()
-    return "text/html" if head.startswith((b"<!doctype", b"<html", b"<")) else "text/plain"
-
-
-def read_clauses(path: Path):  # type: ignore[no-untyped-def]
-    from monitor.extract import extract_clauses
-
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise MonitorError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        return extract_clauses(content, media_type=media_type_of(path, content))
-    except MonitorError as exc:
-        raise MonitorError(f"{path}: {exc}") from exc
 
 
 @main.command()
@@ -50,9 +33,10 @@ def compare(old: Path, new: Path, service: str, as_json: bool) -> None:
 
     No database is involved: use it on documents you saved yourself.
     """
-    from monitor.report import build_report, report_to_json
+    from monitor.api import compare_files
+    from monitor.report import report_to_json
 
-    report = build_report(read_clauses(old), read_clauses(new), document_name=service)
+    report = compare_files(old, new, service=service)
     if as_json:
         emit_json(report_to_json(report))
         return
@@ -84,73 +68,21 @@ def changes(
     as_json: bool,
 ) -> None:
     """Change records across all documents, newest first."""
-    from monitor.store import history as store
-
-    _check_topics(topics)
-    levels = [s for s in SEVERITIES if severity_rank(s) >= severity_rank(min_severity)]
-    with app.sessions() as session:
-        rows = store.find_changes(
-            session,
-            since=parse_when(since, option="--since") if since else None,
-            services=services,
-            min_severity_levels=levels,
-        )
-        wanted = set(topics)
-        records = []
-        for change, document in rows:
-            if wanted and not wanted.intersection(change.labels):
-                continue
-            records.append(
-                {
-                    "id": change.id,
-                    "document": document.id,
-                    "service": document.service,
-                    "type": document.type,
-                    "detected_at": change.detected_at,
-                    "severity": change.severity,
-                    "labels": change.labels,
-                    "summary": change.summary,
-                    "notes": change.notes,
-                    "source": change.source,
-                    "clauses": [
-                        {
-                            "kind": c.kind,
-                            "section": c.section,
-                            "before": c.before,
-                            "after": c.after,
-                            "labels": c.labels,
-                            "direction": c.direction,
-                            "severity": c.severity,
-                            "annotation": c.annotation,
-                        }
-                        for c in change.clauses
-                    ],
-                }
-            )
-            if len(records) >= limit:
-                break
+    records = app.monitor.changes(
+        since=parse_when(since, option="--since") if since else None,
+        services=services,
+        topics=topics,
+        min_severity=min_severity,
+        limit=limit,
+    )
     if as_json:
-        emit_json(records)
+        emit_json([r.as_dict() for r in records])
         return
     if not records:
         click.echo("No changes match.")
     for r in records:
-        sev = click.style(f"{r['severity']:<8}", fg=SEVERITY_COLOURS.get(str(r["severity"])))
+        sev = click.style(f"{r.severity:<8}", fg=SEVERITY_COLOURS.get(r.severity))
         click.echo(
-            f"#{r['id']:<6} {fmt_time(r['detected_at'])}  {sev} {r['document']}: "
-            f"{safe_terminal_text(str(r['summary']))}"
-        )
-
-
-def _check_topics(topics: tuple[str, ...]) -> None:
-    if not topics:
-        return
-    from monitor.classify import load_taxonomy
-
-    known = load_taxonomy().topics
-    unknown = [t for t in topics if t not in known]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-            param_hint="--topic",
+            f"#{r.id:<6} {fmt_time(r.detected_at)}  {sev} {r.document}: "
+            f"{safe_terminal_text(r.summary)}"
         )
