@@ -22,6 +22,7 @@ from typing import Any
 from monitor import noise
 from monitor.clauses import ClauseChange, Direction, Severity
 from monitor.errors import ConfigError
+from monitor.scrub import one_line
 
 DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.toml")
 CORE_GROUPS = frozenset({"ai", "content_license"})
@@ -419,11 +420,9 @@ def _analyse_whole(
 
 # --- annotation -----------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
 
 def _quote(text: str, limit: int = 60) -> str:
-    text = _CONTROL.sub(" ", noise.plain_text(text)).strip(" ,;:.")
+    text = one_line(noise.plain_text(text)).strip(" ,;:.")
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text

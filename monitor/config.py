@@ -12,6 +12,7 @@ is read from the environment variable named by ``[mail] password_env``.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.resources
 import os
 import re
@@ -166,8 +167,6 @@ class Config:
         same id replaces the catalog's in place."""
         if not self.use_catalog:
             return self.documents
-        from monitor.catalog import catalog_documents
-
         own = {doc.id: doc for doc in self.documents}
         merged = [own.pop(doc.id, doc) for doc in catalog_documents()]
         merged.extend(doc for doc in self.documents if doc.id in own)
@@ -621,6 +620,36 @@ def parse_documents(
 
 # ---------------------------------------------------------------------------------------------
 # Loading
+
+
+CATALOG_FIRST = "meta.toml"
+
+
+@functools.cache
+def catalog_documents() -> tuple[DocumentConfig, ...]:
+    """Every document of the built-in catalog (``monitor/catalog/*.toml``), Meta's first; ids are
+    unique across files. Read here, with the config's own validation; the catalog package holds
+    only data, so the two do not import each other."""
+    folder = importlib.resources.files("monitor").joinpath("catalog")
+    files = [f for f in folder.iterdir() if f.name.endswith(".toml")]
+    files.sort(key=lambda f: (f.name != CATALOG_FIRST, f.name))
+    documents: list[DocumentConfig] = []
+    seen: dict[str, str] = {}
+    for file in files:
+        text = file.read_text("utf-8")
+        shown = f"monitor/catalog/{file.name}"
+        data = parse_toml(text, shown)
+        extra = sorted(set(data) - {"documents"})
+        if extra:
+            raise ConfigError("only [[documents]] tables belong here", path=shown, key=extra[0])
+        for doc in parse_documents(data.get("documents", []), path=shown, lines=_Lines(text)):
+            if doc.id in seen:
+                raise ConfigError(
+                    f"duplicate document id {doc.id!r} (also in {seen[doc.id]})", path=shown
+                )
+            seen[doc.id] = shown
+            documents.append(doc)
+    return tuple(documents)
 
 
 def parse_toml(text: str, path: str) -> dict[str, Any]:

@@ -18,10 +18,8 @@ itself with SIGKILL at that point (used by the crash tests; never set it in prod
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import secrets
 import signal
 import socket
 from collections.abc import Callable, Collection
@@ -39,6 +37,7 @@ from monitor.clock import utcnow
 from monitor.config import Config, MailConfig
 from monitor.errors import DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
+from monitor.messageids import keyed_message_id, new_message_id
 from monitor.models import Change, Delivery, Document, Subscriber
 from monitor.store import mail as store
 from monitor.subscriptions import (
@@ -56,7 +55,6 @@ from monitor.subscriptions import (
 log = logging.getLogger(__name__)
 
 CRASH_ENV = "TOSMON_OUTBOX_CRASH_AT"
-MESSAGE_ID_DOMAIN = "tos-monitor"
 MAX_ATTEMPTS = 10
 BOUNCE_THRESHOLD = 3
 BACKOFF_BASE = timedelta(minutes=1)
@@ -100,17 +98,6 @@ def backoff(
 ) -> timedelta:
     """How long to wait after ``attempts`` failed tries: 1, 2, 4 ... minutes, at most 6 hours."""
     return min(base * (2 ** max(attempts - 1, 0)), ceiling)
-
-
-def new_message_id(kind: str, *parts: object) -> str:
-    """A Message-ID unique across installations (fixed in the row, so a re-send keeps it)."""
-    local = ".".join(["tosmon", kind, *(str(p) for p in parts), secrets.token_hex(8)])
-    return f"<{local}@{MESSAGE_ID_DOMAIN}>"
-
-
-def keyed_message_id(kind: str, key: str) -> str:
-    digest = hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:32]
-    return f"<tosmon.{kind}.{digest}@{MESSAGE_ID_DOMAIN}>"
 
 
 def _crash_point(name: str) -> None:
@@ -214,23 +201,6 @@ def enqueue_alert(
         subject=render.one_line(subject),
         message_id=message_id,
         payload={"body": body, "key": key},
-        created_at=now,
-        due_at=now,
-    )
-
-
-def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datetime) -> Delivery:
-    """Queue the double opt-in email for a pending subscriber."""
-    return store.add_delivery(
-        session,
-        kind="confirm",
-        status="pending",
-        subscriber_id=subscriber.id,
-        change_id=None,
-        cadence="immediate",
-        to_address=subscriber.email,
-        subject="Confirm your tos-monitor subscription",
-        message_id=new_message_id("confirm", subscriber.id),
         created_at=now,
         due_at=now,
     )

@@ -8,7 +8,6 @@ colour alone, with explicit text and background colours so dark mode cannot inve
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from monitor import scrub
 from monitor.clauses import max_severity, severity_rank
 
 SUBJECT_LIMIT = 160
@@ -121,15 +121,10 @@ class DigestView:
 # ---------------------------------------------------------------------------------------------
 # Text helpers
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
-
 
 def one_line(text: str, *, limit: int = SUBJECT_LIMIT) -> str:
     """Untrusted text made safe for a header: no control characters, one line, bounded."""
-    squeezed = " ".join(_CONTROL.sub(" ", text).split())
-    if len(squeezed) > limit:
-        squeezed = squeezed[: limit - 1].rstrip() + "…"
-    return squeezed
+    return scrub.one_line(text, limit=limit)
 
 
 def headline(view: ChangeView) -> str:

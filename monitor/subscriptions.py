@@ -32,9 +32,12 @@ from monitor.addresses import validate_email
 from monitor.clauses import SEVERITIES, severity_rank
 from monitor.config import SECRET_KEY_ENV, WEEKDAYS
 from monitor.errors import ConfigError, SubscriptionError
+from monitor.messageids import new_message_id
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from monitor.models import Delivery, Subscriber
 
 Cadence = Literal["immediate", "daily", "weekly"]
 CADENCES: tuple[Cadence, ...] = ("immediate", "daily", "weekly")
@@ -344,7 +347,6 @@ def subscribe(
 ) -> SubscribeResult:
     """Add a subscription. A new (or unsubscribed) address waits for confirmation unless
     ``confirm`` is False (an operator adding an address they own); an active one stays active."""
-    from monitor import outbox
     from monitor.store import mail as store
 
     address = validate_email(email)
@@ -367,13 +369,32 @@ def subscribe(
     )
     confirmation_id = None
     if subscriber.state == "pending":
-        confirmation_id = outbox.enqueue_confirmation(session, subscriber, now=now).id
+        confirmation_id = enqueue_confirmation(session, subscriber, now=now).id
     return SubscribeResult(
         subscriber_id=subscriber.id,
         subscription_id=subscription.id,
         email=subscriber.email,
         state=subscriber.state,
         confirmation_id=confirmation_id,
+    )
+
+
+def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datetime) -> Delivery:
+    """Queue the double opt-in email for a pending subscriber (the outbox sends it)."""
+    from monitor.store import mail as store
+
+    return store.add_delivery(
+        session,
+        kind="confirm",
+        status="pending",
+        subscriber_id=subscriber.id,
+        change_id=None,
+        cadence="immediate",
+        to_address=subscriber.email,
+        subject="Confirm your tos-monitor subscription",
+        message_id=new_message_id("confirm", subscriber.id),
+        created_at=now,
+        due_at=now,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from monitor.scrub import neutralise
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -77,14 +78,10 @@ def parse_when(text: str, *, option: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-_UNSAFE_FOR_TERMINALS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-"""C0 and C1 controls (ESC, CSI: escape sequences) and bidi overrides (text that displays
-reordered), everything but newline and tab."""
-
-
 def safe_terminal_text(text: str) -> str:
-    """Page text is untrusted: replace what could drive or disguise the terminal with U+FFFD."""
-    return _UNSAFE_FOR_TERMINALS.sub("\ufffd", text)
+    """Page text is untrusted: replace what could drive or disguise the terminal with U+FFFD
+    (escape sequences, bidi overrides: ``monitor.scrub``)."""
+    return neutralise(text)
 
 
 def is_tty() -> bool:
