@@ -307,7 +307,9 @@ def _span_words(change: ClauseChange) -> tuple[tuple[str, ...], tuple[str, ...]]
     return tuple(added), tuple(removed)
 
 
-def _severity(labels: tuple[str, ...], direction: Direction, expanding: int, taxonomy: Taxonomy):
+def _severity(
+    labels: tuple[str, ...], direction: Direction, expanding: int, taxonomy: Taxonomy
+) -> Severity:
     groups = {taxonomy.topics[t].group for t in labels}
     if groups & CORE_GROUPS:
         return "high" if direction == "expands" else "medium"
@@ -469,7 +471,7 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         return "Only formatting, punctuation, spelling (UK/US) or links changed; same meaning."
     topic = _primary(analysis.labels, taxonomy)
     if change.kind in ("added", "removed"):
-        quoted = _quote(change.after if change.kind == "added" else change.before or "", 80)
+        quoted = _quote((change.after if change.kind == "added" else change.before) or "", 80)
         if topic is None:
             verb = "New clause" if change.kind == "added" else "Removed clause"
             return _clip(f"{verb}: '{quoted}'.", limit)

@@ -33,12 +33,13 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render
+from monitor.addresses import validate_email
 from monitor.clock import utcnow
 from monitor.config import Config, MailConfig
 from monitor.errors import DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
 from monitor.messageids import keyed_message_id, new_message_id
-from monitor.models import Change, Delivery, Document, Subscriber
+from monitor.models import Change, Delivery, DeliveryStatus, Document, Subscriber
 from monitor.store import mail as store
 from monitor.subscriptions import (
     ChangeFacts,
@@ -49,7 +50,6 @@ from monitor.subscriptions import (
     matches,
     next_digest_at,
     sign_token,
-    validate_email,
 )
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def backoff(
     attempts: int, *, base: timedelta = BACKOFF_BASE, ceiling: timedelta = BACKOFF_MAX
 ) -> timedelta:
     """How long to wait after ``attempts`` failed tries: 1, 2, 4 ... minutes, at most 6 hours."""
-    return min(base * (2 ** max(attempts - 1, 0)), ceiling)
+    return min(base * (1 << max(attempts - 1, 0)), ceiling)
 
 
 def _crash_point(name: str) -> None:
@@ -507,7 +507,7 @@ def _finish(
     worker: str,
     at: datetime,
     *,
-    status: str,
+    status: DeliveryStatus,
     error: str | None,
 ) -> None:
     with sessions.begin() as session:

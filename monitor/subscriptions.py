@@ -159,7 +159,7 @@ def matches(flt: SubscriptionFilter, facts: ChangeFacts) -> bool:
 
 def fastest_cadence(cadences: Iterable[str]) -> Cadence:
     """Of several matching subscriptions, the one that reports soonest wins."""
-    ordered = sorted(cadences, key=CADENCES.index)  # type: ignore[arg-type]
+    ordered = sorted(cadences, key=CADENCES.index)
     return ordered[0] if ordered else "immediate"  # type: ignore[return-value]
 
 

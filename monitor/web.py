@@ -51,8 +51,9 @@ class WebServer:
     def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread) -> None:
         self._httpd = httpd
         self._thread = thread
-        host, port = httpd.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        address, port = httpd.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else str(address)
+        shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}"
 
     def stop(self) -> None:
@@ -138,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
         return parts.path.rstrip("/") or "/", token
 
     def _show_form(self, path: str, token: str) -> None:
-        purpose = "confirm" if path == "/confirm" else "unsubscribe"
+        purpose: subscriptions.TokenPurpose = "confirm" if path == "/confirm" else "unsubscribe"
         try:
             claims = subscriptions.peek_token(
                 self.server.key, token, purpose, now=self.server.now()

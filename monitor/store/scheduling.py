@@ -77,7 +77,7 @@ def claim_due_documents(
         .returning(Document.id, Document.next_check_at)
         .execution_options(synchronize_session=False)
     )
-    rows = session.execute(statement).all()
+    rows = list(session.execute(statement).all())
     rows.sort(key=lambda row: (row[1] is not None, row[1] or now, row[0]))
     return [row[0] for row in rows]
 
