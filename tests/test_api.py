@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -245,3 +247,59 @@ def test_config_and_outbox_agree_on_email_addresses(
     else:
         with pytest.raises(ConfigError, match=r"t\.toml:2: alerts\.email: not an email address"):
             load_config(path)
+
+
+# -- the README's example runs as written ------------------------------------------------------
+
+
+def readme_python_example() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Use it from Python", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, "README: no python block under 'Use it from Python'"
+    return match.group(1)
+
+
+def test_the_readme_python_example_runs(
+    tmp_path: Path,
+    page_server,  # type: ignore[no-untyped-def]
+    data_dir: Path,
+) -> None:
+    page_server.set("/instagram", terms_page())
+    database = tmp_path / "example.db"
+    (tmp_path / "tosmon.toml").write_text(
+        f"""use_catalog = false
+
+[storage]
+database_url = "sqlite:///{database}"
+
+[[documents]]
+service = "Instagram"
+type = "Terms of Service"
+url = "{page_server.url("/instagram")}"
+""",
+        encoding="utf-8",
+    )
+    code = readme_python_example()
+
+    def run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = run()
+    assert "instagram/terms-of-service first baseline recorded" in first
+    assert "1 versions" in first
+
+    page_server.set("/instagram", terms_page(extra=AI_TRAINING))
+    second = run()
+    assert "instagram/terms-of-service changed" in second
+    assert "AI_TRAINING_ON_USER_DATA" in second
+    assert "2 versions" in second
