@@ -408,6 +408,19 @@ class Monitor:
         self._engine = None
         self._sessions = None
 
+    def upgrade_schema(self) -> tuple[str | None, str | None, str | None]:
+        """Apply the Alembic migrations up to head: (revision before, after, head)."""
+        from monitor.db import current_revision, head_revision, make_engine, upgrade
+
+        self.close()
+        engine = make_engine(self.config.storage.database_url)
+        try:
+            before = current_revision(engine)
+            upgrade(engine)
+            return before, current_revision(engine), head_revision(engine)
+        finally:
+            engine.dispose()
+
     # -- resources -------------------------------------------------------------------------------
 
     @property

@@ -49,17 +49,9 @@ def db() -> None:
 @click.pass_obj
 def db_upgrade(app: AppContext) -> None:
     """Apply Alembic migrations up to the version this tos-monitor expects."""
-    from monitor.db import current_revision, head_revision, make_engine, upgrade
-
-    engine = make_engine(app.config.storage.database_url)
-    try:
-        before = current_revision(engine)
-        upgrade(engine)
-        after = current_revision(engine)
-    finally:
-        engine.dispose()
+    before, after, head = app.monitor.upgrade_schema()
     if before == after:
-        click.echo(f"Schema already at {after} (head {head_revision(engine)}).")
+        click.echo(f"Schema already at {after} (head {head}).")
     else:
         click.echo(f"Schema upgraded from {before or 'empty'} to {after}.")
 
