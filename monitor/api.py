@@ -481,7 +481,8 @@ class Monitor:
         from monitor.tracker import check_documents, interval_or
 
         declared = self._sync()
-        unknown = [i for i in ids if i not in set(declared)]
+        known = set(declared)
+        unknown = [i for i in ids if i not in known]
         if unknown:
             raise ArgumentError(
                 f"unknown document id(s): {', '.join(unknown)} (see `tosmon documents`)",

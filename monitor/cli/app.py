@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from monitor.clock import utcnow as utcnow  # commands stamp with the one clock
 from monitor.scrub import neutralise
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from monitor.api import Monitor
@@ -41,6 +43,10 @@ class AppContext:
     @property
     def config(self) -> Config:
         return self.monitor.config
+
+    @property
+    def engine(self) -> Engine:
+        return self.monitor.engine
 
     @property
     def sessions(self) -> sessionmaker[Session]:
