@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from monitor.outbox import DeliveryStats
     from monitor.render import RenderedEmail
     from monitor.scheduler import Daemon
+    from monitor.web import WebServer
 
 __all__ = [
     "ChangeRecord",
@@ -457,6 +458,18 @@ class Monitor:
         from monitor.scheduler import Daemon
 
         return Daemon(self.config, self.sessions, worker=worker, web=web, clock=self.clock)
+
+    def serve(self, *, bind: str | None = None) -> WebServer:
+        """Start the web endpoint (history, feeds, confirm / unsubscribe links) in a thread on
+        ``bind`` (default: ``[web] bind``); ``.stop()`` the result to shut it down."""
+        import dataclasses
+
+        from monitor.web import serve
+
+        config = self.config
+        if bind:
+            config = dataclasses.replace(config, web=dataclasses.replace(config.web, bind=bind))
+        return serve(config, self.sessions)
 
     # -- checking --------------------------------------------------------------------------------
 

@@ -194,7 +194,7 @@ def _load(path: Path) -> Taxonomy:
 
 def load_taxonomy(path: Path | None = None) -> Taxonomy:
     """The taxonomy from ``path`` (default: the built-in taxonomy.toml); cached per path."""
-    return _load((path or DEFAULT_TAXONOMY).resolve())
+    return _load(path or DEFAULT_TAXONOMY)
 
 
 # --- labelling ------------------------------------------------------------------------------------

@@ -195,6 +195,7 @@ def _environment() -> Environment:
     env.filters["topic"] = topic_name
     env.filters["when"] = lambda value: value.strftime("%d %b %Y, %H:%M UTC")
     env.filters["day"] = lambda value: value.strftime("%d %b %Y")
+    env.filters["headline"] = headline
     env.globals["severity_style"] = severity_style
     return env
 
@@ -307,3 +308,18 @@ def render_page(
     return _render(
         "page.html.j2", title=title, message=message, form_action=form_action, button=button
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The read-only web history (monitor.site)
+
+
+def known_topics() -> tuple[str, ...]:
+    from monitor.classify import load_taxonomy
+
+    return tuple(load_taxonomy().topics)
+
+
+def render_site_page(template: str, **context: Any) -> str:
+    """One page of the web history (``templates/site/``), autoescaped like every HTML template."""
+    return _render(template, **context)

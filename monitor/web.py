@@ -28,7 +28,7 @@ from monitor import render, subscriptions
 from monitor.clock import utcnow
 from monitor.config import Config
 from monitor.errors import ConfigError, SubscriptionError
-from monitor.store import mail as store
+from monitor.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class _Server(ThreadingHTTPServer):
         self.key = key
         self.base_url = base_url
         self.now = now
+        self.site = Site(sessions, base_url=base_url, now=now)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -108,8 +109,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, "ok\n", content_type="text/plain; charset=utf-8")
         elif path in ("/confirm", "/unsubscribe"):
             self._show_form(path, token)
-        elif path.startswith("/changes/") and path[len("/changes/") :].isdigit():
-            self._show_change(int(path[len("/changes/") :]))
+        elif (page := self.server.site.handle(self.path)) is not None:
+            self._send(
+                HTTPStatus(page.status),
+                page.body,
+                content_type=page.content_type,
+                extra=page.headers,
+            )
         else:
             self._page(HTTPStatus.NOT_FOUND, "Not found", "There is nothing at this address.")
 
@@ -196,15 +202,6 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.OK, "Unsubscribed", f"{email} will receive no more tos-monitor reports."
             )
 
-    def _show_change(self, change_id: int) -> None:
-        with self.server.sessions() as session:
-            view = store.load_change_view(session, change_id)
-        if view is None:
-            self._page(HTTPStatus.NOT_FOUND, "Not found", f"There is no change {change_id}.")
-            return
-        rendered = render.render_change(view, base_url=None, unsubscribe_url=None)
-        self._send(HTTPStatus.OK, rendered.html)
-
     def _page(
         self,
         status: HTTPStatus,
@@ -220,13 +217,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, html)
 
     def _send(
-        self, status: HTTPStatus, body: str, *, content_type: str = "text/html; charset=utf-8"
+        self,
+        status: HTTPStatus,
+        body: str | bytes,
+        *,
+        content_type: str = "text/html; charset=utf-8",
+        extra: dict[str, str] | None = None,
     ) -> None:
-        data = body.encode("utf-8")
+        """Send a complete response; ``extra`` headers override the security defaults by name."""
+        data = body.encode("utf-8") if isinstance(body, str) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in {**SECURITY_HEADERS, **(extra or {})}.items():
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":

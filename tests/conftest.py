@@ -8,6 +8,7 @@ PostgreSQL the second run is skipped, unless ``TOSMON_REQUIRE_POSTGRES=1`` (CI) 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import uuid
@@ -51,11 +52,11 @@ def postgres_admin() -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(params=_databases())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database of each kind (no schema yet)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'tosmon.db'}"
+@contextlib.contextmanager
+def empty_database(kind: str, folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of an empty database of ``kind`` (no schema yet), dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'tosmon.db'}"
         return
     admin: Engine = request.getfixturevalue("postgres_admin")
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -66,6 +67,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=_databases())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database of each kind (no schema yet)."""
+    with empty_database(request.param, tmp_path, request) as url:
+        yield url
 
 
 @pytest.fixture

@@ -118,3 +118,50 @@ def test_an_oversized_body_is_refused(web: WebServer, sessions: sessionmaker[Ses
     url = f"{web.url}/unsubscribe?token={quote(token_for('unsubscribe', subscriber_id))}"
     assert httpx.post(url, content=b"x" * 100_000).status_code == 413
     assert state(sessions) == "active"
+
+
+def test_history_pages_show_a_new_change_at_once(
+    web: WebServer, sessions: sessionmaker[Session]
+) -> None:
+    assert "No change of medium severity" in httpx.get(web.url + "/").text
+    record_change(sessions)
+    home = httpx.get(web.url + "/").text  # cached pages are dropped when the history moves
+    assert "Instagram Terms of Use" in home
+    assert "No change of medium severity" not in home
+
+
+def test_tosmon_serve_shows_the_history_until_sigterm(data_dir: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.smtp import free_port
+
+    port = free_port()
+    env = {**os.environ, "TOSMON_SECRET_KEY": SECRET}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "serve", "--bind", f"127.0.0.1:{port}"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "tosmon serve did not start listening"
+                time.sleep(0.2)
+        assert page.status_code == 200 and "<h1>Platforms</h1>" in page.text
+        assert httpx.get(f"http://127.0.0.1:{port}/feeds/all.atom").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Serving the history at" in out and "Traceback" not in err

@@ -140,3 +140,28 @@ def _print_status(data: dict[str, Any]) -> None:
         click.echo(f"Last digest: {fmt_time(digest['sent_at'])} ({digest['cadence']})")
     else:
         click.echo("Last digest: none sent yet.")
+
+
+@main.command()
+@click.option("--bind", help="host:port to listen on (default: [web] bind).")
+@click.pass_obj
+def serve(app: AppContext, bind: str | None) -> None:
+    """Serve the read-only web history, its Atom feeds and the confirm / unsubscribe links.
+
+    The same pages `tosmon run` serves, without checking anything: for a machine that only
+    shows what the daemons record. Runs until SIGTERM or SIGINT.
+    """
+    server = app.monitor.serve(bind=bind)
+    click.echo(f"Serving the history at {server.url}/ (feeds at {server.url}/feeds/all.atom)")
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+    click.echo("Stopped.")
