@@ -158,11 +158,8 @@ def test_compare_two_local_files(tmp_path: Path) -> None:
     assert any("AI_TRAINING_ON_USER_DATA" in c.labels for c in report.clauses)
 
 
-def test_subscribe_confirm_unsubscribe(
-    tmp_path: Path,
-    config_path: Path,
-    smtp_server: SMTPTestServer,
-) -> None:
+def with_mail(config_path: Path, smtp_server: SMTPTestServer) -> None:
+    """Point the config's [mail] at the local SMTP server."""
     text = config_path.read_text(encoding="utf-8")
     config_path.write_text(
         text.replace(
@@ -172,6 +169,14 @@ def test_subscribe_confirm_unsubscribe(
         ),
         encoding="utf-8",
     )
+
+
+def test_subscribe_confirm_unsubscribe(
+    tmp_path: Path,
+    config_path: Path,
+    smtp_server: SMTPTestServer,
+) -> None:
+    with_mail(config_path, smtp_server)
     with Monitor.open(config_path) as monitor:
         outcome = monitor.subscribe("Reader@Example.ORG", topics=["ai"], cadence="daily")
         assert outcome.email == "Reader@example.org" and outcome.state == "pending"
@@ -189,6 +194,27 @@ def test_subscribe_confirm_unsubscribe(
         assert monitor.subscribers()[0].state == "unsubscribed"
         with pytest.raises(SubscriptionError, match="not a valid email"):
             monitor.subscribe("not an address")
+
+
+def test_a_change_found_by_check_is_mailed_by_deliver(
+    config_path: Path,
+    page_server,
+    smtp_server: SMTPTestServer,  # type: ignore[no-untyped-def]
+) -> None:
+    with_mail(config_path, smtp_server)
+    with Monitor.open(config_path) as monitor:
+        monitor.subscribe("reader@example.org", topics=["ai"], confirm=False)
+        monitor.check()
+        page_server.set("/tos", terms_page(extra=AI_TRAINING))
+        [changed] = monitor.check()
+        assert changed.outcome == "changed"
+        assert smtp_server.messages == []  # check queues, deliver sends
+        stats = monitor.deliver()
+        assert stats.sent == 1
+        assert monitor.deliver().sent == 0  # never twice
+    [message] = smtp_server.messages
+    assert message["To"] == "reader@example.org"
+    assert "AI" in message["Subject"]
 
 
 # -- one decoder: the fetcher and the extractor read a page's bytes the same way -------------
