@@ -23,6 +23,7 @@ from monitor.config import AlertsConfig
 from monitor.logs import escape_controls
 from monitor.models import Document
 from monitor.store import scheduling as store
+from monitor.urls import mask_credentials
 
 log = logging.getLogger("monitor.alerts")
 
@@ -69,7 +70,7 @@ def failing_alert(document: Document, *, to: str, now: datetime) -> Alert:
         f"The document {document.id} ({_name(document)}) has failed its last "
         f"{document.consecutive_failures} checks.\n"
         f"\n"
-        f"URL:           {escape_controls(document.url)}\n"
+        f"URL:           {escape_controls(mask_credentials(document.url))}\n"
         f"Failing since: {_when(since)}\n"
         f"Last check:    {_when(document.last_check_at or now)}\n"
         f"Last error:    {error}\n"
@@ -93,7 +94,7 @@ def recovered_alert(document: Document, *, to: str, now: datetime, since: dateti
     body = (
         f"The document {document.id} ({_name(document)}) was checked successfully again.\n"
         f"\n"
-        f"URL:           {escape_controls(document.url)}\n"
+        f"URL:           {escape_controls(mask_credentials(document.url))}\n"
         f"Failing since: {_when(since)}\n"
         f"Recovered at:  {_when(checked)}{outage}\n"
     )

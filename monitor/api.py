@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from monitor.config import Config, load_config
 from monitor.errors import ArgumentError, MonitorError
 from monitor.store.scheduling import OutboxBacklog
 from monitor.tracker import CheckOutcome, CheckResult
+from monitor.urls import mask_credentials
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -85,6 +86,7 @@ class DocumentInfo:
     service: str
     type: str
     url: str
+    """As shown: a password in it is masked (``https://***@host/``)."""
     render: bool
     last_check_at: datetime | None
     last_change_at: datetime | None
@@ -422,6 +424,16 @@ class Monitor:
         finally:
             engine.dispose()
 
+    def check_mail_settings(self, env: Mapping[str, str] = os.environ) -> None:
+        """Fail before any work if mail could not go out: the variable named by ``[mail]
+        password_env`` must be set, and the link-signing key (``TOSMON_SECRET_KEY`` or the key
+        file) usable, the file not readable by group or others. A ConfigError names the variable
+        or the file. Without it, a check would record a change, then stop at its first email."""
+        from monitor.subscriptions import check_secret_key
+
+        self.config.mail.password(env)
+        check_secret_key(self.config.secret_key_file, env=env)
+
     # -- resources -------------------------------------------------------------------------------
 
     @property
@@ -557,7 +569,7 @@ class Monitor:
                     id=doc.id,
                     service=doc.service,
                     type=doc.type,
-                    url=doc.url,
+                    url=mask_credentials(doc.url),
                     render=doc.render,
                     last_check_at=doc.last_check_at,
                     last_change_at=doc.last_change_at,
@@ -565,7 +577,9 @@ class Monitor:
                     versions=store.count_versions(session, doc.id),
                     consecutive_failures=doc.consecutive_failures,
                     failing_since=doc.failing_since,
-                    last_error=doc.last_error if doc.consecutive_failures else None,
+                    last_error=(
+                        mask_credentials(doc.last_error or "") if doc.consecutive_failures else None
+                    ),
                 )
                 for doc in store.list_documents(session)
             ]
@@ -695,11 +709,19 @@ class Monitor:
         services: Sequence[str] = (),
         on_document: Callable[[ImportSummary], None] | None = None,
     ) -> list[ImportSummary]:
-        """Backfill history from an Open Terms Archive dataset (no email is sent)."""
+        """Backfill history from an Open Terms Archive dataset (no email is sent).
+
+        Only regular files up to ``[fetch] max_bytes`` are read; others are skipped and named.
+        """
         from monitor.importer import import_dataset
 
-        wanted = {s.lower() for s in services}
-        return import_dataset(self.sessions, Path(path), services=wanted, on_document=on_document)
+        return import_dataset(
+            self.sessions,
+            Path(path),
+            services={s.lower() for s in services},
+            on_document=on_document,
+            max_bytes=self.config.fetch.max_bytes,
+        )
 
     # -- the daemon, seen from outside -----------------------------------------------------------
 
@@ -728,7 +750,9 @@ class Monitor:
                 for w in store.running_workers(session)
             )
             due = tuple(
-                DueDocument(document=doc.id, next_check_at=doc.next_check_at, url=doc.url)
+                DueDocument(
+                    document=doc.id, next_check_at=doc.next_check_at, url=mask_credentials(doc.url)
+                )
                 for doc in store.next_due(session, limit=STATUS_DUE_LIMIT, only=declared)
             )
             failing = tuple(
@@ -736,7 +760,7 @@ class Monitor:
                     document=doc.id,
                     failing_since=doc.failing_since,
                     consecutive_failures=doc.consecutive_failures,
-                    last_error=doc.last_error,
+                    last_error=mask_credentials(doc.last_error or "") or None,
                     alerted_at=doc.failure_alerted_at,
                 )
                 for doc in store.failing_documents(session, only=declared)

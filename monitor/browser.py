@@ -8,23 +8,42 @@ tos-monitor works without Playwright. It never downloads a browser: it drives De
     apt-get install chromium
 
 Playwright errors are translated here into ``FetchError`` (one line, naming the URL).
+
+Chromium runs inside its own sandbox whenever it can: as an ordinary user with unprivileged user
+namespaces (the default on Debian). As root it cannot (Chromium refuses to sandbox itself as
+root), nor where user namespaces are disabled or blocked (some containers); only then is it
+started with ``--no-sandbox``, and the reason is logged once (``sandbox_problem``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.errors import FetchError
+from monitor.netpolicy import Resolver, is_private_address, system_resolver
 
-__all__ = ["CHROMIUM_ARGS", "CHROMIUM_PATH", "ENABLE_HINT", "Browser", "RenderedPage"]
+__all__ = [
+    "CHROMIUM_ARGS",
+    "CHROMIUM_PATH",
+    "ENABLE_HINT",
+    "Browser",
+    "RenderedPage",
+    "browser_unavailable",
+    "sandbox_problem",
+]
+
+log = logging.getLogger(__name__)
 
 CHROMIUM_PATH = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = (
     "--headless",
-    "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
@@ -35,6 +54,9 @@ CHROMIUM_ARGS = (
 ENABLE_HINT = (
     "install the browser extra: pip install 'tos-monitor[browser]' and Debian's chromium package"
 )
+NO_SANDBOX = "--no-sandbox"
+SANDBOX_HINT = "run tos-monitor as an ordinary user with user namespaces enabled to sandbox it"
+PROC_SYS = Path("/proc/sys")
 IDLE_WAIT = 5.0  # seconds to wait for scripts' network requests to settle after "load"
 
 # net:: errors that will not go away by trying again soon
@@ -69,14 +91,61 @@ def browser_unavailable(executable: Path | None = None) -> str | None:
     return None
 
 
+def sandbox_problem(*, euid: int | None = None, proc_sys: Path = PROC_SYS) -> str | None:
+    """Why Chromium cannot run in its sandbox here, or None when it should be able to.
+
+    Chromium sandboxes itself with unprivileged user namespaces; it refuses to as root, and
+    cannot where the kernel disables them (``kernel.unprivileged_userns_clone = 0`` on older
+    Debian, ``user.max_user_namespaces = 0``). Other obstacles (a container's seccomp filter)
+    only show when Chromium starts: ``Browser.start`` then falls back and says so.
+    """
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        return "tos-monitor runs as root, and Chromium cannot sandbox itself as root"
+    for setting, name in (
+        ("kernel/unprivileged_userns_clone", "kernel.unprivileged_userns_clone"),
+        ("user/max_user_namespaces", "user.max_user_namespaces"),
+    ):
+        try:
+            value = (proc_sys / setting).read_text(encoding="ascii").strip()
+        except OSError:
+            continue
+        if value == "0":
+            return f"unprivileged user namespaces are disabled ({name} = 0)"
+    return None
+
+
+_explained: set[str] = set()
+
+
+def _explain_no_sandbox(reason: str) -> None:
+    """Log once per process (per reason) why Chromium runs without its sandbox."""
+    if reason not in _explained:
+        _explained.add(reason)
+        log.warning("Chromium runs without its sandbox: %s; %s", reason, SANDBOX_HINT)
+
+
+def _sandbox_failure(message: str) -> bool:
+    lowered = message.lower()
+    return "sandbox" in lowered or "namespace" in lowered
+
+
 class Browser:
     """One headless Chromium for a check cycle; a fresh context (no cookies) per page."""
 
-    def __init__(self, *, user_agent: str, executable: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        executable: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
         self.user_agent = user_agent
         self.executable = executable or CHROMIUM_PATH
+        self.extra_args = tuple(extra_args)
         self._playwright: Any = None
         self._browser: Any = None
+        self.sandboxed: bool | None = None  # known once started
 
     async def start(self) -> None:
         if reason := browser_unavailable(self.executable):
@@ -85,35 +154,110 @@ class Browser:
         from playwright.async_api import async_playwright
 
         self._playwright = await async_playwright().start()
+        problem = sandbox_problem()
         try:
-            self._browser = await self._playwright.chromium.launch(
-                executable_path=str(self.executable),
-                headless=True,
-                args=list(CHROMIUM_ARGS),
-            )
+            try:
+                self._browser = await self._launch(sandboxed=problem is None)
+            except PlaywrightError as exc:
+                if problem is not None or not _sandbox_failure(str(exc)):
+                    raise
+                # the kernel said yes, but Chromium could not sandbox itself (a container's
+                # seccomp filter, an AppArmor rule...): the fallback it must take
+                problem = f"it could not start sandboxed ({_first_line(exc)})"
+                self._browser = await self._launch(sandboxed=False)
         except PlaywrightError as exc:
             await self._playwright.stop()
             self._playwright = None
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise FetchError(f"cannot start {self.executable}: {first}") from exc
+            raise FetchError(f"cannot start {self.executable}: {_first_line(exc)}") from exc
+        self.sandboxed = problem is None
+        if problem is not None:
+            _explain_no_sandbox(problem)
 
-    async def render(self, url: str, *, timeout: float) -> RenderedPage:
-        """Load ``url``, let its scripts run, and return the resulting DOM."""
+    async def _launch(self, *, sandboxed: bool) -> Any:
+        args = [*CHROMIUM_ARGS, *self.extra_args]
+        if not sandboxed:
+            args.append(NO_SANDBOX)
+        return await self._playwright.chromium.launch(
+            executable_path=str(self.executable),
+            headless=True,
+            args=args,
+            chromium_sandbox=sandboxed,
+        )
+
+    async def render(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        private_ok: bool = True,
+        resolver: Resolver | None = None,
+        refusal_hint: str = "",
+    ) -> RenderedPage:
+        """Load ``url``, let its scripts run, and return the resulting DOM.
+
+        With ``private_ok`` False (a public document), a request of the page to a private
+        address (see monitor.netpolicy) is aborted, and a redirect of the page itself to one
+        fails the render: Chromium follows redirects without asking, so the chain is judged
+        once loaded, and nothing from it is kept.
+        """
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import TimeoutError as PlaywrightTimeout
 
         if self._browser is None:
             raise RuntimeError("Browser.start() was not called")
+        resolve = resolver or system_resolver
+        refused: list[str] = []
         context = await self._browser.new_context(
             user_agent=self.user_agent, service_workers="block", accept_downloads=False
         )
+
+        async def private_host(address: str) -> str | None:
+            parts = urlsplit(address)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                return None
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            try:
+                addresses = await resolve(parts.hostname, port)
+            except OSError:
+                return None  # Chromium will fail to resolve it too
+            private = next((a for a in addresses if is_private_address(a)), None)
+            if private is None:
+                return None
+            return parts.hostname if parts.hostname == private else f"{parts.hostname} ({private})"
+
+        async def guard(route: Any) -> None:
+            if where := await private_host(route.request.url):
+                refused.append(f"{route.request.url}: {where} is a private address")
+                await route.abort("blockedbyclient")
+            else:
+                await route.continue_()
+
+        def refusal(what: str) -> FetchError:
+            return FetchError(f"{url}: refused {what}; {refusal_hint}".rstrip("; "))
+
         try:
+            if not private_ok:
+                await context.route("**/*", guard)
             page = await context.new_page()
-            response = await page.goto(url, wait_until="load", timeout=timeout * 1000)
+            try:
+                response = await page.goto(url, wait_until="load", timeout=timeout * 1000)
+            except PlaywrightError:
+                if refused and refused[0].startswith(url):
+                    raise refusal(f"a request to {refused[0]}") from None
+                raise
             with contextlib.suppress(PlaywrightTimeout):
                 await page.wait_for_load_state(
                     "networkidle", timeout=min(IDLE_WAIT, timeout) * 1000
                 )
+            if not private_ok:
+                hops = []
+                request = response.request if response is not None else None
+                while request is not None:
+                    hops.append(request.url)
+                    request = request.redirected_from
+                for hop in [*reversed(hops[:-1]), page.url]:
+                    if where := await private_host(hop):
+                        raise refusal(f"a redirect to {hop}: {where} is a private address")
             html = await page.content()
             status = response.status if response is not None else 200
             headers = await response.all_headers() if response is not None else {}
@@ -140,3 +284,8 @@ class Browser:
         finally:
             if playwright is not None:
                 await playwright.stop()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -40,18 +40,30 @@ def _known(label: str | None) -> str | None:
     return label
 
 
+def _impossible_wide(charset: str, content: bytes) -> bool:
+    """A UTF-16/32 label on a body with no NUL byte: ASCII-compatible bytes, a false label.
+
+    UTF-16 writes every ASCII character (all of HTML's markup) with a NUL byte; a page without
+    one is not UTF-16, and decoding it as such turns it into a run of CJK characters.
+    """
+    return codecs.lookup(charset).name.startswith(("utf-16", "utf-32")) and (
+        b"\0" not in content[:4096]
+    )
+
+
 def detect_charset(
     content: bytes, media_type: str = "text/html", header_charset: str | None = None
 ) -> str | None:
     """The charset of ``content``: BOM, header, <meta>/XML declaration, else detected.
 
-    Returns None only for an empty body. Unknown labels are ignored.
+    Returns None only for an empty body. Unknown labels are ignored, and so is a UTF-16 or UTF-32
+    label on a body without a BOM or a NUL byte (a misconfigured server: see _impossible_wide).
     """
     for bom, name in _BOMS:
         if content.startswith(bom):
             return name
     declared = _known(header_charset)
-    if declared:
+    if declared and not _impossible_wide(declared, content):
         return declared
     if "html" in media_type or "xml" in media_type:
         head = content[:4096]

@@ -31,6 +31,7 @@ import platformdirs
 from monitor import __version__
 from monitor.addresses import email_problem
 from monitor.errors import ConfigError
+from monitor.urls import mask_credentials
 
 APP_NAME = "tos-monitor"
 CONFIG_ENV = "TOSMON_CONFIG"
@@ -97,6 +98,7 @@ class FetchConfig:
     per_host: int = 2
     retries: int = 3
     concurrency: int = 8
+    allow_private: bool = False  # follow redirects of public documents to private addresses
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ class Config:
 
 _INTERVAL_PART = re.compile(r"(\d+)\s*([smhdw])")
 _INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=366)
+"""The longest duration a config accepts (no check interval, lease or retry wait is longer)."""
 
 
 def parse_interval(text: str) -> timedelta:
@@ -186,10 +190,16 @@ def parse_interval(text: str) -> timedelta:
         raise ConfigError(f'expected a duration such as "6h", got {text!r}')
     compact = text.strip().lower()
     pos, seconds = 0, 0
+    too_long = ConfigError(
+        f"bad duration {text[:40]!r}: longer than the longest allowed "
+        f'({MAX_DURATION.days}d); use e.g. "1d" or "2w"'
+    )
     while pos < len(compact):
         match = _INTERVAL_PART.match(compact, pos)
         if match is None:
             break
+        if len(match.group(1)) > 12:  # beyond any useful duration; also keeps int() cheap
+            raise too_long
         seconds += int(match.group(1)) * _INTERVAL_UNITS[match.group(2)]
         pos = match.end()
         while pos < len(compact) and compact[pos] == " ":
@@ -200,6 +210,8 @@ def parse_interval(text: str) -> timedelta:
         )
     if seconds <= 0:
         raise ConfigError(f"bad duration {text!r}: must be longer than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise too_long
     return timedelta(seconds=seconds)
 
 
@@ -429,17 +441,18 @@ def _show(value: object) -> str:
 
 def url_problem(url: str) -> str | None:
     """Why ``url`` is not a usable http(s) URL, or None if it is."""
+    shown = mask_credentials(url)  # the message must not show a password held in the URL
     try:
         parts = urlsplit(url.strip())
         parts.port  # noqa: B018  (raises on a bad port)
     except ValueError as exc:
-        return f"bad URL {url!r}: {exc}"
+        return f"bad URL {shown!r}: {mask_credentials(str(exc))}"
     if parts.scheme not in ("http", "https"):
-        return f"bad URL {url!r}: the scheme must be http or https"
+        return f"bad URL {shown!r}: the scheme must be http or https"
     if not parts.hostname:
-        return f"bad URL {url!r}: a host is required"
+        return f"bad URL {shown!r}: a host is required"
     if any(ch.isspace() for ch in url.strip()):
-        return f"bad URL {url!r}: spaces must be percent-encoded"
+        return f"bad URL {shown!r}: spaces must be percent-encoded"
     return None
 
 
@@ -462,7 +475,15 @@ def _bind_problem(bind: str) -> str | None:
 DOCUMENT_KEYS = ("id", "service", "type", "url", "select", "remove", "interval", "render")
 SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "storage": ("database_url", "data_dir"),
-    "fetch": ("user_agent", "timeout", "max_bytes", "per_host", "retries", "concurrency"),
+    "fetch": (
+        "user_agent",
+        "timeout",
+        "max_bytes",
+        "per_host",
+        "retries",
+        "concurrency",
+        "allow_private",
+    ),
     "mail": (
         "host",
         "port",
@@ -499,6 +520,7 @@ def _fetch(t: _Table) -> FetchConfig:
         per_host=t.get_int("per_host", default.per_host, low=1),
         retries=t.get_int("retries", default.retries, low=0, high=20),
         concurrency=t.get_int("concurrency", default.concurrency, low=1),
+        allow_private=t.get_bool("allow_private", default.allow_private),
     )
 
 
@@ -697,6 +719,44 @@ def load_config(path: Path | None = None, *, env: Mapping[str, str] = os.environ
     return _build(data, path=path, lines=lines, base=base, env=env)
 
 
+DATABASE_BACKENDS: tuple[str, ...] = ("sqlite", "postgresql")
+
+
+def _database_url(t: _Table, base: Path | None) -> str | None:
+    """``[storage] database_url``, checked; a relative SQLite path is made relative to the
+    config file's directory (like every path in the file), not to the working directory."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    value = t.get_str("database_url")
+    if value is None:
+        return None
+    value = value.strip()
+    example = '"sqlite:///path/tosmon.db" or "postgresql+psycopg://user@host/tosmon"'
+    if "://" not in value:
+        raise t.error("database_url", f'expected a database URL such as {example}, got "{value}"')
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError) as exc:
+        raise t.error("database_url", f"not a database URL: {exc}") from None
+    backend = url.get_backend_name()
+    if backend not in DATABASE_BACKENDS:
+        raise t.error(
+            "database_url",
+            f"unsupported database {backend!r}: tos-monitor works with SQLite or PostgreSQL "
+            f"(e.g. {example})",
+        )
+    database = url.database
+    if backend != "sqlite" or not database or database == ":memory:" or "uri" in url.query:
+        return value
+    path = Path(database).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if str(path) == database:
+        return value
+    return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
 def _build(
     data: dict[str, Any],
     *,
@@ -716,12 +776,7 @@ def _build(
         data_dir = Path(env[DATA_DIR_ENV]).expanduser()
     else:
         data_dir = storage.path_value("data_dir", base) or default_data_dir()
-    database_url = storage.get_str("database_url") or _sqlite_url(data_dir)
-    if "://" not in database_url:
-        raise storage.error(
-            "database_url",
-            f'expected a database URL such as "sqlite:///path/tosmon.db", got "{database_url}"',
-        )
+    database_url = _database_url(storage, base) or _sqlite_url(data_dir)
 
     secret_key_file = tables["web"].path_value("secret_key_file", base) or data_dir / "secret.key"
     documents: tuple[DocumentConfig, ...] = ()

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.errors import ConfigError, SchemaError
+from monitor.errors import ConfigError, DatabaseUnavailable, SchemaError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 UPGRADE_HINT = "run `tosmon db upgrade` to bring it up to date"
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0003"
 """The Alembic head this code expects (a test keeps it equal to migrations/): every command
 checks the schema with one query instead of loading Alembic."""
 
@@ -27,10 +28,12 @@ def make_engine(database_url: str) -> Engine:
     try:
         url = make_url(database_url)
     except ArgumentError as exc:
-        raise ConfigError(f"invalid database URL {database_url!r}", key="database_url") from exc
+        raise ConfigError(
+            f"invalid database URL {database_url!r}", key="storage.database_url"
+        ) from exc
     if url.get_backend_name() == "sqlite":
-        if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if url.database and url.database != ":memory:" and "uri" not in url.query:
+            _create_private_file(Path(url.database).expanduser())
         engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -42,7 +45,34 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:  # an unknown dialect or a missing driver
+        raise ConfigError(
+            f"unsupported database {url.get_backend_name()!r}: use SQLite or PostgreSQL ({exc})",
+            key="storage.database_url",
+        ) from exc
+
+
+def _create_private_file(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (mode 0600) before SQLite opens it.
+
+    SQLite gives its -wal, -shm and -journal files the mode of the database file, so they are
+    private too. An existing file keeps the mode its owner chose.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        raise ConfigError(
+            f"cannot create the database file {path}: {exc.strerror}{where}",
+            key="storage.database_url",
+        ) from exc
+    os.close(fd)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -86,9 +116,9 @@ def ensure_schema(engine: Engine) -> None:
     A database holding no tables at all is new and gets every migration. A database at an older
     revision is never upgraded behind the user's back: that is ``tosmon db upgrade``'s job.
     """
-    if _stamped_revision(engine) == SCHEMA_HEAD:
-        return  # the common case, without loading Alembic
     try:
+        if _stamped_revision(engine) == SCHEMA_HEAD:
+            return  # the common case, without loading Alembic
         current = current_revision(engine)
         if current is None:
             tables = set(inspect(engine).get_table_names())
@@ -99,8 +129,8 @@ def ensure_schema(engine: Engine) -> None:
                 )
             upgrade(engine)
             return
-    except OperationalError as exc:
-        raise SchemaError(f"cannot open the database at {_safe_url(engine)}: {exc.orig}") from exc
+    except DBAPIError as exc:
+        raise database_unavailable(engine.url, exc) from exc
     head = head_revision(engine)
     if current != head:
         from alembic.script import ScriptDirectory
@@ -118,12 +148,45 @@ def ensure_schema(engine: Engine) -> None:
 
 
 def _stamped_revision(engine: Engine) -> str | None:
-    """The revision in ``alembic_version`` with one plain query (None if there is none)."""
-    try:
-        with engine.connect() as connection:
+    """The revision in ``alembic_version`` with one plain query (None if there is none).
+
+    A database that cannot be opened at all raises (DBAPIError); only a missing table is None.
+    """
+    with engine.connect() as connection:
+        try:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError:
-        return None
+        except DBAPIError:
+            connection.rollback()
+            return None
+
+
+def database_unavailable(url: str | URL, exc: DBAPIError) -> DatabaseUnavailable:
+    """A clear error for a database that cannot be opened or written (the CLI exits 2).
+
+    Names the database (password hidden) and says what is wrong in the user's words: not a
+    database, read-only, unreachable.
+    """
+    try:
+        parsed = make_url(url)
+        shown = parsed.render_as_string(hide_password=True)
+        if parsed.get_backend_name() == "sqlite" and parsed.database:
+            shown = parsed.database.removeprefix("file:")
+    except ArgumentError:
+        shown = "the configured database"
+    reason = "; ".join(line.strip() for line in str(exc.orig).splitlines() if line.strip())
+    lowered = reason.lower()
+    if "file is not a database" in lowered or "file is encrypted" in lowered:
+        message = f"{shown} is not a SQLite database; point database_url at another file"
+    elif "readonly" in lowered or "read-only" in lowered:
+        message = (
+            f"the database {shown} is read-only; check the permissions of the file and of its "
+            "directory (SQLite writes a -wal file beside it)"
+        )
+    elif "unable to open database file" in lowered:
+        message = f"cannot open the database {shown}: check that the path exists and is writable"
+    else:
+        message = f"cannot use the database {shown}: {reason[:500]}"
+    return DatabaseUnavailable(message, key="storage.database_url")
 
 
 def _safe_url(engine: Engine) -> str:
@@ -133,6 +196,7 @@ def _safe_url(engine: Engine) -> str:
 __all__ = [
     "SQLAlchemyError",
     "current_revision",
+    "database_unavailable",
     "ensure_schema",
     "head_revision",
     "make_engine",

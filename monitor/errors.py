@@ -2,6 +2,7 @@
 
     MonitorError                 anything tos-monitor reports as a clean error
     ├── ConfigError              a bad config file, key or value (names file, line and key)
+    │     └── DatabaseUnavailable  the configured database cannot be opened or written
     ├── SchemaError              the database schema is missing or older than the code
     ├── FetchError               a page could not be fetched usefully
     │     .transient: worth retrying later (timeouts, resets, 5xx, 429)
@@ -43,6 +44,11 @@ class ConfigError(MonitorError):
         if key:
             where += f"{key}: "
         super().__init__(where + message)
+
+
+class DatabaseUnavailable(ConfigError):
+    """``[storage] database_url`` names a database that cannot be used: unreachable, not a
+    database, read-only. Reported like a config error (exit status 2)."""
 
 
 class SchemaError(MonitorError):

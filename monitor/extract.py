@@ -102,14 +102,16 @@ def normalise_text(text: str) -> str:
     """One line of comparable text: Unicode cleaned up, whitespace collapsed.
 
     Removes zero-width characters, soft hyphens, BOM, bidi marks and icon glyphs; turns every
-    space-like character (NBSP too) into a space, curly quotes into straight ones and dashes into
-    "-"; applies NFKC only where it is safe (ligatures, full-width forms), then NFC; collapses
-    whitespace; strips a trailing "#" or "¶" permalink anchor. Idempotent.
+    space-like character (NBSP too) and every control character (C0 such as ESC and BEL, DEL,
+    C1: page text must not drive a terminal or hide in an email) into a space, curly quotes into
+    straight ones and dashes into "-"; applies NFKC only where it is safe (ligatures, full-width
+    forms), then NFC; collapses whitespace; strips a trailing "#" or "¶" permalink anchor.
+    Idempotent.
     """
-    if not text.isascii():
+    if not text.isascii() or not text.isprintable():
         # few distinct characters need work: str.replace on each beats translate per character
         for ch in set(text):
-            if ch > "\x7f":
+            if ch > "~" or ch < " ":
                 replacement = _TABLE[ord(ch)]
                 if replacement != ch:
                     text = text.replace(ch, replacement or "")

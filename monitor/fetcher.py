@@ -17,7 +17,9 @@ What ``fetch`` does:
 - ``timeout`` bounds each request as a whole (connect, headers, the whole body; each redirect
   hop gets its own), not the wait for a free per-host slot;
 - sends If-None-Match / If-Modified-Since when given; a 304 is ``not_modified=True``;
-- streams the body and stops at ``max_bytes`` (decoded size, so a gzip bomb is caught too);
+- streams the body and stops at ``max_bytes``, counting what every Content-Encoding layer
+  produces as it is produced (``monitor.decoding``), so a gzip bomb, even a stacked
+  ``gzip, gzip`` one, stops at the cap; a coding other than gzip or deflate is refused;
 - refuses empty bodies, 4xx/5xx statuses, and bot walls served with 200 (``detect_block``).
 
 Every failure is a ``FetchError`` whose message is one line: ``<url>: <reason>``, flagged
@@ -35,22 +37,27 @@ do, ISO-8859-1 and US-ASCII labels decode as windows-1252.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import itertools
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import httpcore
 import httpx
 
 from monitor.charsets import codec_for, detect_charset
 from monitor.config import DEFAULT_USER_AGENT, FetchConfig
+from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
+from monitor.netpolicy import Resolver, is_private_address, system_resolver
+from monitor.urls import mask_credentials
 
 if TYPE_CHECKING:
     from monitor.browser import Browser
@@ -66,6 +73,7 @@ __all__ = [
 
 
 ACCEPT = "text/html,application/xhtml+xml,text/markdown;q=0.9,text/plain;q=0.8,*/*;q=0.5"
+ACCEPT_ENCODING = "gzip, deflate"  # what monitor.decoding undoes, with a bounded output
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
@@ -226,8 +234,84 @@ def _phrase(status: int) -> str:
         return "(unknown status)"
 
 
+def _default_port(url: httpx.URL) -> int:
+    return 443 if url.scheme == "https" else 80
+
+
 def _host_key(url: httpx.URL) -> str:
-    return f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+    return f"{url.host}:{url.port or _default_port(url)}"
+
+
+# -- where we may connect --------------------------------------------------------------------
+
+# Whether the fetch under way may reach private addresses (set by Fetcher._get_once for the
+# task that runs it: httpcore opens connections in the caller's task).
+_PRIVATE_OK: contextvars.ContextVar[bool] = contextvars.ContextVar("private_ok", default=False)
+ALLOW_PRIVATE_HINT = "set [fetch] allow_private = true to allow it"
+
+
+class _PrivateAddress(Exception):
+    """Internal: a connection to a private address was refused (see monitor.netpolicy)."""
+
+    def __init__(self, host: str, address: str) -> None:
+        shown = host if host == address else f"{host} ({address})"
+        super().__init__(f"{shown} is a private address")
+
+
+class _GuardedNetwork(httpcore.AsyncNetworkBackend):
+    """Resolves every host with ``resolver`` and connects only to addresses the rule allows.
+
+    httpx resolves names at connect time; doing it here, with the addresses then used for the
+    connection, closes the gap between checking a hop and connecting to it (DNS rebinding).
+    TLS still verifies the certificate against the host name (httpcore passes it as SNI).
+    """
+
+    def __init__(self, resolver: Resolver, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._resolve = resolver
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self._resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host} ({exc})") from exc
+        if not _PRIVATE_OK.get():
+            public = [a for a in addresses if not is_private_address(a)]
+            if len(public) < len(addresses):
+                private = next(a for a in addresses if is_private_address(a))
+                raise _PrivateAddress(host, private)
+            addresses = public
+        if not addresses:
+            raise httpcore.ConnectError(f"{host} has no address")
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except httpcore.ConnectError as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("tos-monitor does not fetch over Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
 # -- the fetcher -----------------------------------------------------------------------------
@@ -264,7 +348,13 @@ class Fetcher:
         backoff: float = 1.0,
         max_retry_after: float = 120.0,
         max_redirects: int = 10,
+        allow_private: bool = FetchConfig.allow_private,
+        resolver: Resolver | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
+        browser_args: Sequence[str] = (),
     ) -> None:
+        """``resolver`` and ``network`` replace getaddrinfo and the socket layer, and
+        ``browser_args`` are added to Chromium's command line (for tests)."""
         if per_host < 1:
             raise ValueError("per_host must be at least 1")
         self.user_agent = user_agent
@@ -275,6 +365,10 @@ class Fetcher:
         self.backoff = backoff
         self.max_retry_after = max_retry_after
         self.max_redirects = max_redirects
+        self.allow_private = allow_private
+        self._resolve = resolver or system_resolver
+        self.browser_args = tuple(browser_args)
+        self._network = _GuardedNetwork(self._resolve, network or httpcore.AnyIOBackend())
         self._client: httpx.AsyncClient | None = None
         self._browser: Browser | None = None
         self._browser_lock = asyncio.Lock()
@@ -289,14 +383,29 @@ class Fetcher:
             max_bytes=fetch.max_bytes,
             per_host=fetch.per_host,
             retries=fetch.retries,
+            allow_private=fetch.allow_private,
         )
 
     async def __aenter__(self) -> Fetcher:
+        transport = httpx.AsyncHTTPTransport(trust_env=False)
+        # httpx has no public way to give its transport a network backend: swap its pool for one
+        # built (with public httpcore arguments) around _GuardedNetwork
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=30.0,
+            network_backend=self._network,
+        )
         self._client = httpx.AsyncClient(
-            headers={"User-Agent": self.user_agent, "Accept": ACCEPT},
+            transport=transport,
+            headers={
+                "User-Agent": self.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=20, keepalive_expiry=30.0),
             trust_env=False,
         )
         return self
@@ -326,7 +435,19 @@ class Fetcher:
         last_modified: str | None = None,
         render: bool = False,
     ) -> FetchResult:
-        """Fetch ``url``; raises FetchError (see the module docstring)."""
+        """Fetch ``url``; raises FetchError (see the module docstring).
+
+        The error's message never shows credentials held in the URL (``user:password@``).
+        """
+        try:
+            return await self._fetch(url, etag=etag, last_modified=last_modified, render=render)
+        except FetchError as exc:
+            exc.args = (mask_credentials(str(exc)),)
+            raise
+
+    async def _fetch(
+        self, url: str, *, etag: str | None, last_modified: str | None, render: bool
+    ) -> FetchResult:
         if self._client is None:
             raise RuntimeError("use the Fetcher as 'async with Fetcher(...) as fetcher'")
         try:
@@ -383,9 +504,44 @@ class Fetcher:
         return semaphore
 
     async def _get_once(self, url: str, headers: dict[str, str]) -> _Response:
+        current = httpx.URL(url)
+        # a document whose own URL is private was asked for: its redirects may stay inside
+        private_ok = self.allow_private or await self._host_is_private(current)
+        token = _PRIVATE_OK.set(private_ok)
+        try:
+            return await self._follow(url, current, headers, private_ok=private_ok)
+        except _PrivateAddress as exc:
+            raise FetchError(f"{url}: refused: {exc}; {ALLOW_PRIVATE_HINT}") from None
+        finally:
+            _PRIVATE_OK.reset(token)
+
+    async def _host_is_private(self, url: httpx.URL) -> bool:
+        """Whether ``url``'s host resolves to a private address (False when it does not resolve)."""
+        try:
+            addresses = await self._resolve(url.host, url.port or _default_port(url))
+        except OSError:
+            return False
+        return any(is_private_address(a) for a in addresses)
+
+    async def _check_hop(self, url: str, target: httpx.URL) -> None:
+        """Refuse a redirect of a public document to a private address, before following it."""
+        try:
+            addresses = await self._resolve(target.host, target.port or _default_port(target))
+        except OSError as exc:
+            error = FetchError(f"{url}: cannot resolve {target.host} ({exc})", transient=True)
+            raise _Retry(error) from exc
+        if private := next((a for a in addresses if is_private_address(a)), None):
+            where = target.host if target.host == private else f"{target.host} ({private})"
+            raise FetchError(
+                f"{url}: refused a redirect to {target}: {where} is a private address; "
+                f"{ALLOW_PRIVATE_HINT}"
+            )
+
+    async def _follow(
+        self, url: str, current: httpx.URL, headers: dict[str, str], *, private_ok: bool
+    ) -> _Response:
         assert self._client is not None
         chain = [url]
-        current = httpx.URL(url)
         for _ in range(self.max_redirects + 1):
             async with self._semaphore(current):
                 try:
@@ -417,33 +573,49 @@ class Fetcher:
             if str(target) in chain:
                 loop = " -> ".join([*chain, str(target)])
                 raise FetchError(f"{url}: redirect loop: {loop}")
+            if not private_ok:
+                await self._check_hop(url, target)
             chain.append(str(target))
             current = target
         raise FetchError(f"{url}: more than {self.max_redirects} redirects (last: {chain[-1]})")
 
     async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
+        """The body, Content-Encoding undone, every decoded byte counted as it is produced."""
         too_big = f"{url}: response larger than {self.max_bytes} bytes"
+        try:
+            codings = content_codings(response.headers.get("content-encoding"))
+        except FetchError as exc:
+            if not 200 <= response.status_code < 300:
+                return b""  # an error page: its status says enough
+            raise FetchError(f"{url}: {exc}", status=response.status_code) from None
         declared = response.headers.get("content-length", "")
         # Content-Length counts encoded bytes: trust it up front only for an uncompressed body.
-        identity = response.headers.get("content-encoding", "identity") == "identity"
-        if identity and declared.isdigit() and int(declared) > self.max_bytes:
+        if not codings and declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchError(too_big)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise FetchError(too_big)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        decoder = BodyDecoder(codings, max_bytes=self.max_bytes)
+        try:
+            async for chunk in response.aiter_raw():
+                decoder.feed(chunk)
+            return decoder.finish()
+        except BodyTooLarge:
+            raise FetchError(too_big) from None
+        except FetchError as exc:
+            raise FetchError(f"{url}: {exc}", status=response.status_code) from None
 
     async def _render_once(self, url: str) -> _Response:
         assert self._browser is not None
+        private_ok = self.allow_private or await self._host_is_private(httpx.URL(url))
         async with self._semaphore(httpx.URL(url)):
             try:
                 # The browser enforces ``timeout`` on loading, then waits a little for scripts.
                 async with asyncio.timeout(self.timeout * 2 + 5):
-                    page = await self._browser.render(url, timeout=self.timeout)
+                    page = await self._browser.render(
+                        url,
+                        timeout=self.timeout,
+                        private_ok=private_ok,
+                        resolver=self._resolve,
+                        refusal_hint=ALLOW_PRIVATE_HINT,
+                    )
             except TimeoutError as exc:
                 error = FetchError(f"{url}: timed out after {self.timeout:g}s", transient=True)
                 raise _Retry(error) from exc
@@ -464,7 +636,7 @@ class Fetcher:
                 return
             from monitor.browser import Browser  # optional extra: imported only when used
 
-            browser = Browser(user_agent=self.user_agent)
+            browser = Browser(user_agent=self.user_agent, extra_args=self.browser_args)
             try:
                 await browser.start()
             except FetchError as exc:
@@ -510,18 +682,18 @@ class Fetcher:
             duration=time.monotonic() - started,
         )
         textual = media_type.startswith("text/") or "xml" in media_type or "json" in media_type
-        text = result.text() if textual else ""
+        text = result.text()
         if not 200 <= status < 300:
-            self._raise_for_status(url, status, headers, text)
+            self._raise_for_status(url, status, headers, text if textual else "")
         if not response.content.strip():
             empty = FetchError(f"{url}: empty response body (HTTP {status})", transient=True)
             raise _Retry(empty)
+        if reason := not_text_reason(response.content, text):
+            raise FetchError(f"{url}: {reason}", status=status)
         if textual and (block := _classify_block(text, status)):
             reason, transient = block
             raise FetchError(f"{url}: {reason}", blocked=True, transient=transient, status=status)
-        if textual and (garbled := text.count("\ufffd")) > max(
-            GARBLED_MIN_CHARS, GARBLED_SHARE * len(text)
-        ):
+        if (garbled := text.count("\ufffd")) > max(GARBLED_MIN_CHARS, GARBLED_SHARE * len(text)):
             raise FetchError(
                 f"{url}: body is not valid {charset or 'utf-8'} "
                 f"({garbled} undecodable characters in {len(text)}): a broken or binary response",

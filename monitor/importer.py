@@ -7,6 +7,9 @@ compute them (variant flips included), but nothing is queued for email.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +27,54 @@ from monitor.store import history as store
 from monitor.tracker import record_text
 
 COMMIT_EVERY = 50
+IMPORT_MAX_BYTES = 5_000_000  # the default [fetch] max_bytes: no capture is larger than a page
+
+
+class CaptureRefused(MonitorError):
+    """A capture file that is not read: a link, a device, a FIFO, or too large."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_capture(path: Path, *, max_bytes: int = IMPORT_MAX_BYTES) -> bytes:
+    """The bytes of one capture file: a regular file, not a symbolic link, at most ``max_bytes``.
+
+    Raises CaptureRefused naming the path: a dataset is someone else's folder, and a link to
+    /etc/passwd must not become a version, nor /dev/zero or a FIFO hang or exhaust memory. The file
+    is opened without following a link and without blocking, then judged by what was opened.
+    """
+    if path.is_symlink():
+        raise CaptureRefused(f"{path}: a symbolic link, not followed")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CaptureRefused(f"{path}: a symbolic link, not followed") from None
+        raise CaptureRefused(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise CaptureRefused(f"{path}: {kind}, not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_bytes:
+                raise CaptureRefused(f"{path}: larger than {max_bytes} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise CaptureRefused(f"{path}: cannot be read ({exc.strerror})") from None
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -33,15 +84,17 @@ class ImportSummary:
     imported: int = 0
     skipped: int = 0
     unreadable: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # files not read: links, devices, too large
     severities: Counter[str] = field(default_factory=Counter)
 
     def line(self) -> str:
         by_severity = ", ".join(f"{self.severities[s]} {s}" for s in reversed(SEVERITIES))
         extra = f", {self.skipped} already imported" if self.skipped else ""
         bad = f", {len(self.unreadable)} refused (error pages)" if self.unreadable else ""
+        files = "".join(f"\n  skipped {reason}" for reason in self.refused)
         return (
             f"{self.document_id}: {self.captures} captures, {self.imported} imported{extra}{bad}; "
-            f"changes: {by_severity}"
+            f"changes: {by_severity}{files}"
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -51,6 +104,7 @@ class ImportSummary:
             "imported": self.imported,
             "skipped": self.skipped,
             "unreadable": self.unreadable,
+            "refused": self.refused,
             "changes": {s: self.severities[s] for s in SEVERITIES},
         }
 
@@ -93,13 +147,14 @@ def import_dataset(
     *,
     services: set[str] | None = None,
     on_document: Callable[[ImportSummary], None] | None = None,
+    max_bytes: int = IMPORT_MAX_BYTES,
 ) -> list[ImportSummary]:
     """Import every document of the dataset (or of the given lower-cased service names)."""
     summaries = []
     for service, type_, captures in dataset_documents(root):
         if services and service.lower() not in services:
             continue
-        summary = import_document(sessions, service, type_, captures)
+        summary = import_document(sessions, service, type_, captures, max_bytes=max_bytes)
         summaries.append(summary)
         if on_document is not None:
             on_document(summary)
@@ -111,6 +166,8 @@ def import_document(
     service: str,
     type_: str,
     captures: list[tuple[datetime, Path]],
+    *,
+    max_bytes: int = IMPORT_MAX_BYTES,
 ) -> ImportSummary:
     document_id = make_document_id(service, type_)
     summary = ImportSummary(document_id, captures=len(captures))
@@ -128,11 +185,15 @@ def import_document(
                 summary.skipped += 1
                 continue
             try:
-                raw = path.read_bytes()
+                raw = read_capture(path, max_bytes=max_bytes)
+            except CaptureRefused as exc:
+                summary.refused.append(str(exc))
+                continue
+            try:
                 clauses = extract_clauses(
                     raw, media_type=MEDIA_TYPES_BY_SUFFIX[path.suffix.lower()]
                 )
-            except (OSError, ExtractError) as exc:
+            except ExtractError as exc:
                 summary.unreadable.append(f"{path.name}: {exc}")
                 continue
             result = record_text(

@@ -24,6 +24,8 @@ import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from monitor.urls import mask_credentials
+
 EXTRA_FIELDS = ("document", "outcome", "duration", "worker", "change_id", "deliveries")
 """Record attributes copied into JSON lines when present."""
 
@@ -53,10 +55,10 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = (
             f"{_timestamp(record, precise=False)} {record.levelname} {record.name}: "
-            f"{escape_controls(record.getMessage())}"
+            f"{escape_controls(mask_credentials(record.getMessage()))}"
         )
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + mask_credentials(self.formatException(record.exc_info))
         return line
 
 
@@ -68,14 +70,14 @@ class JSONFormatter(logging.Formatter):
             "time": _timestamp(record, precise=True),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": mask_credentials(record.getMessage()),
         }
         for name in EXTRA_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 data[name] = round(value, 3) if isinstance(value, float) else value
         if record.exc_info:
-            data["exception"] = self.formatException(record.exc_info)
+            data["exception"] = mask_credentials(self.formatException(record.exc_info))
         return json.dumps(data, ensure_ascii=False, default=str)
 
 

@@ -6,6 +6,7 @@ timezone-aware UTC (``UTCDateTime`` makes SQLite return aware datetimes too).
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -79,6 +80,10 @@ class Document(Base):
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claim_expires_at: Mapped[datetime | None]
+    claim_host: Mapped[str | None] = mapped_column(String(200))
+    """Where the claiming process runs (hostname and PID namespace), with ``claim_pid``: a claim
+    whose process is gone from this host is released at once rather than after its lease."""
+    claim_pid: Mapped[int | None] = mapped_column(Integer)
     # state of the last checks
     last_check_at: Mapped[datetime | None]
     last_success_at: Mapped[datetime | None]
@@ -188,6 +193,11 @@ class ClauseChangeRow(Base):
     annotation: Mapped[str] = mapped_column(Text, default="")
 
 
+def new_token_nonce() -> str:
+    """A fresh random nonce for :attr:`Subscriber.token_nonce`."""
+    return secrets.token_hex(8)
+
+
 class Subscriber(Base):
     """An email address and its opt-in state."""
 
@@ -202,6 +212,9 @@ class Subscriber(Base):
     unsubscribed_at: Mapped[datetime | None]
     last_delivery_at: Mapped[datetime | None]
     failed_deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    token_nonce: Mapped[str | None] = mapped_column(String(32), default=new_token_nonce)
+    """Bound into confirm links; replaced on unsubscribe, so a confirm link sent before cannot
+    confirm a later subscription (NULL: a row from before nonces, whose links carry none)."""
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"

@@ -277,7 +277,12 @@ class Links:
 
     def confirm(self, subscriber: Subscriber, *, issued_at: datetime) -> str:
         token = sign_token(
-            self.key, "confirm", subscriber_id=subscriber.id, email=subscriber.email, now=issued_at
+            self.key,
+            "confirm",
+            subscriber_id=subscriber.id,
+            email=subscriber.email,
+            now=issued_at,
+            nonce=subscriber.token_nonce,
         )
         return f"{self.base_url}/confirm?token={quote(token)}"
 
@@ -426,12 +431,16 @@ def deliver_pending(
             if claimed_id is None:
                 break
             skip.add(claimed_id)
-            _crash_point("claimed")
-            if links is None:
-                links = Links(config.web.base_url, load_secret_key(config.secret_key_file))
-            outcome, server_down = _deliver_one(
-                sessions, config, active, links, claimed_id, worker, now
-            )
+            try:
+                _crash_point("claimed")
+                if links is None:
+                    links = Links(config.web.base_url, load_secret_key(config.secret_key_file))
+                outcome, server_down = _deliver_one(
+                    sessions, config, active, links, claimed_id, worker, now
+                )
+            except BaseException:
+                _release_claim(sessions, claimed_id, worker)
+                raise
             setattr(stats, outcome, getattr(stats, outcome) + 1)
             if server_down:
                 break
@@ -499,6 +508,21 @@ def _deliver_one(
     _finish(sessions, delivery_id, worker, now(), status="sent", error=None)
     _crash_point("marked")
     return "sent", False
+
+
+def _release_claim(sessions: sessionmaker[Session], delivery_id: int, worker: str) -> None:
+    """An error stopped the sender holding this row: give it back now, so the next run sends it
+    (rather than leaving it ``sending`` until its lease runs out)."""
+    try:
+        with sessions.begin() as session:
+            delivery = session.get(Delivery, delivery_id, populate_existing=True)
+            if delivery is None or delivery.status != "sending" or delivery.claimed_by != worker:
+                return
+            delivery.status = "pending"
+            delivery.claimed_by = None
+            delivery.claim_expires_at = None
+    except Exception:  # the database itself failed: the lease will free the row
+        log.exception("could not release delivery %s", delivery_id)
 
 
 def _finish(

@@ -3,10 +3,12 @@
 Everything here is plain logic on plain data, except :func:`load_secret_key`, which reads the
 signing key from ``TOSMON_SECRET_KEY`` or from the key file (created on first use, mode 0600).
 
-Tokens are ``<payload>.<signature>``: the payload is URL-safe base64 of a small JSON object
-(purpose, subscriber id, address, issue time), the signature HMAC-SHA256 of the payload under the
-installation's key. A token is only ever accepted for the purpose it was issued for, so an
-unsubscribe link cannot confirm an address and vice versa.
+Tokens are ``<payload>.<signature>``: the payload is URL-safe base64 (unpadded, decoded strictly:
+one spelling per token) of a small JSON object (purpose, subscriber id, address, issue time and,
+for confirm links, the subscriber's current nonce), the signature HMAC-SHA256 of the payload under
+the installation's key. A token is only ever accepted for the purpose it was issued for, so an
+unsubscribe link cannot confirm an address and vice versa; unsubscribing replaces the nonce, so a
+confirm link sent before cannot confirm a later subscription of the same address.
 """
 
 from __future__ import annotations
@@ -191,6 +193,11 @@ class TokenClaims:
     subscriber_id: int
     email: str
     issued_at: datetime
+    nonce: str | None = None
+    """The subscriber's token nonce when the link was issued (confirm links)."""
+
+
+_B64_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def _b64(data: bytes) -> str:
@@ -198,17 +205,37 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict unpadded URL-safe base64: only the 64 letters, a possible length, and the one
+    canonical spelling (no stray bits), so no two strings decode to the same bytes.
+    ``urlsafe_b64decode`` has no ``validate`` flag and skips what it does not know."""
+    if not _B64_ALPHABET.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not unpadded URL-safe base64")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not the canonical base64 spelling")
+    return data
 
 
 def sign_token(
-    key: bytes, purpose: TokenPurpose, *, subscriber_id: int, email: str, now: datetime
+    key: bytes,
+    purpose: TokenPurpose,
+    *,
+    subscriber_id: int,
+    email: str,
+    now: datetime,
+    nonce: str | None = None,
 ) -> str:
-    payload = json.dumps(
-        {"p": purpose, "s": subscriber_id, "e": email, "t": int(now.timestamp())},
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode("utf-8")
+    """A signed link token; ``nonce`` (the subscriber's :attr:`token_nonce`) binds a confirm
+    link to the subscription it was sent for."""
+    claims: dict[str, object] = {
+        "p": purpose,
+        "s": subscriber_id,
+        "e": email,
+        "t": int(now.timestamp()),
+    }
+    if nonce is not None:
+        claims["n"] = nonce
+    payload = json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8")
     body = _b64(payload)
     signature = hmac.new(key, body.encode("ascii"), hashlib.sha256).digest()
     return f"{body}.{_b64(signature)}"
@@ -243,8 +270,9 @@ def verify_token(
             subscriber_id=int(data["s"]),
             email=str(data["e"]),
             issued_at=datetime.fromtimestamp(int(data["t"]), UTC),
+            nonce=str(data["n"]) if data.get("n") is not None else None,
         )
-    except (binascii.Error, ValueError, KeyError, TypeError):
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError, OverflowError):
         raise invalid from None
     if claims.purpose != purpose:
         raise invalid
@@ -279,6 +307,14 @@ def load_secret_key(key_file: Path, *, env: Mapping[str, str] = os.environ) -> b
     if len(text) < 16:
         raise ConfigError(f"the key file {key_file} holds no usable key (too short)")
     return text.encode("ascii")
+
+
+def check_secret_key(key_file: Path, *, env: Mapping[str, str] = os.environ) -> None:
+    """Refuse now a signing key that :func:`load_secret_key` would refuse later (too short,
+    unreadable, readable by others); a key file not created yet is fine (it is made on first
+    use)."""
+    if env.get(SECRET_KEY_ENV) or os.path.lexists(key_file):
+        load_secret_key(key_file, env=env)
 
 
 def _create_key_file(key_file: Path) -> None:
@@ -406,6 +442,11 @@ def confirm_token(session: Session, key: bytes, token: str, *, now: datetime) ->
     subscriber = store.get_subscriber(session, claims.subscriber_id)
     if subscriber is None or subscriber.email != claims.email:
         raise SubscriptionError("this link is not valid any more (no such subscriber)")
+    if subscriber.token_nonce is not None and claims.nonce != subscriber.token_nonce:
+        raise SubscriptionError(
+            "this link was sent for an earlier subscription of this address, which was "
+            "cancelled; use the link in the latest confirmation email"
+        )
     if subscriber.state == "unsubscribed" and (
         subscriber.unsubscribed_at is not None and subscriber.unsubscribed_at > claims.issued_at
     ):
@@ -439,4 +480,7 @@ def unsubscribe(
         raise SubscriptionError(f"no subscriber {address}")
     if subscriber.state != "unsubscribed":
         store.set_subscriber_state(session, subscriber, "unsubscribed", now=now)
+        from monitor.models import new_token_nonce
+
+        subscriber.token_nonce = new_token_nonce()  # confirm links sent so far die here
     return subscriber.email

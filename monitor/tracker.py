@@ -36,6 +36,7 @@ from monitor.fetcher import Fetcher, FetchResult
 from monitor.models import Change, Check, Document, Version
 from monitor.report import build_report
 from monitor.store import history as store
+from monitor.urls import mask_credentials
 
 log = logging.getLogger("monitor.tracker")
 
@@ -211,7 +212,7 @@ def record_fetch(
         return _record_failure(
             session,
             document,
-            f"{exc} ({document.url})",
+            mask_credentials(f"{exc} ({document.url})"),
             now=now,
             duration=duration,
             worker=worker,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -384,6 +387,83 @@ def test_parse_interval(text: str, expected: timedelta) -> None:
     assert parse_interval(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("interval", "99999999999d"),
+        ("lease", "9" * 5000 + "s"),
+        ("interval", "367d"),
+        ("interval", "52w 3d"),
+    ],
+)
+def test_huge_durations_are_config_errors(
+    tmp_path: Path, env: dict[str, str], key: str, value: str
+) -> None:
+    err = load_error(tmp_path, f'[daemon]\njitter = 0.1\n{key} = "{value}"\n', env)
+    assert_where(err, tmp_path / "tosmon.toml", 3, f"daemon.{key}")
+    assert "longer than the longest allowed (366d)" in str(err)
+    assert len(str(err)) < 300  # a 5000-digit value is not echoed in full
+
+
+def test_a_year_is_the_longest_duration(tmp_path: Path, env: dict[str, str]) -> None:
+    config = load_config(write(tmp_path, '[daemon]\ninterval = "366d"\n'), env=env)
+    assert config.daemon.interval == timedelta(days=366)
+
+
+def test_relative_sqlite_path_is_relative_to_the_config_file(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    (tmp_path / "conf").mkdir()
+    path = tmp_path / "conf" / "tosmon.toml"
+    path.write_text('[storage]\ndatabase_url = "sqlite:///state/tos.db"\n', encoding="utf-8")
+    config = load_config(path, env=env)
+    assert config.storage.database_url == f"sqlite:///{tmp_path}/conf/state/tos.db"
+    absolute = write(tmp_path, f'[storage]\ndatabase_url = "sqlite:///{tmp_path}/abs.db"\n')
+    assert load_config(absolute, env=env).storage.database_url == f"sqlite:///{tmp_path}/abs.db"
+
+
+def test_tosmon_in_another_directory_uses_the_database_beside_its_config(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """A relative SQLite path never lands in the directory `tosmon` happens to run in."""
+    conf_dir, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    conf_dir.mkdir()
+    elsewhere.mkdir()
+    config = conf_dir / "tosmon.toml"
+    config.write_text(
+        'use_catalog = false\n[storage]\ndatabase_url = "sqlite:///tos.db"\n', encoding="utf-8"
+    )
+    env = {**os.environ, "TOSMON_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
+    env.pop("TOSMON_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "documents"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (conf_dir / "tos.db").is_file()
+    assert not (elsewhere / "tos.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("mysql://u@localhost/db", "unsupported database 'mysql'"),
+        ("foo://x", "unsupported database 'foo'"),
+        ("tosmon.db", "expected a database URL"),
+    ],
+)
+def test_unknown_database_type_is_a_config_error(
+    tmp_path: Path, env: dict[str, str], url: str, words: str
+) -> None:
+    err = load_error(tmp_path, f'use_catalog = false\n[storage]\ndatabase_url = "{url}"\n', env)
+    assert_where(err, tmp_path / "tosmon.toml", 3, "storage.database_url")
+    assert words in str(err)
+
+
 @pytest.mark.parametrize("text", ["", "6", "h", "6x", "-1h", "1.5h", "0s", "6 hours", "1h30"])
 def test_parse_interval_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match="bad duration"):
@@ -431,3 +511,101 @@ def test_example_config_documents_every_key() -> None:
 def test_packaged_example_matches_the_repository_copy() -> None:
     repo_copy = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     assert example_config_text() == repo_copy
+
+
+# --- mail settings are checked before any work ----------------------------------------------
+
+
+def _check_config(tmp_path: Path, database_url: str, url: str, mail: str, web: str = "") -> Path:
+    path = tmp_path / "check.toml"
+    path.write_text(
+        f'use_catalog = false\n[storage]\ndatabase_url = "{database_url}"\n'
+        f"[fetch]\nretries = 0\ntimeout = 5\n[mail]\n{mail}\n[web]\n{web}\n"
+        f'[[documents]]\nid = "s/t"\nservice = "S"\ntype = "T"\nurl = "{url}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _run(config: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "TOSMON_DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), **extra}
+    for name in ("TOSMON_CONFIG", "TOSMON_SECRET_KEY", "TOSMON_TEST_SMTP_PW"):
+        env.pop(name, None)
+    return env
+
+
+def _recorded_checks(database_url: str) -> int:
+    from sqlalchemy import func, select
+
+    from monitor.db import make_engine
+    from monitor.models import Check
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(Check)).scalar() or 0)
+    finally:
+        engine.dispose()
+
+
+def test_check_refuses_a_missing_smtp_password_before_fetching(
+    tmp_path: Path, engine, page_server, smtp_server, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    page_server.set("/tos", "<main><h1>Terms</h1><p>We may use your posts.</p></main>")
+    mail = (
+        f'host = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
+        'username = "tosmon"\npassword_env = "TOSMON_TEST_SMTP_PW"'
+    )
+    database_url = engine.url.render_as_string(hide_password=False)
+    config = _check_config(tmp_path, database_url, page_server.url("/tos"), mail)
+    env = _env(data_dir, TOSMON_SECRET_KEY="a-test-key-0123456789abcdef")
+
+    done = _run(config, env, "check")
+    assert done.returncode == 2, done.stderr
+    assert "environment variable TOSMON_TEST_SMTP_PW is not set" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert page_server.hits("/tos") == 0 and _recorded_checks(database_url) == 0
+
+    # --no-send sends nothing, so it does not need the password
+    done = _run(config, env, "check", "--no-send")
+    assert done.returncode == 0, done.stderr
+    assert "s/t" in done.stdout and "first" in done.stdout
+
+    done = _run(config, {**env, "TOSMON_TEST_SMTP_PW": "pw"}, "check")
+    assert done.returncode == 0, done.stderr
+    assert "unchanged" in done.stdout
+
+
+def test_check_refuses_a_key_file_others_can_read_before_fetching(
+    tmp_path: Path, engine, page_server, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    page_server.set("/tos", "<main><h1>Terms</h1><p>We may use your posts.</p></main>")
+    key = tmp_path / "keys" / "signing.key"
+    key.parent.mkdir()
+    key.write_text("k" * 40 + "\n", encoding="ascii")
+    key.chmod(0o644)
+    database_url = engine.url.render_as_string(hide_password=False)
+    config = _check_config(
+        tmp_path, database_url, page_server.url("/tos"), "", f'secret_key_file = "{key}"'
+    )
+    done = _run(config, _env(data_dir), "check")
+    assert done.returncode == 2, done.stderr
+    assert f"the key file {key} is readable by others (mode 644)" in done.stderr
+    assert f"chmod 600 {key}" in done.stderr
+    assert page_server.hits("/tos") == 0 and _recorded_checks(database_url) == 0
+
+    key.chmod(0o600)
+    done = _run(config, _env(data_dir), "check")
+    assert done.returncode == 0, done.stderr
+    assert "first" in done.stdout

@@ -316,3 +316,36 @@ def test_a_whole_document_run_into_one_paragraph_is_split_into_sentences() -> No
     assert "Clause 149 lets" in clauses[-1].text
     again = extract_clauses(clauses_to_text(clauses), media_type="text/markdown")
     assert again == clauses
+
+
+@pytest.mark.parametrize(
+    ("media_type", "page"),
+    [
+        (
+            "text/html",
+            "<main><h2>Your \x1b]0;pwned\x07content</h2>"
+            "<p>We may use \x1b[2J\x1b[31myour posts\x1b[0m to train\x00 AI\x7f models.\x9b</p>"
+            "</main>",
+        ),
+        ("text/markdown", "## Your \x1b]0;pwned\x07content\n\nWe may use \x1b[2Jyour posts\x08."),
+        ("text/plain", "YOUR \x1bCONTENT\n\nWe may use\x0b your\x0c posts\x1f\x1e\x05 here."),
+    ],
+)
+def test_control_characters_from_a_page_never_reach_the_text(media_type: str, page: str) -> None:
+    """ESC, BEL and the other C0/C1 controls of a hostile page would reach emails, the web page
+    and terminals: none survives extraction (tab and newline only separate words)."""
+    clauses = extract_clauses(page.encode("utf-8"), media_type=media_type, charset="utf-8")
+    texts = [clause.text for clause in clauses] + [
+        part for clause in clauses for part in clause.section
+    ]
+    stored = clauses_to_text(clauses)
+    controls = [ch for text in [*texts, stored] for ch in text if _is_control(ch)]
+    assert controls == [], texts
+    assert "posts" in stored
+    assert [c.text for c in extract_clauses(stored, media_type="text/markdown")] == [
+        c.text for c in clauses
+    ]
+
+
+def _is_control(ch: str) -> bool:
+    return (ord(ch) < 32 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F

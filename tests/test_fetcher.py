@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
+import tracemalloc
+import zlib
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -22,6 +26,8 @@ from monitor.fetcher import (
     detect_charset,
     parse_retry_after,
 )
+from monitor.netpolicy import is_private_address
+from tests.network import PUBLIC, Routes, names
 from tests.pageserver import CORPUS_DIR, TERMS_HTML, PageServer
 
 T = TypeVar("T")
@@ -590,3 +596,288 @@ def test_a_body_of_garbage_bytes_is_a_failure_not_a_page(page_server: PageServer
     page_server.set("/garbage", bytes(range(128, 256)) * 20 + b"<p>\xff\xfe</p>")
     with pytest.raises(FetchError, match="not valid utf-8"):
         run(fetch(page_server.url("/garbage")))
+
+
+# -- content encodings -----------------------------------------------------------------------
+
+
+def _compress(data: bytes, coding: str) -> bytes:
+    if coding == "gzip":
+        return gzip.compress(data)
+    if coding == "deflate":  # zlib-wrapped, as RFC 9110 says
+        return zlib.compress(data)
+    raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # "raw-deflate": what many servers send
+    return raw.compress(data) + raw.flush()
+
+
+def _bomb(size: int, codings: list[str]) -> bytes:
+    """``size`` zero bytes under ``codings`` (applied in order), built without holding them."""
+    wbits = 31 if codings[0] == "gzip" else 15
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    zeros = bytes(1 << 20)
+    body = b"".join(compressor.compress(zeros) for _ in range(size >> 20)) + compressor.flush()
+    for coding in codings[1:]:
+        body = _compress(body, coding)
+    return body
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [["gzip"], ["deflate"], ["raw-deflate"], ["gzip", "gzip"], ["deflate", "gzip", "gzip"]],
+)
+def test_compressed_pages_are_decoded(page_server: PageServer, codings: list[str]) -> None:
+    body = TERMS_HTML.encode()
+    for coding in codings:
+        body = _compress(body, coding)
+    header = ", ".join("deflate" if c == "raw-deflate" else c for c in codings)
+    page_server.set("/packed", body, headers={"Content-Encoding": header})
+    result = run(fetch(page_server.url("/packed")))
+    assert result.content == TERMS_HTML.encode()
+    assert page_server.requests_to("/packed")[0].headers["accept-encoding"] == "gzip, deflate"
+
+
+def test_multi_member_gzip_is_decoded_whole(page_server: PageServer) -> None:
+    half = len(TERMS_HTML) // 2
+    body = gzip.compress(TERMS_HTML[:half].encode()) + gzip.compress(TERMS_HTML[half:].encode())
+    page_server.set("/members", body, headers={"Content-Encoding": "gzip"})
+    assert run(fetch(page_server.url("/members"))).content == TERMS_HTML.encode()
+
+
+@pytest.mark.parametrize(
+    "codings", [["gzip"], ["deflate"], ["gzip", "gzip"], ["deflate", "gzip"], ["gzip", "deflate"]]
+)
+def test_compression_bomb_stops_at_the_cap_in_bounded_memory(
+    page_server: PageServer, codings: list[str]
+) -> None:
+    # 256 MB of zeros: 2 KB on the wire with two layers. Before the fix two layers inflated a
+    # whole network chunk at once (1.8 KB took 2.1 GB of memory, 29 s, before the cap saw it).
+    body = _bomb(256 << 20, codings)
+    page_server.set("/bomb", body, headers={"Content-Encoding": ", ".join(codings)})
+    tracemalloc.start()
+    try:
+        error = fetch_error(page_server.url("/bomb"), max_bytes=1_000_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "response larger than 1000000 bytes" in str(error)
+    assert not error.transient
+    assert peak < 16 << 20, f"peak {peak / 2**20:.1f} MB"
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "compress", "gzip, br"])
+def test_content_encodings_we_do_not_decode_are_refused(
+    page_server: PageServer, coding: str
+) -> None:
+    page_server.set("/odd", bytes(range(256)) * 4, headers={"Content-Encoding": coding})
+    error = fetch_error(page_server.url("/odd"), retries=0)
+    assert f"unsupported Content-Encoding {coding.split(', ')[-1]}" in str(error)
+    assert page_server.hits("/odd") == 1
+
+
+def test_an_error_page_in_an_unsupported_coding_reports_its_status(
+    page_server: PageServer,
+) -> None:
+    page_server.set("/gone-br", bytes(range(256)), status=404, headers={"Content-Encoding": "br"})
+    error = fetch_error(page_server.url("/gone-br"))
+    assert error.status == 404 and "HTTP 404" in str(error)
+
+
+def test_too_many_encoding_layers_are_refused(page_server: PageServer) -> None:
+    body = TERMS_HTML.encode()
+    for _ in range(4):
+        body = gzip.compress(body)
+    page_server.set("/onion", body, headers={"Content-Encoding": "gzip, gzip, gzip, gzip"})
+    assert "4 layers" in str(fetch_error(page_server.url("/onion")))
+
+
+def test_corrupt_gzip_is_a_clear_failure(page_server: PageServer) -> None:
+    page_server.set(
+        "/corrupt", b"\x1f\x8b\x08\x00" + b"junk" * 50, headers={"Content-Encoding": "gzip"}
+    )
+    assert "cannot decode the gzip body" in str(fetch_error(page_server.url("/corrupt")))
+
+
+# -- binary and mislabelled bodies -----------------------------------------------------------
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000100000001008060000001ff3ff61")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (PNG + bytes(range(256)) * 8, "text/html", "it is a PNG image"),
+        (PNG + bytes(range(256)) * 8, "image/png", "it is a PNG image"),
+        (gzip.compress(TERMS_HTML.encode()), "text/html; charset=utf-8", "it is a gzip file"),
+        (b"%PDF-1.7\n" + bytes(range(256)) * 8, "application/pdf", "it is a PDF file"),
+        # no signature, but a body of controls: decodes "fine" as windows-1252
+        (b"<p>" + bytes(range(0, 32)) * 40 + b"</p>", "text/html", "% control"),
+    ],
+)
+def test_binary_bodies_are_refused(
+    page_server: PageServer, body: bytes, content_type: str, reason: str
+) -> None:
+    page_server.set("/blob", body, content_type=content_type)
+    error = fetch_error(page_server.url("/blob"))
+    assert "body is not text" in str(error)
+    assert reason in str(error)
+
+
+def test_a_false_utf16_header_on_an_ascii_page_is_ignored(page_server: PageServer) -> None:
+    page_server.set("/wide", TERMS_HTML, content_type="text/html; charset=utf-16")
+    result = run(fetch(page_server.url("/wide")))
+    assert result.charset == "utf-8"
+    assert "You keep ownership of your content." in result.text()
+
+
+def test_a_real_utf16_page_is_still_read(page_server: PageServer) -> None:
+    body = TERMS_HTML.encode("utf-16-le")  # no BOM: only the header says so
+    page_server.set("/utf16", body, content_type="text/html; charset=utf-16le")
+    assert "You keep ownership of your content." in run(fetch(page_server.url("/utf16"))).text()
+
+
+def test_a_stray_control_character_is_tolerated(page_server: PageServer) -> None:
+    page_server.set("/stray", TERMS_HTML.replace("</main>", "\x00\x1b\x08</main>"))
+    assert "You keep ownership" in run(fetch(page_server.url("/stray"))).text()
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def _real_pages() -> list[tuple[Path, str]]:
+    """Real pages (path, media type): shipped copies, and the whole corpus when it is there."""
+    pages = [(p, "text/html") for p in sorted(DATA.glob("snapshots/*.html"))]
+    pages += [(p, "text/html") for p in sorted(DATA.glob("extract/*/input.html"))]
+    pages += [(p, "text/markdown") for p in sorted(DATA.glob("ota/*/*/*.md"))]
+    pages += [(p, "text/html") for p in sorted(CORPUS_DIR.glob("snapshots/*/*/*.html"))]
+    for versions in ("versions", "versions-pga", "versions-more"):
+        pages += [(p, "text/markdown") for p in sorted(CORPUS_DIR.glob(f"{versions}/*/*/*.md"))]
+    return pages
+
+
+def test_real_pages_are_text() -> None:
+    """The binary-body detector refuses no real page: shipped copies, and the corpus's."""
+    from monitor.decoding import not_text_reason
+
+    pages = _real_pages()
+    assert len(pages) > 10, "tests/data is missing its snapshots"
+    refused = []
+    for path, media_type in pages:
+        content = path.read_bytes()
+        charset = detect_charset(content, media_type, None)
+        text = content.decode(charset or "utf-8", errors="replace")
+        if reason := not_text_reason(content, text):
+            refused.append(f"{path}: {reason}")
+    assert refused == []
+
+
+# -- private addresses -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "private"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("169.254.169.254", True),  # cloud metadata
+        ("fe80::1%eth0", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("100.64.0.1", True),  # carrier-grade NAT
+        ("0.0.0.0", True),
+        ("224.0.0.1", True),
+        ("fd00::1", True),
+        ("::ffff:127.0.0.1", True),  # IPv4-mapped loopback
+        ("192.0.2.1", True),  # documentation
+        ("not-an-address", True),
+        ("93.184.216.34", False),
+        ("8.8.8.8", False),
+        ("2606:4700:4700::1111", False),
+        ("::ffff:8.8.8.8", False),
+    ],
+)
+def test_private_address_classification(address: str, private: bool) -> None:
+    assert is_private_address(address) is private
+
+
+def public_fetch(page_server: PageServer, url: str, **options: Any) -> FetchResult:
+    """Fetch ``url`` where terms.public.test is a public host served by the page server."""
+    table: dict[str, list[str]] = {"terms.public.test": [PUBLIC], **options.pop("names", {})}
+    routes = options.pop("routes", Routes({PUBLIC: "127.0.0.1"}))
+    return run(fetch(url, resolver=names(table), network=routes, **options))
+
+
+def public_url(page_server: PageServer, path: str) -> str:
+    return page_server.url(path, host="terms.public.test")
+
+
+def test_a_public_document_is_fetched_through_the_test_network(page_server: PageServer) -> None:
+    result = public_fetch(page_server, public_url(page_server, "/terms"))
+    assert "You keep ownership" in result.text()
+    assert page_server.hits("/terms") == 1
+
+
+def _public_error(page_server: PageServer, url: str, **options: Any) -> FetchError:
+    with pytest.raises(FetchError) as info:
+        public_fetch(page_server, url, **options)
+    assert str(info.value).startswith(url)
+    return info.value
+
+
+def test_public_document_redirected_to_loopback_is_refused(page_server: PageServer) -> None:
+    page_server.set("/secret", "<p>internal admin page</p>")
+    page_server.redirect("/tos", page_server.url("/secret"))
+    url = public_url(page_server, "/tos")
+    error = _public_error(page_server, url)
+    assert "127.0.0.1 is a private address" in str(error)
+    assert "allow_private = true" in str(error)
+    assert not error.transient
+    assert page_server.hits("/tos") == 1
+    assert page_server.hits("/secret") == 0
+
+
+def test_allow_private_follows_the_redirect(page_server: PageServer) -> None:
+    page_server.set("/secret", "<p>internal admin page</p>")
+    page_server.redirect("/tos", page_server.url("/secret"))
+    result = public_fetch(page_server, public_url(page_server, "/tos"), allow_private=True)
+    assert "internal admin page" in result.text()
+
+
+def test_a_name_resolving_to_loopback_counts_as_private(page_server: PageServer) -> None:
+    page_server.set("/secret", "<p>internal</p>")
+    page_server.redirect("/tos", page_server.url("/secret", host="intranet.public.test"))
+    url = public_url(page_server, "/tos")
+    error = _public_error(page_server, url, names={"intranet.public.test": ["127.0.0.1"]})
+    assert "intranet.public.test (127.0.0.1) is a private address" in str(error)
+    assert page_server.hits("/secret") == 0
+
+
+@pytest.mark.parametrize(
+    "target", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.7:8080/admin"]
+)
+def test_redirects_inward_are_refused_before_connecting(
+    page_server: PageServer, target: str
+) -> None:
+    page_server.redirect("/tos", target)
+    routes = Routes({PUBLIC: "127.0.0.1"})
+    error = _public_error(page_server, public_url(page_server, "/tos"), routes=routes)
+    assert f"refused a redirect to {target}" in str(error)
+    assert routes.connects == [PUBLIC]  # never tried to connect to the private address
+
+
+def test_dns_rebinding_is_refused_at_connect_time(page_server: PageServer) -> None:
+    """A name that resolves public when the hop is checked and loopback when connecting."""
+    page_server.set("/secret", "<p>internal</p>")
+    page_server.redirect("/tos", page_server.url("/secret", host="flip.public.test"))
+    flip = [[PUBLIC], ["127.0.0.1"]]
+    url = public_url(page_server, "/tos")
+    error = _public_error(page_server, url, names={"flip.public.test": flip}, retries=0)
+    assert "flip.public.test (127.0.0.1) is a private address" in str(error)
+    assert page_server.hits("/secret") == 0
+
+
+def test_a_private_document_may_redirect_inside(page_server: PageServer) -> None:
+    # every other test here fetches from 127.0.0.1: a document that is private by its own URL
+    page_server.redirect("/tos", page_server.url("/terms", host="localhost"))
+    assert "You keep ownership" in run(fetch(page_server.url("/tos"))).text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,56 @@ def test_the_llama_api_training_change_is_found_in_full_history(
     found = [c for c in json.loads(out) if c["detected_at"].startswith("2026-07-08T22:33:30")]
     assert found, "the 2026-07-08 change (free tier used for training) was not reported"
     assert {"AI_TRAINING_ON_USER_DATA", "AI_NO_TRAINING_COMMITMENT"} & set(found[0]["labels"])
+
+
+def test_links_devices_fifos_and_huge_files_are_skipped_by_name(
+    config_file: Path, tmp_path: Path
+) -> None:
+    config_file.write_text(
+        config_file.read_text(encoding="utf-8") + "[fetch]\nmax_bytes = 50000\n", encoding="utf-8"
+    )
+    folder = tmp_path / "dataset" / "Meta AI" / "Terms of Service"
+    folder.mkdir(parents=True)
+    source = DATASET / "Meta AI" / "Terms of Service"
+    for name in ("2026-01-21T23-36-24Z.md", "2026-05-13T10-32-30Z.md"):
+        (folder / name).write_bytes((source / name).read_bytes())
+    passwd = folder / "2026-02-01T00-00-00Z.md"
+    passwd.symlink_to("/etc/passwd")
+    zero = folder / "2026-02-02T00-00-00Z.md"
+    zero.symlink_to("/dev/zero")
+    fifo = folder / "2026-02-03T00-00-00Z.md"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    huge = folder / "2026-02-04T00-00-00Z.md"
+    huge.write_text("# Terms\n\n" + "You grant us a licence. " * 5000, encoding="utf-8")
+
+    status, out = tosmon(config_file, "import", str(tmp_path / "dataset"))
+    assert status == 0, out
+    assert "meta-ai/terms-of-service: 6 captures, 2 imported" in out
+    assert f"skipped {passwd}: a symbolic link, not followed" in out
+    assert f"skipped {zero}: a symbolic link, not followed" in out
+    assert f"skipped {fifo}: a FIFO, not a regular file" in out
+    assert f"skipped {huge}: larger than 50000 bytes" in out
+
+    status, out = tosmon(config_file, "history", "meta-ai/terms-of-service", "--json")
+    assert [v["seen_at"][:10] for v in json.loads(out)["versions"]] == ["2026-01-21", "2026-05-13"]
+    _, text = tosmon(config_file, "show", "meta-ai/terms-of-service", "--at", "2026-03-01")
+    assert "root:" not in text and "Meta AI" in text
+
+
+def test_read_capture_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    from monitor.importer import CaptureRefused, read_capture
+
+    page = tmp_path / "page.md"
+    page.write_bytes(b"# Terms\n")
+    assert read_capture(page, max_bytes=1024) == b"# Terms\n"
+    assert read_capture(page, max_bytes=8) == b"# Terms\n"  # exactly at the cap
+    with pytest.raises(CaptureRefused, match="larger than 7 bytes"):
+        read_capture(page, max_bytes=7)
+    with pytest.raises(CaptureRefused, match="a directory"):
+        read_capture(tmp_path, max_bytes=1024)
+    with pytest.raises(CaptureRefused, match="a character device"):
+        read_capture(Path("/dev/null"), max_bytes=1024)
+    link = tmp_path / "link.md"
+    link.symlink_to(page)
+    with pytest.raises(CaptureRefused, match="symbolic link"):
+        read_capture(link, max_bytes=1024)

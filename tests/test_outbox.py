@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import Config
+from monitor.errors import ConfigError
 from monitor.models import Delivery, Subscriber
 from monitor.outbox import CRASH_ENV, deliver_pending, enqueue_alert
 from tests.mailfactory import (
@@ -398,3 +399,28 @@ def test_the_digest_hour_comes_from_the_config(
     assert (stats.digests, stats.sent) == (1, 1)
     assert str(stats) == "sent 1, digests built 1"
     assert str(deliver_pending(sessions, evening, now=at(T0.replace(hour=19)))) == ""
+
+
+def test_an_error_after_claiming_a_row_gives_it_back(
+    sessions: sessionmaker[Session],
+    config: Config,
+    smtp_server: SMTPTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key file others can read stops the sender after it claimed a row: the row must not stay
+    `sending` until its lease runs out, but be sent by the very next run."""
+    monkeypatch.delenv("TOSMON_SECRET_KEY")
+    config.secret_key_file.parent.mkdir(parents=True, exist_ok=True)
+    config.secret_key_file.write_text("k" * 40 + "\n", encoding="ascii")
+    config.secret_key_file.chmod(0o640)
+    add_subscriber(sessions, "reader@example.org")
+    record_change(sessions)
+
+    with pytest.raises(ConfigError, match="readable by others"):
+        deliver_pending(sessions, config, now=at(T0))
+    [row] = rows(sessions)
+    assert (row.status, row.claimed_by, row.claim_expires_at) == ("pending", None, None)
+
+    config.secret_key_file.chmod(0o600)
+    assert deliver_pending(sessions, config, now=at(T0)).sent == 1  # at once, no lease to wait
+    assert len(smtp_server.messages) == 1

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -24,7 +29,15 @@ from monitor.scheduler import (
 )
 from monitor.store import history
 from monitor.store import scheduling as store
-from tests.daemonkit import checks_of, wait_until, write_config
+from tests.daemonkit import (
+    ROOT,
+    checks_of,
+    document,
+    environment,
+    tosmon,
+    wait_until,
+    write_config,
+)
 from tests.pages import terms_page
 from tests.pageserver import PageServer
 
@@ -407,3 +420,96 @@ def test_the_fetcher_is_renewed_without_breaking_a_check_in_flight(
     assert [c.outcome for c in checks_of(sessions, "example/terms")][:2] == ["first", "unchanged"]
     assert len(opened) >= 3
     assert sorted(map(id, closed)) == sorted(map(id, opened))  # every one closed, once
+
+
+# --- claims of a killed process ------------------------------------------------------------
+
+
+def test_a_killed_check_does_not_hold_its_claim_for_the_whole_lease(
+    tmp_path: Path,
+    engine,  # type: ignore[no-untyped-def]
+    sessions: sessionmaker[Session],
+    page_server: PageServer,
+    data_dir: Path,
+) -> None:
+    """`tosmon check` killed with SIGKILL while fetching: the next `tosmon check` on the same
+    host sees that the claiming process is gone and checks the document at once, instead of
+    skipping it as "being checked by a running daemon" for the 10-minute lease."""
+    page_server.set("/stall", terms_page())
+    page_server.delay("/stall", 60)
+    config = write_config(
+        tmp_path / "tosmon.toml",
+        database_url=engine.url.render_as_string(hide_password=False),
+        documents=[("slow/terms", page_server.url("/stall"))],
+        smtp_port=None,
+        lease="10m",
+        timeout=120,
+    )
+    env = environment(data_dir)
+    stalled = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--config", str(config), "check", "--no-send"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: page_server.hits("/stall") >= 1, what="the stalled fetch", timeout=60)
+        held = document(sessions, "slow/terms")
+        assert held is not None and held.claim_pid == stalled.pid
+        stalled.send_signal(signal.SIGKILL)
+        stalled.wait(timeout=10)
+    finally:
+        if stalled.poll() is None:
+            stalled.kill()
+            stalled.wait()
+    held = document(sessions, "slow/terms")
+    assert held is not None and held.claimed_by is not None  # the killed process let nothing go
+    assert held.claim_expires_at is not None
+    assert held.claim_expires_at > datetime.now(UTC) + timedelta(minutes=5)
+
+    page_server.delay("/stall", 0)
+    done = tosmon(config, "check", "--json", "--no-send", env=env)
+    assert done.returncode == 0, done.stderr
+    [result] = json.loads(done.stdout)
+    assert (result["document"], result["outcome"]) == ("slow/terms", "first"), result
+    after = document(sessions, "slow/terms")
+    assert after is not None and (after.claimed_by, after.claim_pid) == (None, None)
+
+
+def test_claims_of_live_or_remote_processes_are_kept(sessions: sessionmaker[Session]) -> None:
+    """Only a process of this host that no longer runs loses its claim early."""
+    add_documents(sessions, 3)
+    here = store.this_process()
+    dead_pid = _a_dead_pid()
+    holders = {
+        "service00/terms": store.ClaimingProcess(here.host, dead_pid),  # dead, here: released
+        "service01/terms": store.ClaimingProcess(here.host, os.getppid()),  # alive, here: kept
+        "service02/terms": store.ClaimingProcess("elsewhere boot pid:[1]", dead_pid),  # kept
+    }
+    for doc_id, process in holders.items():
+        with sessions.begin() as session:
+            assert store.claim_due_documents(
+                session,
+                worker=f"w-{doc_id}",
+                now=NOW,
+                lease=LEASE,
+                limit=1,
+                only=[doc_id],
+                process=process,
+            ) == [doc_id]
+    assert claim(sessions, "me", now=NOW + timedelta(seconds=1)) == ["service00/terms"]
+    with sessions() as session:
+        owners = dict(session.execute(select(Document.id, Document.claimed_by)).all())
+    assert owners == {
+        "service00/terms": "me",
+        "service01/terms": "w-service01/terms",
+        "service02/terms": "w-service02/terms",
+    }
+
+
+def _a_dead_pid() -> int:
+    """The pid of a process that ran and was reaped."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

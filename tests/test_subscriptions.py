@@ -8,6 +8,7 @@ import stat
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
@@ -29,6 +30,7 @@ from monitor.subscriptions import (
     next_digest_at,
     sign_token,
     subscribe,
+    unsubscribe,
     unsubscribe_token,
     validate_email,
     verify_token,
@@ -165,9 +167,7 @@ def test_subscribe_confirm_and_unsubscribe_by_token(sessions: sessionmaker[Sessi
     with sessions.begin() as session:
         result = subscribe(session, "a@example.org", as_filter(), now=T0)
     assert result.state == "pending" and result.confirmation_id is not None
-    good = sign_token(
-        KEY, "confirm", subscriber_id=result.subscriber_id, email=result.email, now=T0
-    )
+    good = confirm_link_token(sessions, result.subscriber_id, now=T0)
     with sessions.begin() as session:
         assert confirm_token(session, KEY, good, now=T0) == "a@example.org"
     off = sign_token(
@@ -179,6 +179,92 @@ def test_subscribe_confirm_and_unsubscribe_by_token(sessions: sessionmaker[Sessi
     with sessions() as session:
         subscriber = session.scalars(select(Subscriber)).one()
         assert subscriber.state == "unsubscribed"
+
+
+def confirm_link_token(
+    sessions: sessionmaker[Session], subscriber_id: int, *, now: datetime
+) -> str:
+    """The token of the confirm link the outbox would mail now (tests.mailfactory's key)."""
+    from monitor.outbox import Links
+
+    with sessions() as session:
+        subscriber = session.get_one(Subscriber, subscriber_id)
+        url = Links("https://tos.example.org", KEY).confirm(subscriber, issued_at=now)
+    return unquote(url.split("token=", 1)[1])
+
+
+def test_a_confirm_link_sent_before_an_unsubscribe_cannot_confirm_a_resubscription(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        first = subscribe(session, "a@example.org", as_filter(), now=T0)
+    old_link = confirm_link_token(sessions, first.subscriber_id, now=T0)
+    with sessions.begin() as session:
+        unsubscribe(session, "a@example.org", now=T0 + timedelta(minutes=1))
+        again = subscribe(session, "a@example.org", as_filter(), now=T0 + timedelta(minutes=2))
+    assert again.subscriber_id == first.subscriber_id and again.state == "pending"
+
+    # someone holding the first email (a shared inbox, a forwarded message) cannot confirm
+    with sessions.begin() as session, pytest.raises(SubscriptionError, match="earlier subscr"):
+        confirm_token(session, KEY, old_link, now=T0 + timedelta(minutes=3))
+    with sessions() as session:
+        assert session.get_one(Subscriber, first.subscriber_id).state == "pending"
+
+    # the link in the new confirmation email works
+    new_link = confirm_link_token(sessions, first.subscriber_id, now=T0 + timedelta(minutes=2))
+    with sessions.begin() as session:
+        assert confirm_token(session, KEY, new_link, now=T0 + timedelta(minutes=3)) == (
+            "a@example.org"
+        )
+
+
+def test_a_subscriber_from_before_nonces_keeps_working_links(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Rows written before the migration have no nonce: their links (which carry none) still
+    confirm, until an unsubscribe gives the row one."""
+    with sessions.begin() as session:
+        result = subscribe(session, "old@example.org", as_filter(), now=T0)
+        session.get_one(Subscriber, result.subscriber_id).token_nonce = None
+    legacy = sign_token(
+        KEY, "confirm", subscriber_id=result.subscriber_id, email=result.email, now=T0
+    )
+    with sessions.begin() as session:
+        assert confirm_token(session, KEY, legacy, now=T0) == "old@example.org"
+    with sessions.begin() as session:
+        unsubscribe(session, "old@example.org", now=T0 + timedelta(minutes=1))
+        subscribe(session, "old@example.org", as_filter(), now=T0 + timedelta(minutes=2))
+    with sessions.begin() as session, pytest.raises(SubscriptionError):
+        confirm_token(session, KEY, legacy, now=T0 + timedelta(minutes=3))
+
+
+def test_token_base64_is_decoded_strictly() -> None:
+    """Only the one spelling the signer wrote is accepted: no padding, no characters outside the
+    URL-safe alphabet (standard base64's + and /, spaces, dots), no stray trailing bits."""
+    token = sign_token(KEY, "unsubscribe", subscriber_id=3, email="a@example.org", now=T0)
+    body, signature = token.split(".")
+    assert verify_token(KEY, token, "unsubscribe", now=T0).subscriber_id == 3
+    # 32 signature bytes end in 4 base64 bits + 2 unused ones: flip an unused bit
+    stray = _flip_unused_bit(signature[-1])
+    variants = [
+        f"{body}.{signature}=",  # padding
+        f"{body}=.{signature}",
+        f"{body}.{signature[:10]}!{signature[10:]}",  # junk that urlsafe_b64decode skips
+        f"{body}.{signature[:10]} {signature[10:]}",
+        f"{body}.{signature.replace('-', '+').replace('_', '/')}",
+        f"{body}.{signature[:-1]}{stray}",
+        f"{body[:5]}\n{body[5:]}.{signature}",
+    ]
+    for variant in variants:
+        if variant == token:
+            continue
+        with pytest.raises(SubscriptionError, match="not valid"):
+            verify_token(KEY, variant, "unsubscribe", now=T0)
+
+
+def _flip_unused_bit(char: str) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return alphabet[alphabet.index(char) ^ 1]
 
 
 # ---------------------------------------------------------------------------------------------

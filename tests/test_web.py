@@ -34,8 +34,15 @@ def state(sessions: sessionmaker[Session], email: str = "reader@example.org") ->
         return session.scalars(select(Subscriber.state).where(Subscriber.email == email)).one()
 
 
-def token_for(purpose: str, subscriber_id: int, email: str = "reader@example.org") -> str:
-    return sign_token(KEY, purpose, subscriber_id=subscriber_id, email=email, now=T0)  # type: ignore[arg-type]
+def token_for(
+    purpose: str, subscriber_id: int, email: str = "reader@example.org", nonce: str | None = None
+) -> str:
+    return sign_token(KEY, purpose, subscriber_id=subscriber_id, email=email, now=T0, nonce=nonce)  # type: ignore[arg-type]
+
+
+def nonce_of(sessions: sessionmaker[Session], subscriber_id: int) -> str | None:
+    with sessions() as session:
+        return session.get_one(Subscriber, subscriber_id).token_nonce
 
 
 def test_one_click_unsubscribe_needs_a_post(
@@ -63,7 +70,8 @@ def test_one_click_unsubscribe_needs_a_post(
 
 def test_confirm_by_link(web: WebServer, sessions: sessionmaker[Session]) -> None:
     subscriber_id = add_subscriber(sessions, confirm=True)
-    url = f"{web.url}/confirm?token={quote(token_for('confirm', subscriber_id))}"
+    token = token_for("confirm", subscriber_id, nonce=nonce_of(sessions, subscriber_id))
+    url = f"{web.url}/confirm?token={quote(token)}"
     page = httpx.get(url)
     assert page.status_code == 200 and "Confirm subscription" in page.text
     assert state(sessions) == "pending"

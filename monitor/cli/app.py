@@ -106,6 +106,8 @@ class MonitorGroup(click.Group):
     """Turns MonitorError into a one-line error; exit 2 for config and argument errors, else 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
         from monitor.errors import ArgumentError, ConfigError, MonitorError
 
         try:
@@ -116,6 +118,12 @@ class MonitorGroup(click.Group):
             _fail(ctx, exc, status=2)
         except MonitorError as exc:
             _fail(ctx, exc, status=1)
+        except DBAPIError as exc:  # the database failed mid-command (read-only, went away)
+            from monitor.db import database_unavailable
+
+            app = ctx.find_object(AppContext)
+            url = app.config.storage.database_url if app is not None else ""
+            _fail(ctx, database_unavailable(url, exc), status=2)
 
 
 def _fail(ctx: click.Context, exc: Exception, *, status: int) -> None:

@@ -41,7 +41,7 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
     from monitor.scheduler import acquire_daemon_lock, new_worker_id
 
     config = app.config  # a broken config stops here: one line, exit status 2
-    config.mail.password()  # a missing password variable too, rather than at the first email
+    app.monitor.check_mail_settings()  # a missing password variable or a bad key file too
     worker = new_worker_id()
     level = "DEBUG" if app.verbose else config.daemon.log_level
     configure_logging(log_format=log_format or config.daemon.log_format, level=level, worker=worker)

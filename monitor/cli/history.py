@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,6 +18,9 @@ from monitor.cli.app import (
     safe_terminal_text,
 )
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
+
+if TYPE_CHECKING:
+    from monitor.tracker import CheckResult
 
 OUTCOME_COLOURS = {
     "first": "cyan",
@@ -69,11 +74,19 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     status 0 whenever the checks ran, whatever they found. Reports queued by the changes found
     are delivered before the command exits (unless --no-send).
     """
+    if not no_send:
+        app.monitor.check_mail_settings()  # before any work: not after recording a change
     results = app.monitor.check(ids)
-    delivered = None if no_send else str(app.monitor.deliver()) or None
     if as_json:
         emit_json([r.as_dict() for r in results])
-        return
+    else:
+        _print_results(results)
+    delivered = None if no_send else str(app.monitor.deliver()) or None  # after the results
+    if delivered and not as_json:
+        click.echo(delivered)
+
+
+def _print_results(results: Sequence[CheckResult]) -> None:
     width = max((len(r.document_id) for r in results), default=10)
     for r in results:
         outcome = click.style(f"{r.outcome:<9}", fg=OUTCOME_COLOURS.get(r.outcome))
@@ -81,8 +94,6 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
         if r.change_id is not None:
             detail = f"#{r.change_id} [{r.severity}] {detail}"
         click.echo(f"{r.document_id:<{width}}  {outcome}  {detail}")
-    if delivered:
-        click.echo(delivered)
 
 
 @main.command()
@@ -106,7 +117,7 @@ def documents(app: AppContext, as_json: bool) -> None:
         )
         if row.last_check_at is None:
             state = "never checked"
-        click.echo(f"{row.id}  {row.url}")
+        click.echo(f"{safe_terminal_text(row.id)}  {safe_terminal_text(row.url)}")
         click.echo(
             f"    last check {fmt_time(row.last_check_at)}, last change "
             f"{fmt_time(row.last_change_at)}, {row.versions} version(s), {state}"
@@ -190,7 +201,9 @@ def import_(app: AppContext, path: Path, services: tuple[str, ...], as_json: boo
 
     PATH is laid out as <service>/<document type>/<YYYY-MM-DDTHH-MM-SSZ>.md. Each capture becomes a
     version at its date, with change records computed between them. No email is sent. Captures
-    already imported (same document, same date) are skipped, so re-running is safe.
+    already imported (same document, same date) are skipped, so re-running is safe. Only regular
+    files are read: symbolic links, devices, FIFOs and files larger than [fetch] max_bytes are
+    skipped, each named in the output.
     """
     summaries = app.monitor.import_history(
         path,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from monitor.models import Change, ClauseChangeRow, Delivery, Document, Subscriber, Subscription
 from monitor.render import ChangeView, ClauseView, WordView
+from monitor.urls import mask_credentials
 
 OPEN_STATUSES = ("pending", "queued", "sending")
 
@@ -276,7 +277,7 @@ def change_view(change: Change, document: Document) -> ChangeView:
         service=document.service,
         document_id=document.id,
         document_type=document.type,
-        url=document.url,
+        url=mask_credentials(document.url),
         detected_at=change.detected_at,
         summary=change.summary,
         severity=change.severity,

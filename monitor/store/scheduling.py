@@ -8,6 +8,11 @@ Claims are leases. A daemon claims due documents by writing ``claimed_by`` and
                  ORDER BY next_check_at NULLS FIRST LIMIT :n FOR UPDATE SKIP LOCKED)
     RETURNING id
 
+Each claim also records the claiming process (``claim_host``: hostname, boot id and PID
+namespace; ``claim_pid``). Before claiming, a process releases the claims of processes of its own
+host that no longer run (killed with SIGKILL, crashed), so a ``tosmon check`` after a killed one
+checks at once instead of waiting for the lease; claims of other hosts wait for their lease.
+
 On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets several daemons claim at the same moment without
 waiting on (or taking) each other's rows; on SQLite the clause is dropped and the single UPDATE is
 atomic under SQLite's one-writer lock (and only one daemon runs per SQLite database anyway). The
@@ -21,9 +26,13 @@ Like every ``store`` module, nothing here commits: the caller owns the transacti
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, true, update
@@ -32,6 +41,77 @@ from sqlalchemy.orm import Session
 from monitor.models import Check, Delivery, Document, Worker
 
 FAILED_OUTCOMES = ("failed", "blocked")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimingProcess:
+    """The process a claim belongs to: its host identity and PID."""
+
+    host: str
+    pid: int
+
+
+def this_process() -> ClaimingProcess:
+    return ClaimingProcess(host=_host_identity(), pid=os.getpid())
+
+
+def _host_identity() -> str:
+    """``hostname boot-id pid:[namespace]``: PIDs are comparable only between processes with the
+    same identity (two machines may share a hostname; containers have their own PID spaces)."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text("ascii").strip()[:36])
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return " ".join(parts)[:200]
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs on this host (a zombie does not); True when that cannot be told."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return True
+    fields = stat.rpartition(b")")[2].split()
+    return not fields or fields[0] not in (b"Z", b"X")
+
+
+def release_dead_claims(
+    session: Session,
+    *,
+    now: datetime,
+    process: ClaimingProcess | None = None,
+    alive: Callable[[int], bool] = process_alive,
+) -> list[str]:
+    """Release the unexpired claims of processes of this host that no longer run; their ids."""
+    process = process or this_process()
+    rows = session.execute(
+        select(Document.claim_pid).where(
+            Document.claim_host == process.host,
+            Document.claim_pid.is_not(None),
+            Document.claimed_by.is_not(None),
+            Document.claim_expires_at > now,
+        )
+    ).all()
+    dead = {pid for (pid,) in rows if pid is not None and pid != process.pid and not alive(pid)}
+    if not dead:
+        return []
+    released = session.scalars(
+        update(Document)
+        .where(Document.claim_host == process.host, Document.claim_pid.in_(sorted(dead)))
+        .values(claimed_by=None, claim_expires_at=None, claim_host=None, claim_pid=None)
+        .returning(Document.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    return sorted(released)
 
 
 def _unclaimed(now: datetime) -> Any:
@@ -51,15 +131,20 @@ def claim_due_documents(
     limit: int,
     only: Collection[str] | None = None,
     due_only: bool = True,
+    process: ClaimingProcess | None = None,
 ) -> list[str]:
     """Claim up to ``limit`` due, unclaimed documents for ``worker``; their ids, most overdue first.
 
     ``only`` restricts the claim to these ids (the documents the daemon's config declares;
     documents no longer declared keep their history but are not checked). ``due_only=False``
     claims them whether due or not (``tosmon check`` checks now, but never alongside a daemon).
+    ``process`` (default: this one) is recorded on the claims; claims of dead processes of the
+    same host are released first.
     """
     if limit <= 0 or (only is not None and not only):
         return []
+    process = process or this_process()
+    release_dead_claims(session, now=now, process=process)
     due = _due(now) if due_only else true()
     candidates = (
         select(Document.id)
@@ -73,7 +158,12 @@ def claim_due_documents(
     statement = (
         update(Document)
         .where(Document.id.in_(candidates.scalar_subquery()), due, _unclaimed(now))
-        .values(claimed_by=worker, claim_expires_at=now + lease)
+        .values(
+            claimed_by=worker,
+            claim_expires_at=now + lease,
+            claim_host=process.host,
+            claim_pid=process.pid,
+        )
         .returning(Document.id, Document.next_check_at)
         .execution_options(synchronize_session=False)
     )
@@ -90,9 +180,9 @@ def release_claims(session: Session, *, worker: str, ids: Collection[str] | None
             return 0
         statement = statement.where(Document.id.in_(list(ids)))
     result = session.execute(
-        statement.values(claimed_by=None, claim_expires_at=None).execution_options(
-            synchronize_session=False
-        )
+        statement.values(
+            claimed_by=None, claim_expires_at=None, claim_host=None, claim_pid=None
+        ).execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -322,6 +412,7 @@ def check_counts(session: Session, *, since: datetime) -> dict[str, int]:
 
 
 __all__ = [
+    "ClaimingProcess",
     "OutboxBacklog",
     "check_counts",
     "claim_due_documents",
@@ -334,11 +425,14 @@ __all__ = [
     "lock_document",
     "next_due",
     "outbox_backlog",
+    "process_alive",
     "prune_workers",
     "register_worker",
     "release_claims",
+    "release_dead_claims",
     "renew_claims",
     "running_workers",
     "schedule_documents",
     "stop_worker",
+    "this_process",
 ]
