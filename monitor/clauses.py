@@ -74,6 +74,8 @@ class ClauseChange:
     direction: Direction = "neutral"
     severity: Severity = "cosmetic"
     annotation: str = ""
+    coarse: bool = False
+    """The diff ran out of budget: some changed passages are shown whole, not word by word."""
 
 
 @dataclass(frozen=True, slots=True)

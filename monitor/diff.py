@@ -24,9 +24,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from difflib import SequenceMatcher
 from functools import lru_cache
+from itertools import pairwise
 
 from monitor.clauses import Clause, ClauseChange, WordSpan
 
@@ -44,7 +45,12 @@ _ENUMERATOR = re.compile(r"^\s*(?:\(?(?:\d+(?:\.\d+)*|[a-z]|[ivxlc]+)[.)]+|\d+(?
 _TOKEN = re.compile(r"\d+(?:[.,:/]\d+)*|\w+|\s+|[^\w\s]")
 
 
+_SIMILARITY_CHARS = 50_000
+"""Characters of a clause compared to find its reworded counterpart (enough to tell them apart)."""
+
+
 def _tokens(text: str) -> frozenset[str]:
+    text = text[:_SIMILARITY_CHARS]
     return frozenset(_WORD.findall(_ENUMERATOR.sub("", text, count=1).lower()))
 
 
@@ -166,6 +172,7 @@ def _in_order(pairs: list[tuple[int, int]]) -> set[int]:
 
 def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseChange]:
     """Clauses added, removed, modified or moved from ``old`` to ``new``, in new-document order."""
+    budget = DiffBudget()
     pairs = _pair_identical(old, new)
     old_paired = set(pairs.values())
     old_left = [i for i in range(len(old)) if i not in old_paired]
@@ -179,6 +186,7 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseCha
     for j, i in ordered:
         before, after = old[i], new[j]
         if j in similar:
+            words, coarse = _diff_words(before.text, after.text, budget)
             change = ClauseChange(
                 kind="modified",
                 section=after.section,
@@ -186,7 +194,8 @@ def diff_clauses(old: Sequence[Clause], new: Sequence[Clause]) -> list[ClauseCha
                 after=after.text,
                 old_index=i,
                 new_index=j,
-                words=diff_words(before.text, after.text),
+                words=words,
+                coarse=coarse,
             )
         elif j not in stable or (
             before.section != after.section
@@ -231,9 +240,61 @@ def diff_words(before: str, after: str) -> tuple[WordSpan, ...]:
     Tokens are words, punctuation marks and whitespace runs. Inside a reworded passage, deletions
     come before insertions, and a lone space between two changes joins them into one pair.
     """
+    return _diff_words(before, after, DiffBudget())[0]
+
+
+class DiffBudget:
+    """Work left for word-level matching, shared by every clause of one diff.
+
+    A unit is roughly one token visited. When the budget runs out, the passages not yet matched
+    are shown whole (deleted, then inserted) and the clause is marked ``coarse``: the diff is
+    still exact text, only less finely marked, and its cost stays linear in the text.
+    """
+
+    __slots__ = ("exhausted", "left")
+
+    def __init__(self, units: int | None = None) -> None:
+        self.left = DIFF_BUDGET if units is None else units
+        self.exhausted = False
+
+    def take(self, units: int) -> bool:
+        if units > self.left:
+            self.exhausted = True
+            return False
+        self.left -= units
+        return True
+
+
+DIFF_BUDGET = 1_000_000
+"""Work units (about one per token visited) one ``diff_clauses`` call may spend on matching words:
+about a second of CPU (bench/diff_budget.py), whatever the size of the page; a 90 KB reworded
+clause of ordinary prose takes less than half of it."""
+WORD_DIFF_LIMIT = 1500
+"""Token count above which the changed middle of a clause is matched sentence by sentence first."""
+_EXACT_LIMIT = 4096
+"""len(a) * len(b) at or below which a gap is matched exactly by difflib (quadratic, so small)."""
+_CHARS_PER_UNIT = 2
+"""Characters of clause text that cost one unit to split into words and sentences."""
+_EXACT_FALLBACK = 16_384
+"""len(a) * len(b) up to which a gap with no anchor is still matched exactly."""
+_RARE = 4
+"""Occurrences on each side up to which an element may anchor a gap that has no unique one."""
+_SENTENCE_END = frozenset({".", ";", ":", "!", "?"})
+
+
+def _diff_words(before: str, after: str, budget: DiffBudget) -> tuple[tuple[WordSpan, ...], bool]:
+    """The word spans and whether the budget ran out (some passages shown whole)."""
     if before == after:
-        return (WordSpan("equal", before),) if before else ()
-    spans = _token_spans(_TOKEN.findall(before), _TOKEN.findall(after))
+        return ((WordSpan("equal", before),) if before else ()), False
+    was_exhausted = budget.exhausted
+    budget.exhausted = False
+    if budget.take((len(before) + len(after)) // _CHARS_PER_UNIT):
+        spans = _token_spans(_TOKEN.findall(before), _TOKEN.findall(after), budget)
+    else:  # too long to even split into words within budget: the changed middle, whole
+        budget.exhausted = True
+        spans = _char_spans(before, after)
+    coarse = budget.exhausted
+    budget.exhausted = budget.exhausted or was_exhausted
     out: list[WordSpan] = []
     k = 0
     while k < len(spans):
@@ -261,16 +322,41 @@ def diff_words(before: str, after: str) -> tuple[WordSpan, ...]:
             for op, text in region:
                 _append(out, op, text)
     _slide_to_word_starts(out)
-    return tuple(out)
+    return tuple(out), coarse
 
 
-WORD_DIFF_LIMIT = 1500
-"""Token count above which the changed middle of a clause is matched sentence by sentence first:
-difflib's matching is quadratic, and a 40,000-character clause would take seconds."""
-_SENTENCE_END = frozenset({".", ";", ":", "!", "?"})
+def _char_spans(a: str, b: str) -> list[tuple[str, str]]:
+    """Equal start, the changed middle deleted then inserted, equal end; cut at whitespace."""
+    prefix = _common_length(a, b, lambda s, k: s[:k])
+    while prefix and not (a[prefix - 1].isspace() and b[prefix - 1].isspace()):
+        prefix -= 1
+    room = min(len(a), len(b)) - prefix
+    suffix = min(_common_length(a, b, lambda s, k: s[len(s) - k :]), room)
+    while suffix and not (a[len(a) - suffix].isspace() and b[len(b) - suffix].isspace()):
+        suffix -= 1
+    spans = [("equal", a[:prefix])] if prefix else []
+    if len(a) - suffix > prefix:
+        spans.append(("delete", a[prefix : len(a) - suffix]))
+    if len(b) - suffix > prefix:
+        spans.append(("insert", b[prefix : len(b) - suffix]))
+    if suffix:
+        spans.append(("equal", a[len(a) - suffix :]))
+    return spans
 
 
-def _token_spans(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+def _common_length(a: str, b: str, part: Callable[[str, int], str]) -> int:
+    """The largest k with part(a, k) == part(b, k), by bisection (string compares run in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if part(a, middle) == part(b, middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _token_spans(a: list[str], b: list[str], budget: DiffBudget) -> list[tuple[str, str]]:
     """(op, text) runs turning tokens ``a`` into ``b``; the unchanged ends are trimmed first."""
     prefix = 0
     while prefix < len(a) and prefix < len(b) and a[prefix] == b[prefix]:
@@ -287,18 +373,17 @@ def _token_spans(a: list[str], b: list[str]) -> list[tuple[str, str]]:
         spans.append(("equal", "".join(a[:prefix])))
     middle_a, middle_b = a[prefix : len(a) - suffix], b[prefix : len(b) - suffix]
     if max(len(middle_a), len(middle_b)) > WORD_DIFF_LIMIT:
-        spans.extend(_sentence_spans(middle_a, middle_b))
+        spans.extend(_sentence_spans(middle_a, middle_b, budget))
     else:
-        spans.extend(_matched_spans(middle_a, middle_b))
+        spans.extend(_matched_spans(middle_a, middle_b, budget))
     if suffix:
         spans.append(("equal", "".join(a[len(a) - suffix :])))
     return spans
 
 
-def _matched_spans(a: list[str], b: list[str]) -> list[tuple[str, str]]:
+def _matched_spans(a: list[str], b: list[str], budget: DiffBudget) -> list[tuple[str, str]]:
     spans: list[tuple[str, str]] = []
-    matcher = SequenceMatcher(None, a, b, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    for op, i1, i2, j1, j2 in _opcodes(_align(a, b, budget), len(a), len(b)):
         if op == "equal":
             spans.append(("equal", "".join(a[i1:i2])))
         else:
@@ -321,24 +406,139 @@ def _sentences(tokens: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
-def _sentence_spans(a: list[str], b: list[str]) -> list[tuple[str, str]]:
-    """Match whole sentences first, then words inside the sentences that differ."""
+def _sentence_spans(a: list[str], b: list[str], budget: DiffBudget) -> list[tuple[str, str]]:
+    """Match whole sentences first, then words inside the passages that differ."""
     sa, sb = _sentences(a), _sentences(b)
     spans: list[tuple[str, str]] = []
-    matcher = SequenceMatcher(None, sa, sb, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+    for op, i1, i2, j1, j2 in _opcodes(_align(sa, sb, budget), len(sa), len(sb)):
         old = [t for sentence in sa[i1:i2] for t in sentence]
         new = [t for sentence in sb[j1:j2] for t in sentence]
         if op == "equal":
             spans.append(("equal", "".join(old)))
-        elif max(len(old), len(new)) <= WORD_DIFF_LIMIT:
-            spans.extend(_matched_spans(old, new))
+        elif old and new:
+            spans.extend(_matched_spans(old, new, budget))
         else:
             if old:
                 spans.append(("delete", "".join(old)))
             if new:
                 spans.append(("insert", "".join(new)))
     return spans
+
+
+def _opcodes(
+    blocks: list[tuple[int, int, int]], len_a: int, len_b: int
+) -> list[tuple[str, int, int, int, int]]:
+    """difflib-style opcodes from matching blocks (i, j, size), in order."""
+    out: list[tuple[str, int, int, int, int]] = []
+    i = j = 0
+    for bi, bj, size in [*blocks, (len_a, len_b, 0)]:
+        if i < bi or j < bj:
+            out.append(("replace", i, bi, j, bj))
+        if size:
+            out.append(("equal", bi, bi + size, bj, bj + size))
+        i, j = bi + size, bj + size
+    return out
+
+
+def _align(
+    a: Sequence[Hashable], b: Sequence[Hashable], budget: DiffBudget
+) -> list[tuple[int, int, int]]:
+    """Matching blocks (i, j, size) of ``a`` and ``b`` in order, near-linear and within budget.
+
+    Patience-style: elements unique on both sides (else rare ones) that appear in the same order
+    anchor the alignment; the gaps between anchors are aligned the same way, and gaps small
+    enough are matched exactly by difflib. Work beyond the budget leaves gaps unmatched.
+    """
+    matched: list[tuple[int, int]] = []  # (i, j) of single matching elements
+    ranges = [(0, len(a), 0, len(b))]
+    while ranges:
+        alo, ahi, blo, bhi = ranges.pop()
+        while alo < ahi and blo < bhi and a[alo] == b[blo]:
+            matched.append((alo, blo))
+            alo, blo = alo + 1, blo + 1
+        while alo < ahi and blo < bhi and a[ahi - 1] == b[bhi - 1]:
+            ahi, bhi = ahi - 1, bhi - 1
+            matched.append((ahi, bhi))
+        n, m = ahi - alo, bhi - blo
+        if not n or not m:
+            continue
+        if n * m <= _EXACT_LIMIT:
+            if budget.take(n * m):
+                matcher = SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
+                for i, j, size in matcher.get_matching_blocks():
+                    matched.extend((alo + i + k, blo + j + k) for k in range(size))
+            continue
+        if not budget.take(n + m):
+            continue
+        anchors = _anchors(a, alo, ahi, b, blo, bhi)
+        if not anchors:
+            if n * m <= _EXACT_FALLBACK and budget.take(n * m):
+                matcher = SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
+                for i, j, size in matcher.get_matching_blocks():
+                    matched.extend((alo + i + k, blo + j + k) for k in range(size))
+            else:
+                budget.exhausted = True  # a long gap with nothing to hold on to: shown whole
+            continue
+        matched.extend(anchors)
+        edges = [(alo - 1, blo - 1), *anchors, (ahi, bhi)]
+        for (i1, j1), (i2, j2) in pairwise(edges):
+            if i2 - i1 > 1 or j2 - j1 > 1:
+                ranges.append((i1 + 1, i2, j1 + 1, j2))
+    matched.sort()
+    blocks: list[tuple[int, int, int]] = []
+    for i, j in matched:
+        if blocks and blocks[-1][0] + blocks[-1][2] == i and blocks[-1][1] + blocks[-1][2] == j:
+            blocks[-1] = (blocks[-1][0], blocks[-1][1], blocks[-1][2] + 1)
+        else:
+            blocks.append((i, j, 1))
+    return blocks
+
+
+def _anchors(
+    a: Sequence[Hashable], alo: int, ahi: int, b: Sequence[Hashable], blo: int, bhi: int
+) -> list[tuple[int, int]]:
+    """The longest in-order chain of pairs of elements unique (else rare) on both sides."""
+    where_a: dict[Hashable, list[int]] = defaultdict(list)
+    for i in range(alo, ahi):
+        where_a[a[i]].append(i)
+    where_b: dict[Hashable, list[int]] = defaultdict(list)
+    for j in range(blo, bhi):
+        where_b[b[j]].append(j)
+    for limit in (1, _RARE):
+        pairs = [
+            (j, i)
+            for item, js in where_b.items()
+            if len(js) <= limit and 0 < len(where_a.get(item, ())) <= limit
+            for j in js
+            for i in where_a[item]
+        ]
+        if pairs:
+            pairs.sort(key=lambda ji: (ji[0], -ji[1]))  # one pair per j can join the chain
+            chain = _increasing_chain([i for _, i in pairs])
+            return [(pairs[k][1], pairs[k][0]) for k in chain]
+    return []
+
+
+def _increasing_chain(values: list[int]) -> list[int]:
+    """Positions of a longest strictly increasing subsequence of ``values``, in order."""
+    tails: list[int] = []
+    tail_at: list[int] = []
+    previous = [-1] * len(values)
+    for position, value in enumerate(values):
+        length = bisect_left(tails, value)
+        if length == len(tails):
+            tails.append(value)
+            tail_at.append(position)
+        else:
+            tails[length] = value
+            tail_at[length] = position
+        previous[position] = tail_at[length - 1] if length else -1
+    chain: list[int] = []
+    position = tail_at[-1] if tail_at else -1
+    while position != -1:
+        chain.append(position)
+        position = previous[position]
+    return chain[::-1]
 
 
 def _slide_to_word_starts(spans: list[WordSpan]) -> None:

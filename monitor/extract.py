@@ -395,11 +395,22 @@ def _parse_html(text: str) -> etree._Element:
     text = _XML_DECLARATION.sub("", text, count=1)
     if not text.strip():
         raise ExtractError("the page is empty")
-    parser = etree.HTMLParser(remove_comments=True, remove_pis=True, default_doctype=False)
+    # huge_tree lifts libxml2's nesting limit from 256 to 2048 levels; past any limit libxml2
+    # stops reading and returns the tree so far, so a limit error fails the extraction instead
+    # of silently dropping the rest of the page.
+    parser = etree.HTMLParser(
+        remove_comments=True, remove_pis=True, default_doctype=False, huge_tree=True
+    )
     try:
         root = etree.fromstring(text, parser)
     except etree.LxmlError as exc:
         raise ExtractError(f"the page is not readable HTML: {exc}") from None
+    for error in parser.error_log:
+        if error.type_name == "ERR_RESOURCE_LIMIT" or "Excessive depth" in error.message:
+            raise ExtractError(
+                f"the page cannot be read past line {error.line}: {error.message.strip()} "
+                "(the rest of its text would be lost)"
+            )
     if root is None:
         raise ExtractError("the page is empty")
     return root

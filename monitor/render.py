@@ -8,9 +8,10 @@ colour alone, with explicit text and background colours so dark mode cannot inve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -19,6 +20,14 @@ from monitor import scrub
 from monitor.clauses import max_severity, severity_rank
 
 SUBJECT_LIMIT = 160
+REPORT_LIMIT = 100_000
+"""Bytes of HTML a report (or a page showing a change) stays under: mail clients clip longer
+messages (Gmail at 102 KB) and a page of megabytes costs seconds to render and to read."""
+_FITS = ((10**9, 10**9), (2_000, 40), (600, 12), (250, 4), (0, 0))
+"""(characters quoted a side per clause, clauses shown) tried in turn until a report fits: the
+whole report first, when its estimated size leaves a chance."""
+_CONTEXT = 120
+"""Unchanged characters kept around a changed passage in a shortened quote."""
 
 
 def topic_name(label: str) -> str:
@@ -226,6 +235,97 @@ def severity_style(severity: str) -> str:
     return _SEVERITY_STYLES.get(severity, _SEVERITY_STYLES["low"])
 
 
+# ---------------------------------------------------------------------------------------------
+# Size: a report carries at most REPORT_LIMIT bytes of HTML
+
+
+def _clip_words(words: tuple[WordView, ...], limit: int) -> tuple[WordView, ...]:
+    """The changed passages with a little context, until ``limit`` characters a side."""
+    kept: list[WordView] = []
+    sides = [0, 0]  # before, after
+    for k, word in enumerate(words):
+        text = word.text
+        if word.op == "equal":
+            head = text[:_CONTEXT] if k else ""
+            tail = text[-_CONTEXT:] if k + 1 < len(words) else ""
+            if len(text) > len(head) + len(tail) + 3:
+                text = f"{head} … {tail}"
+        room = limit - max(sides)
+        if room <= 0:
+            kept.append(WordView("equal", " …"))
+            break
+        if len(text) > room:
+            text = text[:room].rstrip() + " …"
+        kept.append(WordView(word.op, text))
+        if word.op != "insert":
+            sides[0] += len(text)
+        if word.op != "delete":
+            sides[1] += len(text)
+    return tuple(kept)
+
+
+def _clip_text(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit].rstrip() + " …"
+
+
+def _clip_clause(clause: ClauseView, limit: int) -> ClauseView:
+    longest = max(len(clause.before or ""), len(clause.after or ""))
+    if longest <= limit:
+        return clause
+    return dataclasses.replace(
+        clause,
+        before=_clip_text(clause.before, limit),
+        after=_clip_text(clause.after, limit),
+        words=_clip_words(clause.words, limit) if clause.words else (),
+    )
+
+
+def shorten(view: ChangeView, *, quote_chars: int, clauses: int, full_at: str | None) -> ChangeView:
+    """The view with at most ``clauses`` clauses shown (most severe first), each quoted in at
+    most ``quote_chars`` characters a side, and a note saying what was left out and where the
+    whole change is; the view itself when nothing had to go."""
+    shown = view.shown_clauses
+    kept = tuple(_clip_clause(c, quote_chars) for c in shown[:clauses])
+    left_out = len(shown) - len(kept)
+    clipped = any(a is not b for a, b in zip(kept, shown, strict=False))
+    if not left_out and not clipped:
+        return view
+    where = f" The whole change: {full_at}" if full_at else ""
+    parts = []
+    if left_out:
+        parts.append(
+            f"{left_out} more changed clause{'s are' if left_out != 1 else ' is'} not shown"
+        )
+    if clipped:
+        parts.append("long quotes are shortened (…)")
+    note = f"This report is shortened to stay readable: {'; '.join(parts)}.{where}"
+    # shown_clauses sorts by severity (stable), so the kept ones come out in the same order
+    cosmetic = tuple(c for c in view.clauses if c.severity == "cosmetic")
+    return dataclasses.replace(view, clauses=kept + cosmetic, notes=(note, *view.notes))
+
+
+def fit(
+    view: ChangeView, render: Callable[[ChangeView], str], *, full_at: str | None
+) -> tuple[ChangeView, str]:
+    """The view shortened until ``render(view)`` is under REPORT_LIMIT bytes, and that HTML.
+
+    A report of ordinary size is rendered once, unchanged; a huge one is never rendered whole.
+    """
+    html = ""
+    fitted = view
+    for quote_chars, clauses in _FITS:
+        last = (quote_chars, clauses) == _FITS[-1]
+        if not last and _estimate(view, quote_chars, clauses) > 2 * REPORT_LIMIT:
+            continue  # hopeless: do not spend the time rendering it
+        fitted = shorten(view, quote_chars=quote_chars, clauses=clauses, full_at=full_at)
+        html = render(fitted)
+        if len(html.encode("utf-8")) <= REPORT_LIMIT:
+            break
+    return fitted, html
+
+
 def _links(view: ChangeView, base_url: str | None) -> dict[str, str | None]:
     diff_url = f"{base_url.rstrip('/')}/changes/{view.change_id}" if base_url else None
     return {"source_url": view.url, "diff_url": diff_url}
@@ -234,17 +334,26 @@ def _links(view: ChangeView, base_url: str | None) -> dict[str, str | None]:
 def render_change(
     change_view: ChangeView, *, base_url: str | None, unsubscribe_url: str | None
 ) -> RenderedEmail:
-    """The report one change produces: subject, complete plain text and complete HTML."""
-    context = {
-        "view": change_view,
-        "unsubscribe_url": unsubscribe_url,
-        **_links(change_view, base_url),
-    }
+    """The report one change produces: subject, plain text and HTML (under REPORT_LIMIT: a long
+    change is shortened, most severe clauses first, with a link to the whole change)."""
+    links = _links(change_view, base_url)
+    context = {"unsubscribe_url": unsubscribe_url, **links}
+    view, html = fit(
+        change_view,
+        lambda v: _render("report.html.j2", view=v, **context),
+        full_at=links["diff_url"] or full_change_hint(change_view),
+    )
     return RenderedEmail(
         subject=subject_for(change_view),
-        text=_render("report.txt.j2", **context),
-        html=_render("report.html.j2", **context),
+        text=_render("report.txt.j2", view=view, **context),
+        html=html,
     )
+
+
+def full_change_hint(view: ChangeView) -> str:
+    """Where the whole change can be read when there is no web link: the CLI."""
+    until = (view.detected_at + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"tosmon diff {view.document_id} --to {until}"
 
 
 def group_by_service(views: Sequence[ChangeView]) -> tuple[tuple[str, tuple[ChangeView, ...]], ...]:
@@ -262,23 +371,50 @@ def render_digest(
     base_url: str | None,
     unsubscribe_url: str | None,
 ) -> RenderedEmail:
-    """One email for many changes, grouped by service."""
-    digest = DigestView(
-        cadence=cadence,
-        period_end=period_end,
-        changes=tuple(views),
-        groups=group_by_service(views),
-    )
-    context = {
-        "digest": digest,
-        "base_url": base_url.rstrip("/") if base_url else None,
-        "unsubscribe_url": unsubscribe_url,
-    }
+    """One email for many changes, grouped by service; each change gets an equal share of
+    REPORT_LIMIT (shortened like a single report when it needs more)."""
+    share = max(REPORT_LIMIT // max(len(views), 1), 4_000)
+    root = base_url.rstrip("/") if base_url else None
+
+    def fitted(view: ChangeView, share: int) -> ChangeView:
+        quote_chars, clauses = _FITS[-1]
+        for quote_chars, clauses in _FITS:
+            if _estimate(view, quote_chars, clauses) <= share:
+                break
+        full_at = f"{root}/changes/{view.change_id}" if root else full_change_hint(view)
+        return shorten(view, quote_chars=quote_chars, clauses=clauses, full_at=full_at)
+
+    context: dict[str, Any] = {"base_url": root, "unsubscribe_url": unsubscribe_url}
+    digest: DigestView | None = None
+    html = ""
+    for attempt_share in (share, 0):  # then every change at its shortest (none is ever left out)
+        shown = [fitted(view, attempt_share) for view in views]
+        digest = DigestView(
+            cadence=cadence,
+            period_end=period_end,
+            changes=tuple(shown),
+            groups=group_by_service(shown),
+        )
+        html = _render("digest.html.j2", digest=digest, **context)
+        if len(html.encode("utf-8")) <= REPORT_LIMIT:
+            break
+    assert digest is not None
     return RenderedEmail(
         subject=digest_subject(digest),
-        text=_render("digest.txt.j2", **context),
-        html=_render("digest.html.j2", **context),
+        text=_render("digest.txt.j2", digest=digest, **context),
+        html=html,
     )
+
+
+def _estimate(view: ChangeView, quote_chars: int, clauses: int) -> int:
+    """Roughly the HTML bytes the view's clauses take at these limits (markup included)."""
+    total = 0
+    for clause in view.shown_clauses[:clauses]:
+        quoted = min(len(clause.before or ""), quote_chars) + min(
+            len(clause.after or ""), quote_chars
+        )
+        total += 2_500 + int(1.2 * quoted) + 250 * min(len(clause.words), 40)
+    return total
 
 
 def render_confirm(*, email: str, confirm_url: str, filters: Sequence[str]) -> RenderedEmail:

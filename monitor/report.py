@@ -10,6 +10,7 @@ first, not including ``old``) only serves to recognise variants the page has sho
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from monitor.clauses import (
     ChangeReport,
     Clause,
     ClauseChange,
+    WordSpan,
     max_severity,
     severity_rank,
 )
@@ -27,6 +29,20 @@ from monitor.clauses import (
 VARIANT_SEEN = "Variant already seen: the page has shown this wording before; not a new change."
 OTHER_LANGUAGE = "Page served in another language; not a change of terms."
 _SUMMARY_ITEMS = 5
+COARSE_NOTE = (
+    "This change is too large to mark word by word: some changed passages are shown whole."
+)
+CLASSIFY_CHARS = 20_000
+"""Characters of each side of a clause change the classifier reads (its cost grows with them)."""
+CLASSIFY_TOTAL = 400_000
+"""Characters the classifier reads for one report; past it, each clause gets ``CLASSIFY_MIN``."""
+CLASSIFY_MIN = 2_000
+CONTEXT_CHARS = 200
+"""Unchanged characters kept on each side of a changed passage when a long clause is clipped."""
+CLIPPED_NOTE = (
+    "This change is too large to classify in full: the topics and severity of its longest "
+    "clauses come from their first changed passages only; read the full change."
+)
 
 _DOC_WORDS = re.compile(
     r"\s+(?:terms|privacy|acceptable|cookies?|data|community|developer|supplemental|usage|user|"
@@ -74,7 +90,7 @@ class _Announcement:
 def _announcements(clauses: Sequence[Clause]) -> list[_Announcement]:
     found: list[_Announcement] = []
     for clause in clauses:
-        text = noise.plain_text(clause.text)
+        text = noise.plain_text(clause.text[:CLASSIFY_CHARS])  # announcements are short
         for m in _ANNOUNCE_FUTURE.finditer(text):
             date = m.group("date") or m.group("date2") or m.group("date3")
             found.append(_Announcement("future", date, noise.equivalence_key(m.group(0))))
@@ -137,8 +153,16 @@ def _mark_announced(change: ClauseChange, date: str) -> ClauseChange:
 # --- variants already seen ------------------------------------------------------------------------
 
 
+def _key(text: str) -> str:
+    """``noise.equivalence_key``, within budget: a long text's tail counts byte for byte."""
+    if len(text) <= CLASSIFY_CHARS:
+        return noise.equivalence_key(text)
+    tail = hashlib.sha256(text[CLASSIFY_CHARS:].encode("utf-8")).hexdigest()
+    return f"{noise.equivalence_key(text[:CLASSIFY_CHARS])} #{tail}"
+
+
 def _keys(clauses: Sequence[Clause]) -> set[str]:
-    return {noise.equivalence_key(c.text) for c in clauses}
+    return {_key(c.text) for c in clauses}
 
 
 def _comparable_history(
@@ -150,6 +174,8 @@ def _comparable_history(
     """Key sets of the history versions in the language of ``new`` that resemble ``old`` or
     ``new`` (share half their clauses): a page that alternates with an error page or another
     variant is recognised, while an unrelated capture does not make every clause look seen."""
+    if not history:
+        return []
     ends = [keys for keys in (_keys(old), _keys(new)) if keys]
     kept = []
     for version in history:
@@ -167,10 +193,54 @@ def _seen_before(change: ClauseChange, history_keys: list[set[str]]) -> bool:
     if not history_keys:
         return False
     if change.kind == "removed":
-        key = noise.equivalence_key(change.before or "")
+        key = _key(change.before or "")
         return any(key not in keys for keys in history_keys)
-    key = noise.equivalence_key(change.after or "")
+    key = _key(change.after or "")
     return any(key in keys for keys in history_keys)
+
+
+# --- size budget ---------------------------------------------------------------------------------
+
+
+def _too_long(change: ClauseChange, limit: int) -> bool:
+    return max(len(change.before or ""), len(change.after or "")) > limit
+
+
+def clip_for_classification(change: ClauseChange, *, limit: int = CLASSIFY_CHARS) -> ClauseChange:
+    """The change as the classifier should read it: within ``limit`` characters a side.
+
+    A long reworded clause keeps its changed passages (in order, until the budget is spent) with
+    ``CONTEXT_CHARS`` of unchanged text around each; other long clauses keep their beginning.
+    """
+    if not _too_long(change, limit):
+        return change
+    if not change.words:
+        return dataclasses.replace(
+            change,
+            before=None if change.before is None else change.before[:limit],
+            after=None if change.after is None else change.after[:limit],
+        )
+    kept: list[WordSpan] = []
+    before_len = after_len = 0
+    spans = change.words
+    for k, span in enumerate(spans):
+        text = span.text
+        if span.op == "equal":
+            head = text[:CONTEXT_CHARS] if k else ""
+            tail = text[-CONTEXT_CHARS:] if k + 1 < len(spans) else ""
+            text = text if len(text) <= len(head) + len(tail) + 3 else f"{head} … {tail}"
+        room = limit - max(before_len, after_len)
+        if room <= 0:
+            break
+        text = text[:room]
+        kept.append(WordSpan(span.op, text))
+        if span.op != "insert":
+            before_len += len(text)
+        if span.op != "delete":
+            after_len += len(text)
+    before = "".join(s.text for s in kept if s.op != "insert")
+    after = "".join(s.text for s in kept if s.op != "delete")
+    return dataclasses.replace(change, before=before, after=after, words=tuple(kept))
 
 
 # --- summary --------------------------------------------------------------------------------------
@@ -244,8 +314,29 @@ def build_report(
                 old, history = version, history[i + 1 :]
                 break
 
-    changes = [classify_change(c, taxonomy, service=service) for c in diff_clauses(old, new)]
-    phrases = {i: summarise_change(c, taxonomy) for i, c in enumerate(changes)}
+    changes = []
+    phrases = {}
+    budget = CLASSIFY_TOTAL
+    for i, change in enumerate(diff_clauses(old, new)):
+        clipped = clip_for_classification(
+            change, limit=max(CLASSIFY_MIN, min(CLASSIFY_CHARS, budget))
+        )
+        budget -= max(len(clipped.before or ""), len(clipped.after or ""))
+        judged = classify_change(clipped, taxonomy, service=service)
+        phrases[i] = summarise_change(judged, taxonomy)
+        changes.append(
+            dataclasses.replace(
+                change,
+                labels=judged.labels,
+                direction=judged.direction,
+                severity=judged.severity,
+                annotation=judged.annotation,
+            )
+        )
+    if any(c.coarse for c in changes):
+        notes.append(COARSE_NOTE)
+    if any(_too_long(c, CLASSIFY_CHARS) for c in changes) or budget < 0:
+        notes.append(CLIPPED_NOTE)
 
     flips = 0
     if language:

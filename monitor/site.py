@@ -150,9 +150,9 @@ class Site:
             return Response(204, b"", "image/x-icon")
         if match := re.fullmatch(r"/services/([a-z0-9-]{1,100})", path):
             return self.service(match[1])
-        if match := re.fullmatch(r"/changes/([0-9]{1,12})", path):
+        if match := re.fullmatch(r"/changes/([0-9]{1,9})", path):
             return self.change(int(match[1]))
-        if match := re.fullmatch(r"/versions/([0-9]{1,12})/raw", path):
+        if match := re.fullmatch(r"/versions/([0-9]{1,9})/raw", path):
             return self.raw(int(match[1]))
         if match := re.fullmatch(r"/documents/(.{1,200})/at/(\d{4}-\d{2}-\d{2})", path):
             return self.version(match[1], match[2])
@@ -240,16 +240,19 @@ class Site:
             previous, following = browse.neighbours(session, change)
             new_version = browse.get_version(session, change.new_version_id)
             raw_id = new_version.id if new_version is not None and new_version.raw_hash else None
-        return _html(
-            "site/change.html.j2",
-            title=f"{view.title}: {render.headline(view)}",
-            view=view,
-            headline=render.headline(view),
-            previous=previous,
-            following=following,
-            raw_id=raw_id,
-            document_path=_document_path(view.document_id),
+        context = {
+            "title": f"{view.title}: {render.headline(view)}",
+            "previous": previous,
+            "following": following,
+            "raw_id": raw_id,
+            "document_path": _document_path(view.document_id),
+        }
+        _, body = render.fit(
+            view,
+            lambda v: render.render_site_page("site/change.html.j2", view=v, **context),
+            full_at=render.full_change_hint(view),
         )
+        return Response(200, body.encode("utf-8"), headers={"Content-Security-Policy": SITE_CSP})
 
     def version(self, document_id: str, day: str) -> Response:
         try:

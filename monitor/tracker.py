@@ -1,4 +1,12 @@
-"""One check of one document, end to end, in one transaction.
+"""One check of one document, end to end: analysis first, then one short write transaction.
+
+The slow part of a check (extracting the page, diffing it with the last version, classifying and
+building the report) runs on a read-only session *before* the write transaction opens
+(:func:`analyse_fetch`); the transaction then only writes what the analysis found. On SQLite,
+where a write transaction locks the whole database, other writers (subscribe, the daemon's
+heartbeat, web unsubscribes) are never held up by a long diff. Claims keep two checks of one
+document apart; the transaction still checks that the last version is the one the analysis
+compared with, and redoes the comparison if it is not.
 
 Decides, in one place, what a fetch means: ``first`` (a baseline version), ``unchanged`` (the
 same page but for its per-request tokens, a 304, or the same extracted text), ``changed`` (a new
@@ -146,6 +154,75 @@ def version_clauses(session: Session, version: Version) -> list[Clause]:
     return clauses
 
 
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """What a fetched page means, worked out before the write transaction opens."""
+
+    based_on: int | None
+    """The document's current version when analysed (the report compares with it)."""
+    clauses: tuple[Clause, ...] = ()
+    error: str | None = None
+    """Why extraction failed (then nothing else is set)."""
+    report: ChangeReport | None = None
+    suppressed: bool = False
+    """The report only flips back to a variant seen before: hold it until it settles."""
+
+
+def analyse_fetch(session: Session, document: Document, fetched: FetchResult) -> Analysis | None:
+    """Extract, diff and classify a fetched page without writing; None if nothing needs it.
+
+    Reads only (the last versions); safe to run outside the write transaction.
+    """
+    if fetched.not_modified:
+        return None
+    fingerprint = page_fingerprint(fetched.content, fetched.media_type)
+    if fingerprint == document.page_fingerprint and document.current_version_id is not None:
+        return None
+    try:
+        clauses = extract_clauses(
+            fetched.content,
+            media_type=fetched.media_type,
+            select=document.select,
+            remove=document.remove,
+            charset=fetched.charset,
+        )
+    except ExtractError as exc:
+        return Analysis(document.current_version_id, error=f"{exc} ({document.url})")
+    return analyse_text(session, document, clauses)
+
+
+def analyse_text(session: Session, document: Document, clauses: Sequence[Clause]) -> Analysis:
+    """Compare extracted clauses with the document's current version (reads only)."""
+    current = store.current_version(session, document)
+    if current is None:
+        return Analysis(None, tuple(clauses))
+    text = clauses_to_text(clauses)
+    if store.content_hash(text.encode("utf-8")) == current.text_hash:
+        return Analysis(current.id, tuple(clauses))
+    report, suppressed = _compare(session, document, current, clauses)
+    return Analysis(current.id, tuple(clauses), report=report, suppressed=suppressed)
+
+
+def _compare(
+    session: Session, document: Document, current: Version, clauses: Sequence[Clause]
+) -> tuple[ChangeReport, bool]:
+    """The report from ``current`` to ``clauses``, and whether it only flips back to a variant."""
+    old_clauses = version_clauses(session, current)
+    earlier = [
+        version_clauses(session, v)
+        for v in store.distinct_earlier_versions(
+            session, document.id, before_id=current.id, limit=HISTORY_DEPTH
+        )
+        if v.text_hash != current.text_hash
+    ]
+    name = f"{document.service} {document.type}"
+    report = build_report(old_clauses, clauses, document_name=name, history=earlier)
+    if earlier and severity_rank(report.severity) < severity_rank("medium"):
+        plain = build_report(old_clauses, clauses, document_name=name)
+        return report, severity_rank(plain.severity) >= severity_rank("medium")
+    return report, False
+
+
 def record_fetch(
     session: Session,
     document: Document,
@@ -156,11 +233,14 @@ def record_fetch(
     interval: timedelta,
     worker: str | None = None,
     notify: bool = True,
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     """Record what a fetch of ``document`` returned (a FetchResult or a FetchError).
 
     The caller commits. Nothing is written for a failed fetch but the check row and the failure
-    counters; a new version is written only for a successful, plausible extraction.
+    counters; a new version is written only for a successful, plausible extraction. ``analysis``
+    (from :func:`analyse_fetch`, made before the transaction) saves extracting and comparing
+    here; without it, or when the document moved on since, the work is done here.
     """
     store.schedule_next(document, now=now, interval=interval)
     if isinstance(fetched, FetchError):
@@ -200,19 +280,15 @@ def record_fetch(
             status=status,
             fingerprint=fingerprint,
         )
-    try:
-        clauses = extract_clauses(
-            raw,
-            media_type=fetched.media_type,
-            select=document.select,
-            remove=document.remove,
-            charset=fetched.charset,
-        )
-    except ExtractError as exc:
+    if analysis is None or analysis.based_on != document.current_version_id:
+        analysis = analyse_fetch(session, document, fetched)
+    if analysis is None:  # cannot happen: the fingerprint differs (checked above)
+        analysis = Analysis(document.current_version_id, error="nothing to analyse")
+    if analysis.error is not None:
         return _record_failure(
             session,
             document,
-            mask_credentials(f"{exc} ({document.url})"),
+            mask_credentials(analysis.error),
             now=now,
             duration=duration,
             worker=worker,
@@ -222,13 +298,14 @@ def record_fetch(
     result = record_text(
         session,
         document,
-        clauses,
+        analysis.clauses,
         raw=raw,
         now=now,
         duration=duration,
         worker=worker,
         status=status,
         notify=notify,
+        analysis=analysis,
     )
     if result.outcome != "failed":
         document.page_fingerprint = fingerprint
@@ -247,11 +324,13 @@ def record_text(
     status: int | None = None,
     notify: bool = True,
     source: str = "check",
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     """Record an extracted text seen at ``now``: unchanged, a baseline, or a change.
 
     A text far shorter than the last version is taken for an error page (archives hold those
-    too) and recorded as a failed check, never a version.
+    too) and recorded as a failed check, never a version. ``analysis``: the comparison made
+    before the transaction, used when it was made against the current version.
     """
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
@@ -305,21 +384,10 @@ def record_text(
             http_status=status,
             duration=duration,
         )
-    old_clauses = version_clauses(session, current)
-    earlier = [
-        version_clauses(session, v)
-        for v in store.distinct_earlier_versions(
-            session, document.id, before_id=current.id, limit=HISTORY_DEPTH
-        )
-        if v.text_hash != current.text_hash
-    ]
-    name = f"{document.service} {document.type}"
-    report = build_report(old_clauses, clauses, document_name=name, history=earlier)
-    if earlier and severity_rank(report.severity) < severity_rank("medium"):
-        plain = build_report(old_clauses, clauses, document_name=name)
-        suppressed = severity_rank(plain.severity) >= severity_rank("medium")
-    else:
-        suppressed = False
+    if analysis is not None and analysis.based_on == current.id and analysis.report is not None:
+        report, suppressed = analysis.report, analysis.suppressed
+    else:  # no analysis, or the document moved on since: compare here
+        report, suppressed = _compare(session, document, current, clauses)
     if suppressed:
         document.settling_version_id = version.id
     else:
@@ -364,11 +432,7 @@ def settle(
     document.reported_version_id = settled.id
     if settled.text_hash == baseline.text_hash:
         return None
-    report = build_report(
-        version_clauses(session, baseline),
-        version_clauses(session, settled),
-        document_name=f"{document.service} {document.type}",
-    )
+    report = _settle_report(session, document, baseline, settled)
     if severity_rank(report.severity) < severity_rank("medium"):
         return None
     since = settled.seen_at.strftime("%Y-%m-%d")
@@ -391,6 +455,46 @@ def settle(
         notify=notify,
     )
     return change.id
+
+
+_SETTLE_REPORTS: OrderedDict[tuple[str, str, str], ChangeReport] = OrderedDict()
+_SETTLE_LOCK = threading.Lock()
+
+
+def _settle_report(
+    session: Session, document: Document, baseline: Version, settled: Version
+) -> ChangeReport:
+    """The report from ``baseline`` to ``settled``, kept a while: :func:`prepare_settle` builds
+    it before the write transaction, :func:`settle` then finds it ready."""
+    name = f"{document.service} {document.type}"
+    key = (baseline.text_hash, settled.text_hash, name)
+    with _SETTLE_LOCK:
+        report = _SETTLE_REPORTS.get(key)
+    if report is None:
+        report = build_report(
+            version_clauses(session, baseline),
+            version_clauses(session, settled),
+            document_name=name,
+        )
+        with _SETTLE_LOCK:
+            _SETTLE_REPORTS[key] = report
+            while len(_SETTLE_REPORTS) > 16:
+                _SETTLE_REPORTS.popitem(last=False)
+    return report
+
+
+def prepare_settle(session: Session, document: Document, *, now: datetime) -> None:
+    """Build, without writing, the report :func:`settle` will need at ``now`` (if any)."""
+    if document.settling_version_id is None or document.reported_version_id is None:
+        return
+    if document.current_version_id != document.settling_version_id:
+        return
+    settled = session.get(Version, document.settling_version_id)
+    baseline = session.get(Version, document.reported_version_id)
+    if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
+        return
+    if settled.text_hash != baseline.text_hash:
+        _settle_report(session, document, baseline, settled)
 
 
 def _shrunk_text_mark(text: str) -> str:
@@ -564,11 +668,11 @@ async def check_documents(
                 duration=duration,
                 interval_for=interval_for,
                 worker=worker,
-            ) or _record_in_transaction(
+            ) or await _analyse_then_record(
                 sessions,
                 document_id,
                 fetched,
-                now=now(),
+                now=now,
                 duration=duration,
                 interval_for=interval_for,
                 worker=worker,
@@ -660,6 +764,51 @@ class QuietChecks:
             store.record_unchanged_checks(session, batch)
 
 
+async def _analyse_then_record(
+    sessions: sessionmaker[Session],
+    document_id: str,
+    fetched: FetchResult | FetchError,
+    *,
+    now: Callable[[], datetime],
+    duration: float,
+    interval_for: Callable[[Document], timedelta],
+    worker: str | None,
+    notify: bool,
+) -> CheckResult:
+    """Analyse in a worker thread (the event loop and the database stay free), then record."""
+    analysis: Analysis | None = None
+    if isinstance(fetched, FetchResult):
+        try:
+            analysis = await asyncio.to_thread(_analyse, sessions, document_id, fetched, now())
+        except Exception:  # recorded below, where the analysis is redone and fails again
+            log.exception("analysis of %s failed unexpectedly", document_id)
+    return _record_in_transaction(
+        sessions,
+        document_id,
+        fetched,
+        now=now(),
+        duration=duration,
+        interval_for=interval_for,
+        worker=worker,
+        notify=notify,
+        analysis=analysis,
+    )
+
+
+def _analyse(
+    sessions: sessionmaker[Session], document_id: str, fetched: FetchResult, now: datetime
+) -> Analysis | None:
+    """The analysis of a fetched page on a read-only session (no write lock is taken)."""
+    with sessions() as session:
+        document = store.get_document(session, document_id)
+        if document is None:
+            return None
+        prepare_settle(session, document, now=now)
+        analysis = analyse_fetch(session, document, fetched)
+        session.rollback()
+        return analysis
+
+
 def _record_in_transaction(
     sessions: sessionmaker[Session],
     document_id: str,
@@ -670,6 +819,7 @@ def _record_in_transaction(
     interval_for: Callable[[Document], timedelta],
     worker: str | None,
     notify: bool,
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     try:
         with sessions.begin() as session:
@@ -685,6 +835,7 @@ def _record_in_transaction(
                 interval=interval_for(document),
                 worker=worker,
                 notify=notify,
+                analysis=analysis,
             )
     except Exception as exc:  # isolate the unexpected; the daemon must live on
         log.exception("check of %s failed unexpectedly", document_id)

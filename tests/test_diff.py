@@ -174,3 +174,58 @@ def test_a_huge_clause_is_diffed_exactly_by_sentences_then_words() -> None:
     assert "sell" in inserted and "generative" in inserted
     # the untouched sentences stay equal: only a few words are marked
     assert sum(len(s.text) for s in spans if s.op != "equal") < 300
+
+
+def _sides(spans) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    old = "".join(s.text for s in spans if s.op != "insert")
+    new = "".join(s.text for s in spans if s.op != "delete")
+    return old, new
+
+
+def test_a_long_clause_with_a_few_edits_is_still_marked_word_by_word() -> None:
+    """3,000 distinct sentences, three words changed: exactly those words are marked."""
+    sentences = [
+        f"Rule {n} covers item {n * 7} of the list for region {n % 13}." for n in range(3000)
+    ]
+    before = " ".join(sentences)
+    edited = list(sentences)
+    edited[10] = edited[10].replace("covers", "governs")
+    edited[1500] = edited[1500].replace("the list", "the annex")
+    edited[2990] = edited[2990].replace("region", "country")
+    after = " ".join(edited)
+    [change] = diff_clauses([Clause((), before)], [Clause((), after)])
+    assert not change.coarse
+    assert _sides(change.words) == (before, after)
+    changed = [(s.op, s.text.strip()) for s in change.words if s.op != "equal"]
+    assert changed == [
+        ("delete", "covers"),
+        ("insert", "governs"),
+        ("delete", "list"),
+        ("insert", "annex"),
+        ("delete", "region"),
+        ("insert", "country"),
+    ]
+
+
+def test_a_clause_of_repeated_boilerplate_is_diffed_coarsely_but_exactly() -> None:
+    """Hostile input (the same few sentences thousands of times, every seventh replaced): the
+    diff stays exact text, gives up marking word by word and says so."""
+    pool = [f"part {n} applies to the service;" for n in range(20)]
+    old = [pool[(n * 7) % 20] for n in range(6000)]
+    new = [s if n % 7 else "we may use your content;" for n, s in enumerate(old)]
+    before, after = " ".join(old), " ".join(new)
+    [change] = diff_clauses([Clause((), before)], [Clause((), after)])
+    assert change.kind == "modified"
+    assert change.coarse
+    assert _sides(change.words) == (before, after)
+
+
+def test_a_clause_of_megabytes_is_diffed_exactly_at_its_changed_middle() -> None:
+    head = "You keep ownership of your content. " * 40_000
+    before = head + "We do not train models on it." + head
+    after = head + "We may train models on it." + head
+    [change] = diff_clauses([Clause((), before)], [Clause((), after)])
+    assert change.coarse
+    assert _sides(change.words) == (before, after)
+    changed = "".join(s.text for s in change.words if s.op == "insert")
+    assert "may" in changed and len(changed) < 100

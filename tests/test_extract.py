@@ -349,3 +349,25 @@ def test_control_characters_from_a_page_never_reach_the_text(media_type: str, pa
 
 def _is_control(ch: str) -> bool:
     return (ord(ch) < 32 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F
+
+
+def _deep_page(depth: int) -> str:
+    return (
+        "<html><body><main><h1>Terms</h1><p>You keep ownership of your content.</p>"
+        + "<div>" * depth
+        + "<p>A clause deep inside the nesting.</p>"
+        + "</div>" * depth
+        + "<p>After the nesting: we may use your content to train AI models.</p>"
+        + "</main></body></html>"
+    )
+
+
+def test_text_after_300_levels_of_nesting_is_kept() -> None:
+    text = clauses_to_text(extract_clauses(_deep_page(300), media_type="text/html"))
+    assert "A clause deep inside the nesting." in text
+    assert "After the nesting: we may use your content to train AI models." in text
+
+
+def test_nesting_too_deep_to_read_fails_clearly_instead_of_dropping_text() -> None:
+    with pytest.raises(ExtractError, match=r"cannot be read past line \d+: .*depth"):
+        extract_clauses(_deep_page(5000), media_type="text/html")

@@ -259,3 +259,176 @@ def test_a_page_that_really_got_shorter_is_accepted_once_it_stays(terms, session
     # a different short page in between restarts the count
     terms.set("/tos", terms_page())
     run_checks(sessions, ["ex/terms"])
+
+
+def _long_clause(sentences: int, *, changed_every: int = 0, seed: int = 7) -> str:
+    """A hostile clause: boilerplate sentences repeated over and over (every ``changed_every``-th
+    one reworded), the shape that made sentence matching quadratic."""
+    import random
+
+    rng = random.Random(seed)
+    pool = [
+        f"section {n} applies to your use of the service and to the content you share;"
+        for n in range(30)
+    ]
+    out = []
+    for k in range(sentences):
+        sentence = pool[rng.randrange(len(pool))]
+        if changed_every and k % changed_every == 0:
+            sentence = "we may now use what you share in new ways worldwide;"
+        out.append(sentence)
+    return " ".join(out)
+
+
+def test_a_huge_changed_clause_is_analysed_outside_the_write_transaction(
+    page_server, sessions, engine, monkeypatch
+) -> None:
+    """A 100 KB+ reworded clause: the check completes, the change says its diff is coarse, and
+    another writer (a subscribe on its own connection) succeeds while the analysis runs."""
+    import threading
+
+    from sqlalchemy import create_engine
+
+    from monitor import subscriptions, tracker
+    from monitor.db import session_factory
+    from monitor.report import COARSE_NOTE
+
+    before = _long_clause(1600)
+    after = _long_clause(1600, changed_every=7)
+    assert len(after) > 100_000
+    page_server.set("/tos", terms_page(licence=before))
+    declare(
+        sessions,
+        DocumentConfig(id="ex/terms", service="Ex", type="Terms", url=page_server.url("/tos")),
+    )
+    [first] = run_checks(sessions, ["ex/terms"])
+    assert first.outcome == "first"
+
+    # Another writer on its own connection, with a short lock wait (a locked SQLite file fails
+    # with "database is locked" after it), runs while the report is being built.
+    other_engine = create_engine(
+        engine.url, connect_args={"timeout": 2} if engine.dialect.name == "sqlite" else {}
+    )
+    other = session_factory(other_engine)
+    outcome: list[object] = []
+    real_build_report = tracker.build_report
+
+    def build_report_while_someone_subscribes(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def subscribe() -> None:
+            try:
+                with other.begin() as session:
+                    result = subscriptions.subscribe(
+                        session, "reader@example.org", subscriptions.as_filter(), now=T0
+                    )
+                outcome.append(result.state)
+            except Exception as exc:
+                outcome.append(exc)
+
+        if not outcome:
+            writer = threading.Thread(target=subscribe)
+            writer.start()
+            writer.join()
+        return real_build_report(*args, **kwargs)
+
+    monkeypatch.setattr(tracker, "build_report", build_report_while_someone_subscribes)
+    page_server.set("/tos", terms_page(licence=after))
+    try:
+        [second] = run_checks(sessions, ["ex/terms"])
+    finally:
+        other_engine.dispose()
+    assert outcome == ["pending"], outcome
+    assert second.outcome == "changed"
+    with sessions() as session:
+        change = session.get(Change, second.change_id)
+        assert change is not None
+        assert COARSE_NOTE in change.notes
+        [clause] = [c for c in change.clauses if c.kind == "modified"]
+        # the diff is exact text even where it is coarse
+        after_text = "".join(text for op, text in clause.words if op != "delete")
+        assert after_text == clause.after
+        assert "we may now use what you share" in after_text
+
+
+def test_the_transaction_redoes_an_analysis_made_against_an_older_version(terms, sessions) -> None:
+    """If the document moved on between analysis and transaction, the report compares with the
+    version that is current at write time, never with the stale one."""
+    from monitor.fetcher import FetchResult
+    from monitor.tracker import analyse_fetch, record_fetch
+
+    [first] = run_checks(sessions, ["ex/terms"])
+    assert first.outcome == "first"
+
+    def fetched(html: str) -> FetchResult:
+        return FetchResult(
+            url=terms.url("/tos"),
+            status=200,
+            content=html.encode(),
+            media_type="text/html",
+            charset="utf-8",
+            etag=None,
+            last_modified=None,
+            not_modified=False,
+            duration=0.0,
+        )
+
+    middle = fetched(terms_page(extra=AI_TRAINING))
+    final = fetched(terms_page(extra=AI_TRAINING, licence=LICENCE_SUBLICENSABLE))
+    with sessions() as session:
+        document = store.get_document(session, "ex/terms")
+        stale = analyse_fetch(session, document, final)  # against the first version
+    assert stale is not None and stale.report is not None
+    # meanwhile another version is recorded
+    with sessions.begin() as session:
+        document = store.get_document(session, "ex/terms")
+        record_fetch(session, document, middle, now=T0, duration=0.0, interval=timedelta(hours=6))
+    with sessions.begin() as session:
+        document = store.get_document(session, "ex/terms")
+        result = record_fetch(
+            session,
+            document,
+            final,
+            now=T0 + timedelta(hours=1),
+            duration=0.0,
+            interval=timedelta(hours=6),
+            analysis=stale,
+        )
+    assert result.outcome == "changed"
+    with sessions() as session:
+        change = session.get(Change, result.change_id)
+        assert change is not None
+        # compared with the middle version: the AI clause is not new any more, the licence is
+        assert [c.kind for c in change.clauses] == ["modified"]
+    assert sorted(c.kind for c in stale.report.clauses) == ["added", "modified"]
+
+
+def test_a_page_nested_too_deep_to_read_is_a_failed_check_not_a_shorter_version(
+    terms, sessions
+) -> None:
+    [first] = run_checks(sessions, ["ex/terms"])
+    assert first.outcome == "first"
+    deep = "<div>" * 5000 + "<p>Deep.</p>" + "</div>" * 5000
+    terms.set("/tos", terms_page(extra=AI_TRAINING).replace("<main>", "<main>" + deep, 1))
+    [second] = run_checks(sessions, ["ex/terms"])
+    assert second.outcome == "failed"
+    assert "depth" in second.detail
+    assert count(sessions, Version) == 1
+
+
+def test_a_return_that_stays_is_reported_by_a_scheduled_check_too(terms, sessions) -> None:
+    """The settled report is built before the check's write transaction, then recorded once."""
+    clock = Clock()
+    assert run_checks(sessions, ["ex/terms"], clock)[0].outcome == "first"
+    terms.set("/tos", terms_page(extra=AI_TRAINING))
+    clock.advance(timedelta(days=1))
+    assert run_checks(sessions, ["ex/terms"], clock)[0].severity == "high"
+    terms.set("/tos", terms_page())
+    clock.advance(timedelta(days=1))
+    back = run_checks(sessions, ["ex/terms"], clock)[0]
+    assert back.outcome == "changed" and back.severity in ("cosmetic", "low")
+    clock.advance(SETTLE_AFTER + timedelta(hours=1))
+    assert run_checks(sessions, ["ex/terms"], clock)[0].outcome == "unchanged"
+    clock.advance(timedelta(hours=6))
+    assert run_checks(sessions, ["ex/terms"], clock)[0].outcome == "unchanged"
+    with sessions() as session:
+        settled = [c for c in store.changes_of(session, "ex/terms") if c.source == "settled"]
+        assert len(settled) == 1 and settled[0].severity in ("medium", "high")

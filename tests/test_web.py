@@ -173,3 +173,84 @@ def test_tosmon_serve_shows_the_history_until_sigterm(data_dir: Path) -> None:
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "Serving the history at" in out and "Traceback" not in err
+
+
+def _raw_request(url: str, data: bytes, *, timeout: float = 10.0) -> bytes:
+    """Send raw bytes to the endpoint and read the whole answer."""
+    import socket
+
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.fixture
+def guarded_web(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[WebServer]:
+    """The endpoint with a short head timeout and a small pool, so that limits are reached."""
+    monkeypatch.setenv("TOSMON_SECRET_KEY", SECRET)
+    server = serve(mail_config(tmp_path), sessions, now=lambda: T0, header_timeout=1.0, workers=2)
+    yield server
+    server.stop()
+
+
+def test_idle_and_slowloris_connections_hold_no_thread_and_are_closed(
+    guarded_web: WebServer,
+) -> None:
+    import socket
+    import threading
+
+    host, port = guarded_web.url.removeprefix("http://").rsplit(":", 1)
+    threads_before = threading.active_count()
+    idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(150)]
+    slow = [socket.create_connection((host, int(port)), timeout=10) for _ in range(50)]
+    try:
+        for sock in slow:  # a request head that never ends
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: example\r\nX-Slow: 1")
+        # 200 stalled clients, 2 workers: a normal request is still answered
+        answer = httpx.get(f"{guarded_web.url}/healthz", timeout=10)
+        assert answer.status_code == 200 and answer.text == "ok\n"
+        assert threading.active_count() <= threads_before + 2  # no thread per connection
+        # the server closes them once their head is late (recv returns the end of stream)
+        for sock in idle[:5] + slow[:5]:
+            data = sock.recv(1024)
+            while data and not data.endswith(b"\r\n\r\n"):
+                data += sock.recv(1024)
+            assert data == b"" or data.startswith(b"HTTP/1.1 408"), data
+            assert sock.recv(1024) == b""
+    finally:
+        for sock in idle + slow:
+            sock.close()
+
+
+def test_a_malformed_request_gets_a_400_without_a_traceback(
+    web: WebServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for garbage in (
+        b"GARBAGE\r\n\r\n",
+        b"GET /x HTTP/9.9 extra words\r\n\r\n",
+        b"\x00\xff\r\n\r\n",
+    ):
+        answer = _raw_request(web.url, garbage)
+        assert answer.startswith(b"HTTP/1.0 400") or answer.startswith(b"HTTP/1.1 400"), answer
+    assert httpx.get(f"{web.url}/healthz").status_code == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["/changes/" + "9" * 40, "/changes/99999999999", "/changes/²"])
+def test_a_huge_or_odd_change_id_is_a_404_without_a_traceback(
+    web: WebServer, path: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    answer = httpx.get(f"{web.url}{path}")
+    assert answer.status_code == 404
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_oversized_request_head_is_refused(web: WebServer) -> None:
+    answer = _raw_request(web.url, b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 40_000)
+    assert answer.startswith(b"HTTP/1.1 431")
