@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from monitor.clauses import SEVERITIES, ChangeReport, Clause, severity_rank
+from monitor.clauses import SEVERITIES, ChangeReport, Clause
 from monitor.clock import utcnow
 from monitor.config import Config, load_config
 from monitor.errors import ArgumentError, MonitorError
@@ -181,8 +181,16 @@ class ChangeRecord:
     severity: str
     labels: tuple[str, ...]
     summary: str
+    headline: str
+    """One line for people: what changed and why it matters (empty for older records)."""
+    dates: tuple[str, ...]
+    """Effective dates the new version announces."""
+    opt_outs: tuple[str, ...]
+    """How to say no, where the new version says."""
     notes: tuple[str, ...]
     source: str
+    archive_url: str | None
+    """The archived version this change was imported from, if any."""
     clauses: tuple[ClauseRecord, ...]
 
     def as_dict(self, *, clauses: bool = True) -> dict[str, Any]:
@@ -195,8 +203,12 @@ class ChangeRecord:
             "severity": self.severity,
             "labels": list(self.labels),
             "summary": self.summary,
+            "headline": self.headline,
+            "dates": list(self.dates),
+            "opt_outs": list(self.opt_outs),
             "notes": list(self.notes),
             "source": self.source,
+            "archive_url": self.archive_url,
         }
         if clauses:
             data["clauses"] = [c.as_dict() for c in self.clauses]
@@ -208,12 +220,17 @@ class History:
     """Every version of one document, oldest first, and the changes between them."""
 
     document: str
+    min_severity: str
     versions: tuple[VersionInfo, ...]
     changes: tuple[ChangeRecord, ...]
+    """The changes at or above ``min_severity``."""
+    hidden_changes: int
+    """How many changes below ``min_severity`` were left out."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "document": self.document,
+            "min_severity": self.min_severity,
             "versions": [v.as_dict() for v in self.versions],
             "changes": [
                 {
@@ -228,6 +245,7 @@ class History:
                 }
                 for c in self.changes
             ],
+            "hidden_changes": self.hidden_changes,
         }
 
 
@@ -584,9 +602,14 @@ class Monitor:
                 for doc in store.list_documents(session)
             ]
 
-    def history(self, document_id: str) -> History:
-        """The versions of one document over time, and the changes between them."""
+    def history(self, document_id: str, *, min_severity: str = "low") -> History:
+        """The versions of one document over time, and the changes between them at or above
+        ``min_severity`` (default ``low``: changes that are no real change are counted, not
+        listed; ``cosmetic`` lists them all)."""
+        from monitor.listing import severities_from
         from monitor.store import history as store
+
+        wanted = set(_severities_from(min_severity, severities_from))
 
         with self.sessions() as session:
             doc = _document(session, document_id)
@@ -601,8 +624,15 @@ class Monitor:
                 )
                 for v in store.versions_of(session, doc.id)
             )
-            changes = tuple(_change_record(c, doc) for c in store.changes_of(session, doc.id))
-        return History(document=document_id, versions=versions, changes=changes)
+            every = store.changes_of(session, doc.id)
+            changes = tuple(_change_record(c, doc) for c in every if c.severity in wanted)
+        return History(
+            document=document_id,
+            min_severity=min_severity,
+            versions=versions,
+            changes=changes,
+            hidden_changes=len(every) - len(changes),
+        )
 
     def text_at(self, document_id: str, at: datetime | None = None) -> str:
         """The text (canonical Markdown) of the version in force at ``at`` (default: latest)."""
@@ -648,6 +678,22 @@ class Monitor:
         )
         return Comparison(document=document_id, from_at=old_seen, to_at=new_seen, report=report)
 
+    def stored_change(self, change_id: int, *, document_id: str | None = None) -> Comparison:
+        """Change record ``change_id`` as it was reported (stored, not recomputed); with
+        ``document_id``, an error if the change is of another document."""
+        from monitor.listing import stored_change
+
+        with self.sessions() as session:
+            stored = stored_change(session, change_id)
+        if document_id and document_id != stored.document_id:
+            raise MonitorError(f"change #{change_id} is of {stored.document_id}, not {document_id}")
+        return Comparison(
+            document=stored.document_id,
+            from_at=stored.old_at,
+            to_at=stored.new_at,
+            report=stored.report,
+        )
+
     def compare(
         self, old: str | os.PathLike[str], new: str | os.PathLike[str], *, service: str = ""
     ) -> ChangeReport:
@@ -668,15 +714,11 @@ class Monitor:
         ``topics``: labels (``AI_TRAINING``, ...); a change matches when one of its clauses has
         one. ``min_severity``: the least severity listed (``cosmetic`` lists everything).
         """
+        from monitor.listing import severities_from
         from monitor.store import history as store
 
         _check_topics(topics)
-        if min_severity not in SEVERITIES:
-            raise ArgumentError(
-                f"unknown severity {min_severity!r}; use one of {', '.join(SEVERITIES)}",
-                argument="--min-severity",
-            )
-        levels = [s for s in SEVERITIES if severity_rank(s) >= severity_rank(min_severity)]
+        levels = _severities_from(min_severity, severities_from)
         wanted = set(topics)
         records: list[ChangeRecord] = []
         with self.sessions() as session:
@@ -708,12 +750,18 @@ class Monitor:
         *,
         services: Sequence[str] = (),
         on_document: Callable[[ImportSummary], None] | None = None,
+        collection: str = "",
+        archive_url: str | None = None,
     ) -> list[ImportSummary]:
         """Backfill history from an Open Terms Archive dataset (no email is sent).
 
         Only regular files up to ``[fetch] max_bytes`` are read; others are skipped and named.
+        ``collection`` and ``archive_url`` (a template with ``{collection}`` and ``{commit}``)
+        make the links to archived versions (default: read from each manifest.tsv; the Open
+        Terms Archive versions repository).
         """
         from monitor.importer import import_dataset
+        from monitor.manifest import ARCHIVE_COMMIT_URL
 
         return import_dataset(
             self.sessions,
@@ -721,6 +769,8 @@ class Monitor:
             services={s.lower() for s in services},
             on_document=on_document,
             max_bytes=self.config.fetch.max_bytes,
+            collection=collection,
+            archive_url=archive_url or ARCHIVE_COMMIT_URL,
         )
 
     # -- the daemon, seen from outside -----------------------------------------------------------
@@ -893,6 +943,8 @@ def _document(session: Session, document_id: str) -> Document:
 
 
 def _change_record(change: Change, document: Document) -> ChangeRecord:
+    from monitor.importer import archived_url
+
     return ChangeRecord(
         id=change.id,
         document=document.id,
@@ -904,8 +956,12 @@ def _change_record(change: Change, document: Document) -> ChangeRecord:
         severity=change.severity,
         labels=tuple(change.labels or ()),
         summary=change.summary,
+        headline=change.headline or "",
+        dates=tuple(change.dates or ()),
+        opt_outs=tuple(change.opt_outs or ()),
         notes=tuple(change.notes or ()),
         source=change.source,
+        archive_url=archived_url(change),
         clauses=tuple(
             ClauseRecord(
                 kind=c.kind,
@@ -920,6 +976,16 @@ def _change_record(change: Change, document: Document) -> ChangeRecord:
             for c in change.clauses
         ),
     )
+
+
+def _severities_from(min_severity: str, severities_from: Callable[[str], list[str]]) -> list[str]:
+    try:
+        return severities_from(min_severity)
+    except ValueError:
+        raise ArgumentError(
+            f"unknown severity {min_severity!r}; use one of {', '.join(SEVERITIES)}",
+            argument="--min-severity",
+        ) from None
 
 
 def _alive(heartbeat_at: datetime, info: dict[str, Any], now: datetime) -> bool:

@@ -34,7 +34,8 @@ _DIRECTIONS = ("expands", "narrows", "neutral")
 _STRONG_WORDS = noise.wordset(
     """not no never none nor only solely exclusively may might must will shall can cannot can't
     won't don't doesn't all any every without except unless until perpetual irrevocable
-    sublicensable transferable exclusive"""
+    sublicensable transferable exclusive commercial sponsored public private affiliates partners
+    third"""
 )
 
 
@@ -79,6 +80,9 @@ class Cue:
     topics: tuple[str, ...] = ()
     decisive: bool = False
     """A negation: when it appears or disappears it decides the direction on its own."""
+    kept_by: re.Pattern[str] | None = None
+    """Its disappearance is no event while this still matches the new text ('generative' dropped
+    from 'generative AI models' while 'AI models' remain)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,6 +169,11 @@ def _parse(data: dict[str, Any], path: Path) -> Taxonomy:
                 removed=raw.get("removed", ""),
                 topics=tuple(raw.get("topics", ())),
                 decisive=bool(raw.get("decisive", False)),
+                kept_by=(
+                    _compile(raw["kept_by"], path=path, key=f"cue[{i}].kept_by")
+                    if "kept_by" in raw
+                    else None
+                ),
             )
         )
     groups: dict[str, list[str]] = {}
@@ -235,9 +244,15 @@ class _Event:
     cue: Cue
     appeared: bool
     word: str
+    override: Direction | None = None
+    """The effect when the words around the cue decide it (a qualifier dropped from a promise)."""
+    text: str = ""
+    """The annotation when the cue's own templates do not fit."""
 
     @property
     def effect(self) -> Direction:
+        if self.override is not None:
+            return self.override
         if self.appeared:
             return self.cue.effect
         return "narrows" if self.cue.effect == "expands" else "expands"
@@ -255,6 +270,8 @@ class _Analysis:
     removed_words: tuple[str, ...] = ()
     cosmetic_reason: str = ""
     minor: bool = False
+    stance: str = ""
+    """For a whole clause about AI: 'pause', 'use', 'control' or 'promise' when its words say so."""
 
 
 def _ordered(labels: set[str] | tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -278,33 +295,76 @@ def _cue_applies(cue: Cue, labels: tuple[str, ...], taxonomy: Taxonomy) -> bool:
 def _cue_events(
     before: str, after: str, labels: tuple[str, ...], taxonomy: Taxonomy
 ) -> tuple[_Event, ...]:
+    """Cues present on one side only. A cue whose words still appear in the new clause has not
+    been removed (and one already in the old clause has not been added), however often it
+    occurs: an annotation must never contradict the text it sits on."""
     events = []
     for cue in taxonomy.cues:
         if not _cue_applies(cue, labels, taxonomy):
             continue
-        found_before = [m.group(0) for m in cue.regex.finditer(before)]
-        found_after = [m.group(0) for m in cue.regex.finditer(after)]
-        if len(found_after) > len(found_before):
-            extra = [w for w in found_after if w not in found_before] or found_after
-            events.append(_Event(cue, True, extra[0]))
-        elif len(found_before) > len(found_after):
-            extra = [w for w in found_before if w not in found_after] or found_before
-            events.append(_Event(cue, False, extra[0]))
+        found_before = cue.regex.search(before)
+        found_after = cue.regex.search(after)
+        if found_after and not found_before:
+            word, appeared, other = found_after.group(0), True, before
+        elif found_before and not found_after:
+            if cue.kept_by is not None and cue.kept_by.search(after):
+                event = _qualifier_dropped(cue, found_before.group(0), before)
+                if event is not None:
+                    events.append(event)
+                continue
+            word, appeared, other = found_before.group(0), False, after
+        else:
+            continue
+        if not _phrase_in(word, _word_line(other)):
+            events.append(_Event(cue, appeared, word))
     return tuple(events)
 
 
+def _qualifier_dropped(cue: Cue, word: str, before: str) -> _Event | None:
+    """'generative' dropped from 'we do not train generative AI models' while AI is still named:
+    the promise now covers more, which narrows the platform. Outside a promise: no event (the
+    clause may cover more, or say the same in fewer words)."""
+    for sentence in re.split(r"(?<=[.;])\s+", before):
+        if word in sentence and _PLATFORM_PROMISE.search(sentence):
+            text = (
+                f"Drops '{word}' from a promise while AI is still named: the promise now covers "
+                f"AI in general, not only {word} AI."
+            )
+            return _Event(cue, False, word, override="narrows", text=text)
+    return None
+
+
+def _phrase_in(phrase: str, text_words: str) -> bool:
+    """Whether the words of ``phrase`` occur, in order and adjacent, among ``text_words``
+    (a space-joined, normalised word list with a leading and trailing space)."""
+    needle = " ".join(noise.words(phrase))
+    return bool(needle) and f" {needle} " in text_words
+
+
+@lru_cache(maxsize=4096)
+def _word_line(text: str) -> str:
+    return " " + " ".join(noise.words(text)) + " "
+
+
 def _span_words(change: ClauseChange) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Inserted and deleted runs of words, from the differ's spans (or a bag-of-words fallback)."""
+    """Inserted and deleted runs of words, from the differ's spans (or a bag-of-words fallback).
+
+    A deleted run whose words still appear elsewhere in the new clause was moved, not dropped
+    (and an inserted run already in the old clause is not new): neither is quoted as a change."""
+    before, after = change.before or "", change.after or ""
     if change.words:
-        ins = tuple(
+        ins = [
             noise.plain_text(s.text) for s in change.words if s.op == "insert" and s.text.strip()
-        )
-        dels = tuple(
+        ]
+        dels = [
             noise.plain_text(s.text) for s in change.words if s.op == "delete" and s.text.strip()
-        )
-        return tuple(w for w in ins if w), tuple(w for w in dels if w)
-    added, removed = noise.content_word_changes(change.before or "", change.after or "")
-    return tuple(added), tuple(removed)
+        ]
+    else:
+        ins, dels = noise.content_word_changes(before, after)
+    old_line, new_line = _word_line(before), _word_line(after)
+    added = tuple(w for w in ins if w and noise.words(w) and not _phrase_in(w, old_line))
+    removed = tuple(w for w in dels if w and noise.words(w) and not _phrase_in(w, new_line))
+    return added, removed
 
 
 def _severity(
@@ -328,10 +388,10 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     ma = noise.match_text(after)
     if change.kind == "added":
         labels = _label_matched(ma, taxonomy)
-        return _analyse_whole(labels, taxonomy, added=True, text=after)
+        return _analyse_whole(labels, taxonomy, added=True, text=after, section=change.section)
     if change.kind == "removed":
         labels = _label_matched(mb, taxonomy)
-        return _analyse_whole(labels, taxonomy, added=False, text=before)
+        return _analyse_whole(labels, taxonomy, added=False, text=before, section=change.section)
 
     lb = _label_matched(mb, taxonomy)
     la = _label_matched(ma, taxonomy)
@@ -339,6 +399,8 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     if noise.is_cosmetic_edit(before, after):
         reason = "moved" if change.kind == "moved" else "format"
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason=reason)
+    if _only_pointers_changed(before, after):
+        return _Analysis(labels, "neutral", "low", cosmetic_reason="pointer")
 
     # A label counts as gained (or lost) only when the other side was clearly not about the topic:
     # rewording around the threshold must not make a clause flicker in and out of a topic.
@@ -391,16 +453,154 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
 
 
 _PLATFORM_PROMISE = re.compile(
-    r"\bwe (?:do not|don't|will not|won't|shall not|never|are not going to|will never)\b"
+    r"(?<!\byou )(?<!\busers )\b(?:do not|don't|will not|won't|shall not|never|are not going to|"
+    r"does not|doesn't|is not|are not|isn't|aren't)(?: \w+ly)?(?: be)? (?:use|used|using|share|"
+    r"shared|sharing|sell|sold|train|trained|training|disclose|disclosed|provide|provided|licen[cs]e|"
+    r"licen[cs]ed|transfer|transferred|collect|collected|access|accessed|read|review|reviewed|upload|"
+    r"uploaded|send|sent|claim|own|store|stored|retain|retained)\b"
+    r"|\bwe claim no (?:rights|ownership)\b"
+    r"|\bwithout (?:relying on|sharing (?:it |them |your data )?with|sending (?:it |them )?to) "
+    r"third parties\b|\b(?:data|information|content) (?:remains?|stays?|is kept) (?:private|"
+    r"inaccessible|confidential|on your device)\b"
 )
+"""A promise by the platform not to do something with your data (not the user's own duties)."""
+_SAY_NO_CONTROL = re.compile(
+    r"\byou (?:can|may|have the right to|are able to|will be able to)"
+    r"(?: easily| always| at any time)? (?:choose|opt[- ]?out|object|turn off|switch off|disable|"
+    r"withdraw|decide|control|change)\b"
+    r"|\bthe right to (?:opt[- ]?out|object)\b"
+)
+"""A user's way to say no: its arrival narrows what the platform may do, its removal widens it."""
+_PAUSE = re.compile(
+    r"\b(?:delay(?:s|ed|ing)?|paus(?:e|es|ed|ing)|postpon\w*|halt\w*|suspend\w*)\b[^.]{0,120}"
+    r"\b(?:use|using|train\w*|develop\w*)\b[^.]{0,120}"
+    r"\b(?:ai|artificial intelligence|models?|generative|machine learning)\b"
+)
+"""A platform saying it puts off AI use of your data: its arrival narrows, its removal widens."""
+_AFFIRMED_USE = re.compile(
+    r"\bwe(?:'ll|'re| will| may| can| also| now| might| could| are| to)*\s+"
+    r"(?:use|using|process|processing|collect|share|train|rely on)\b[^.]{0,240}"
+    r"\b(?:to|for|in)\b[^.]{0,60}\b(?:train\w*|develop\w*|improv\w*|build\w*|creat\w*|"
+    r"power\w*)\b[^.]{0,80}\b(?:ai|artificial intelligence|generative|models?|llms?|"
+    r"machine learning)\b"
+)
+"""A platform stating it uses data to train or build AI: outweighs a carve-out in the same
+clause ("we'll use public posts ... we don't use private messages")."""
+
+
+_NAVIGATION = re.compile(
+    r"^(?:learn more|see more|read more|find out more|more info\w*|help (?:center|centre)|"
+    r"privacy (?:center|centre)|go to|visit|back to|return to|related (?:articles|topics|links)|"
+    r"was this (?:article |page )?helpful|table of contents|contents|share this|print|"
+    r"cookie settings|skip to|jump to|view (?:our )?previous|see (?:our )?previous)\b"
+)
+"""Help-page furniture: a sidebar link or a navigation line is not a term of service."""
+_HELP_SECTION = re.compile(
+    r"\b(?:get help|ways to get help|need help|help (?:center|centre)|related (?:articles|topics|"
+    r"links)|was this helpful|more resources|useful links|contact us|support)\b",
+    re.IGNORECASE,
+)
+"""A section of help-page links: its short lines are navigation, whatever they mention."""
+_ENDS_ON_DELETION = re.compile(
+    r"\b(?:until|when|once|after)\b[^.]{0,60}\b(?:is|are|has been|have been|you)?\s*"
+    r"(?:fully |permanently )?(?:delet|remov)\w*"
+)
+_SURVIVES = re.compile(r"\bperpetual|\birrevocabl|\bsurviv|\beven (?:after|if) you delet")
+
+
+_ENUMERATOR = re.compile(r"^\s*(?:\(?[0-9ivx]+(?:\.[0-9]+)*[.)]?|\(?[a-z][.)])\s+")
+_POINTER = re.compile(
+    r"^(?:see|for (?:more |further )?(?:details|information)|to learn more|learn more|read more|"
+    r"please (?:also )?(?:carefully )?(?:see|refer|read|review|visit)|"
+    r"if you (?:would like|want) to (?:learn|know|find out) more|"
+    r"we(?:'ve| have) (?:described|published|explained|outlined)|"
+    r"you can (?:find|read|learn) (?:out )?more|more information (?:about|on|is available))\b"
+    r"|\b(?:described|explained) in (?:more )?detail (?:in|below|above)\b"
+)
+"""A sentence that only points to another page or section."""
+_VERBS = noise.wordset(
+    """is are was were be been may will can must shall should could would use uses used collect
+    collects share shares train trains grant grants sell sells do does don't doesn't not never
+    allow allows apply applies process processes keep keeps store stores give gives provide
+    provides we you"""
+)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def _sentences(text: str) -> list[str]:
+    return [x.strip() for x in _SENTENCE.split(noise.plain_text(text)) if x.strip()]
+
+
+def _is_pointer(sentence: str) -> bool:
+    return bool(_POINTER.search(_ENUMERATOR.sub("", sentence.lower()).strip(" *-")))
+
+
+def _filler(text: str) -> str:
+    """'pointer', 'heading' or '' for a whole clause that states no term by itself."""
+    sentences = _sentences(text)
+    if sentences and all(_is_pointer(x) for x in sentences):
+        return "pointer"
+    plain = noise.plain_text(text).strip()
+    words = noise.words(plain)
+    if plain.endswith("?") and len(words) <= 15:
+        return "heading"
+    short = 0 < len(words) <= 10 and not plain.endswith((".", ";", ":", ","))
+    if short and not any(w in _VERBS for w in words):
+        return "heading"
+    return ""
+
+
+def _only_pointers_changed(before: str, after: str) -> bool:
+    """A reworded clause whose only new or dropped sentences point elsewhere."""
+    old = {noise.equivalence_key(x) for x in _sentences(before)}
+    new = {noise.equivalence_key(x) for x in _sentences(after)}
+    changed = [x for x in _sentences(after) if noise.equivalence_key(x) not in old]
+    changed += [x for x in _sentences(before) if noise.equivalence_key(x) not in new]
+    return bool(changed) and all(_is_pointer(x) for x in changed)
+
+
+def _is_navigation(text: str, section: tuple[str, ...] = ()) -> bool:
+    """A short line that only points elsewhere ('Learn more', 'Help Center', a bare link, a line
+    under 'Other ways to get help')."""
+    plain = noise.match_text(text).strip(" .:;-*>#")
+    if not plain:
+        return True
+    if len(plain.split()) > 12:
+        return False
+    if section and _HELP_SECTION.search(section[-1]) and not plain.endswith("."):
+        return True
+    bare_link = re.fullmatch(r"\s*[*-]?\s*\[[^\]]*\]\([^)]*\)\s*\.?\s*", text) is not None
+    return bare_link or bool(_NAVIGATION.match(plain))
+
+
+def _stance(text: str) -> str:
+    """'pause', 'use', 'control', 'promise' or '' for a whole clause's (matched) text."""
+    if _PAUSE.search(text):
+        return "pause"
+    if _AFFIRMED_USE.search(text):
+        return "use"
+    if _SAY_NO_CONTROL.search(text):
+        return "control"
+    if _PLATFORM_PROMISE.search(text):
+        return "promise"
+    return ""
 
 
 def _analyse_whole(
-    labels: tuple[str, ...], taxonomy: Taxonomy, *, added: bool, text: str
+    labels: tuple[str, ...],
+    taxonomy: Taxonomy,
+    *,
+    added: bool,
+    text: str,
+    section: tuple[str, ...] = (),
 ) -> _Analysis:
+    if _is_navigation(text, section):
+        return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason="navigation")
+    filler = _filler(text)
+    if filler:
+        return _Analysis(labels, "neutral", "low", cosmetic_reason=filler)
     if not labels:
-        trivial = len(noise.words(text)) == 0
-        return _Analysis(labels, "neutral", "cosmetic" if trivial else "low")
+        return _Analysis(labels, "neutral", "low")
     top = max(taxonomy.topics[t].priority for t in labels)
     chosen = [t for t in labels if taxonomy.topics[t].priority == top]
     directions = [
@@ -413,11 +613,32 @@ def _analyse_whole(
         if "narrows" in directions
         else "neutral"
     )
-    if _PLATFORM_PROMISE.search(noise.match_text(text)):
-        # "we do not / will not ...": a new promise binds the platform; a dropped one frees it
+    stance = _stance(noise.match_text(text))
+    ai = any(taxonomy.topics[t].group == "ai" for t in labels)
+    if stance == "pause" and ai:
+        # "we're delaying our use of your information for AI": the platform holds back
         direction = "narrows" if added else "expands"
+    elif stance == "use" and "AI_TRAINING_ON_USER_DATA" in labels:
+        direction = "expands" if added else "narrows"
+    elif stance in ("promise", "control") and (
+        stance == "promise" or "AI_OPT_OUT_CONTROL" in labels
+    ):
+        # "we do not / will not ...", "you can opt out": a new promise or control binds the
+        # platform; a dropped one frees it
+        direction = "narrows" if added else "expands"
+    else:
+        stance = ""
+        matched = noise.match_text(text)
+        if (
+            set(labels) <= {"LICENSE_DURATION_SURVIVAL", "LICENSE_GRANT"}
+            and "LICENSE_DURATION_SURVIVAL" in labels
+            and _ENDS_ON_DELETION.search(matched)
+            and not _SURVIVES.search(matched)
+        ):
+            # "this license will continue until the content has been fully deleted"
+            direction = "narrows" if added else "expands"
     severity = _severity(labels, direction, 1, taxonomy)
-    return _Analysis(labels, direction, severity)
+    return _Analysis(labels, direction, severity, stance=stance if ai else "")
 
 
 # --- annotation -----------------------------------------------------------------------------------
@@ -449,16 +670,46 @@ def _clip(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
-def _change_phrase(analysis: _Analysis) -> str:
-    removed = [w for w in analysis.removed_words if w][:2]
-    added = [w for w in analysis.added_words if w][:2]
+def _quotes(spans: tuple[str, ...], limit: int, other: str) -> str:
+    """Up to two spans quoted within ``limit`` characters, joined by ' … '. A span cut short is
+    kept only if what is left of it is still absent from ``other`` (the opposite side of the
+    clause): a quote must never claim words that are in fact on both sides."""
+    other_line = _word_line(other)
+    shown: list[str] = []
+    room = limit
+    for span in spans[:2]:
+        if room < 12:
+            break
+        quoted = _quote(span, room)
+        if _phrase_in(quoted.rstrip("…"), other_line):
+            continue
+        shown.append(quoted)
+        room -= len(quoted) + 3
+    return " … ".join(shown)
+
+
+def _change_phrase(change: ClauseChange, analysis: _Analysis) -> str:
+    before, after = change.before or "", change.after or ""
+    removed = _quotes(tuple(w for w in analysis.removed_words if w), 50, after)
+    added = _quotes(tuple(w for w in analysis.added_words if w), 50, before)
     if removed and added:
-        return f" ('{_quote(' … '.join(removed), 50)}' → '{_quote(' … '.join(added), 50)}')"
+        return f" ('{removed}' → '{added}')"
     if added:
-        return f" (adds '{_quote(' … '.join(added), 70)}')"
+        return f" (adds '{_quotes(tuple(w for w in analysis.added_words if w), 70, before)}')"
     if removed:
-        return f" (drops '{_quote(' … '.join(removed), 70)}')"
+        return f" (drops '{_quotes(tuple(w for w in analysis.removed_words if w), 70, after)}')"
     return ""
+
+
+def _agreeing(analysis: _Analysis, taxonomy: Taxonomy, *, added: bool) -> Topic | None:
+    """For a whole clause: the first label (core groups first) whose own direction is the one
+    found, so a new promise reads 'New promise not to train AI', not 'New AI training clause'."""
+    ranked = sorted(analysis.labels, key=lambda t: GROUP_ORDER.index(taxonomy.topics[t].group))
+    for tid in ranked:
+        topic = taxonomy.topics[tid]
+        if (topic.on_added if added else topic.on_removed) == analysis.direction:
+            return topic
+    return None
 
 
 def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, service: str) -> str:
@@ -466,15 +717,39 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
     if analysis.severity == "cosmetic":
         if analysis.cosmetic_reason == "moved" or change.kind == "moved":
             return "Moved to another place in the document; the wording is unchanged."
+        if analysis.cosmetic_reason == "navigation":
+            return "Navigation or help-page link, not part of the terms."
         if change.kind in ("added", "removed"):
             return "Only formatting or navigation text changed."
         return "Only formatting, punctuation, spelling (UK/US) or links changed; same meaning."
+    if analysis.cosmetic_reason == "pointer":
+        return (
+            "Only a pointer to another page or section changed; nothing here changes what applies."
+        )
+    if analysis.cosmetic_reason == "heading":
+        what = (
+            "New"
+            if change.kind == "added"
+            else "Removed"
+            if change.kind == "removed"
+            else "Changed"
+        )
+        return f"{what} heading or question; the clauses under it are reported on their own."
     topic = _primary(analysis.labels, taxonomy)
     if change.kind in ("added", "removed"):
+        topic = _agreeing(analysis, taxonomy, added=change.kind == "added") or topic
         quoted = _quote((change.after if change.kind == "added" else change.before) or "", 80)
         if topic is None:
             verb = "New clause" if change.kind == "added" else "Removed clause"
             return _clip(f"{verb}: '{quoted}'.", limit)
+        if analysis.stance == "pause":
+            text = (
+                f"{service} says it is holding back its use of your information for AI. "
+                if change.kind == "added"
+                else f"Removes {service}'s statement that it was holding back its use of your "
+                "information for AI: that use may now go ahead. "
+            )
+            return _clip(text + topic.why, limit)
         template = topic.added if change.kind == "added" else topic.removed
         text = _fill(template or "{why}", service=service, why=topic.why, short=topic.short)
         return _clip(text, limit)
@@ -483,6 +758,9 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         ordered = sorted(analysis.events, key=lambda e: e.effect != "expands")
         parts = []
         for event in ordered[:2]:
+            if event.text:
+                parts.append(event.text)
+                continue
             template = event.cue.added if event.appeared else event.cue.removed
             parts.append(_fill(template, word=_quote(event.word, 40), service=service))
         text = " ".join(parts)
@@ -491,15 +769,16 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         return _clip(text, limit)
     if analysis.gained and topic is not None:
         gained = taxonomy.topics[analysis.gained[0]]
-        text = f"Now covers {gained.short}{_change_phrase(analysis)}. {gained.why}"
+        text = f"Now covers {gained.short}{_change_phrase(change, analysis)}. {gained.why}"
         return _clip(text, limit)
     if analysis.lost:
         lost = taxonomy.topics[analysis.lost[0]]
-        text = f"No longer covers {lost.short}{_change_phrase(analysis)}. {lost.why}"
+        text = f"No longer covers {lost.short}{_change_phrase(change, analysis)}. {lost.why}"
         return _clip(text, limit)
     if analysis.minor:
         return _clip(
-            f"Minor rewording{_change_phrase(analysis)}; the meaning looks unchanged.", limit
+            f"Minor rewording{_change_phrase(change, analysis)}; the meaning looks unchanged.",
+            limit,
         )
     if topic is not None:
         text = _fill(
@@ -507,10 +786,10 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
             service=service,
             why=topic.why,
             short=topic.short,
-            change=_change_phrase(analysis),
+            change=_change_phrase(change, analysis),
         )
         return _clip(text, limit)
-    return _clip(f"Rewords a clause{_change_phrase(analysis)}.", limit)
+    return _clip(f"Rewords a clause{_change_phrase(change, analysis)}.", limit)
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -544,6 +823,10 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
     if analysis.severity == "cosmetic":
         return "cosmetic edit"
     topic = _primary(analysis.labels, taxonomy)
+    if analysis.stance == "pause":
+        return "AI use of your data paused" if change.kind == "added" else "AI pause lifted"
+    if analysis.cosmetic_reason in ("pointer", "heading"):
+        return analysis.cosmetic_reason
     if change.kind == "added":
         return f"new {topic.short} clause" if topic else "new clause"
     if change.kind == "removed":
@@ -552,6 +835,8 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
         first = sorted(analysis.events, key=lambda e: e.effect != analysis.direction)[0]
         if first.appeared:
             return first.cue.short
+        if first.text:
+            return "promise widened"
         return f"'{_quote(first.word, 30)}' removed"
     if analysis.gained:
         return f"now about {taxonomy.topics[analysis.gained[0]].short}"
@@ -560,3 +845,211 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
     if analysis.minor or topic is None:
         return "minor edit" if analysis.minor else "clause reworded"
     return f"{topic.short} reworded"
+
+
+# --- facts a reader can act on: dates and ways to say no ------------------------------------------
+
+_DAY_MONTH = (
+    r"\d{1,2}(?:st|nd|rd|th)? (?:of )?(?:january|february|march|april|may|june|july|august|"
+    r"september|october|november|december)\b|(?:january|february|march|april|may|june|july|"
+    r"august|september|october|november|december) \d{1,2}(?:st|nd|rd|th)?\b"
+)
+_EFFECTIVE = re.compile(
+    r"\b(?P<cue>effective|take effect|takes effect|taking effect|come into effect|"
+    r"comes into effect|in effect|apply|applies|starting|beginning|from|as of|until|by|before|"
+    r"no later than)"
+    r"(?: on| from| as of)?\s+(?P<date>" + noise.DATE_RE.pattern + "|" + _DAY_MONTH + ")",
+    re.IGNORECASE,
+)
+_DEADLINE_CUES = frozenset({"until", "by", "before", "no later than"})
+_LOOSE_CUES = frozenset({"from", "apply", "applies", "starting", "beginning"})
+_ABOUT_TERMS = re.compile(r"\b(?:terms|policy|change|update|effect)", re.IGNORECASE)
+_SAY_NO = re.compile(
+    r"\b(?:opt(?:ing)?[- ]?out|object(?:ing|ion)?|right to object|withdraw (?:your )?consent|"
+    r"turn(?:ing)? off|switch(?:ing)? off|disable|unsubscribe|do not sell)\b",
+    re.IGNORECASE,
+)
+_LINK = re.compile(r"\[([^\]]{1,200})\]\((https?://[^)\s]{1,500})\)|(https?://[^\s)\]]{1,500})")
+_SETTINGS_PATH = re.compile(
+    r"\b(?:Settings|Preferences|Account Center|Accounts Centre|Accounts Center|Privacy Center)"
+    r"(?:\s*(?:>|›|→|»)\s*[A-Z][\w'&,-]*(?: [\w'&-]+){0,4}){1,5}"
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a reader can act on, found in the words of the changed clauses."""
+
+    dates: tuple[str, ...] = ()
+    """'effective June 26, 2024', 'until 26 June 2024': dates in force or deadlines."""
+    opt_outs: tuple[str, ...] = ()
+    """Ways to say no: links near 'object' / 'opt out' and 'Settings > ...' paths."""
+    deadline: str = ""
+    """The first 'until' / 'by' / 'before' date among ``dates`` ('' when none)."""
+
+
+def _unique(items: list[str], limit: int) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for item in items:
+        if item and item.lower() not in {k.lower() for k in seen}:
+            seen[item] = None
+    return tuple(seen)[:limit]
+
+
+def find_facts(texts: list[str] | tuple[str, ...], *, old_texts: tuple[str, ...] = ()) -> Facts:
+    """Effective dates, deadlines and opt-out routes stated in ``texts`` (raw clause texts).
+
+    A date or route already present in ``old_texts`` is not new and is left out."""
+    old_plain = " ".join(noise.plain_text(t) for t in old_texts).lower()
+    old_raw = " ".join(old_texts)
+    dates: list[str] = []
+    deadline = ""
+    routes: list[str] = []
+    for text in texts:
+        plain = noise.plain_text(text)
+        for m in _EFFECTIVE.finditer(plain):
+            cue = m.group("cue").lower()
+            phrase = f"{cue if cue in _DEADLINE_CUES else 'effective'} {m.group('date')}"
+            if m.group("date").lower() in old_plain:
+                continue  # the old version already gave this date
+            if cue in _DEADLINE_CUES:
+                if not _SAY_NO.search(plain[max(0, m.start() - 200) : m.end() + 40]):
+                    continue  # "by 2025" in a sentence about something else
+                deadline = deadline or m.group("date")
+            elif cue in _LOOSE_CUES and not _ABOUT_TERMS.search(plain):
+                continue  # "from March 2020" in a sentence that is not about the terms
+            dates.append(phrase)
+        if not _SAY_NO.search(text):
+            continue
+        for m in _LINK.finditer(text):
+            label, url = (m.group(1) or "").strip(), m.group(2) or m.group(3)
+            window = text[max(0, m.start() - 160) : m.end() + 80]
+            if (_SAY_NO.search(label) or _SAY_NO.search(window)) and url not in old_raw:
+                routes.append(url.rstrip(".,;"))
+        for m in _SETTINGS_PATH.finditer(noise.plain_text(text)):
+            if m.group(0) not in old_raw:
+                routes.append(m.group(0).strip())
+    return Facts(dates=_unique(dates, 4), opt_outs=_unique(routes, 4), deadline=deadline)
+
+
+# --- the headline: one sentence a journalist can quote --------------------------------------------
+
+
+def _headline_rank(change: ClauseChange, taxonomy: Taxonomy) -> tuple[int, int, int, int]:
+    core = any(
+        taxonomy.topics[t].group in CORE_GROUPS for t in change.labels if t in taxonomy.topics
+    )
+    return (
+        {"high": 3, "medium": 2, "low": 1}.get(change.severity, 0),
+        1 if core else 0,
+        1 if change.direction != "neutral" else 0,
+        1 if change.kind != "removed" else 0,
+    )
+
+
+def _sentence_of(annotation_part: str) -> str:
+    """'Adds 'x': Instagram may now pass ...' -> 'Instagram may now pass ...'."""
+    text = annotation_part.split(": ", 1)[1] if ": " in annotation_part else annotation_part
+    return text.strip().rstrip(".")
+
+
+def headline_for(
+    changes: list[ClauseChange] | tuple[ClauseChange, ...],
+    *,
+    service: str = "",
+    facts: Facts | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> str:
+    """One sentence stating what changed, from already classified clause changes:
+    'Instagram may now use your public posts to train AI; you can object until June 26, 2024'.
+
+    It states a direction only when the analysis found one, and says plainly when nothing but
+    wording changed."""
+    taxonomy = taxonomy or load_taxonomy()
+    name = service or taxonomy.default_service
+    name = name[:1].upper() + name[1:]
+    shown = [c for c in changes if c.severity != "cosmetic"]
+    if not shown:
+        return f"{name}: wording or layout changes only; nothing that changes your rights"
+    top = max(shown, key=lambda c: _headline_rank(c, taxonomy))
+    sentence = _headline_sentence(top, taxonomy, name)
+    facts = facts or Facts()
+    tail = []
+    if facts.opt_outs or facts.deadline:
+        verb = (
+            "you can object" if _SAY_NO.search(top.after or top.before or "") else "you can opt out"
+        )
+        tail.append(f"{verb} until {facts.deadline}" if facts.deadline else verb)
+    effective = next((d for d in facts.dates if not d.startswith(tuple(_DEADLINE_CUES))), "")
+    if effective:
+        tail.append(effective)
+    text = sentence + ("; " + "; ".join(tail) if tail else "")
+    return _clip(one_line(text), 200)
+
+
+def _headline_sentence(change: ClauseChange, taxonomy: Taxonomy, service: str) -> str:
+    topic = _primary(change.labels, taxonomy)
+    analysis = _analyse(change, taxonomy)
+    if topic is None:
+        what = {"added": "adds a clause", "removed": "removes a clause"}.get(
+            change.kind, "rewords a clause"
+        )
+        section = _quote(change.section[-1], 60) if change.section else ""
+        return f"{service} {what}" + (f" under '{section}'" if section else "")
+    if change.kind == "modified" and analysis.events:
+        first = sorted(analysis.events, key=lambda e: e.effect != change.direction)[0]
+        if first.text:
+            return f"{service} widens a promise about AI: it no longer says only '{first.word}' AI"
+        template = first.cue.added if first.appeared else first.cue.removed
+        sentence = _sentence_of(_fill(template, word=_quote(first.word, 40), service=service))
+        if not sentence.startswith(service):
+            sentence = f"{service}: {sentence[:1].upper()}{sentence[1:]}"
+        return sentence
+    if change.kind in ("added", "removed") and analysis.stance == "pause":
+        if change.kind == "added":
+            return f"{service} holds back its use of your information for AI"
+        return f"{service} drops its statement that it was holding back AI use of your information"
+    scope = _scope(change.after if change.kind != "removed" else change.before)
+    key = (topic.id, change.kind if change.kind in ("added", "removed") else "modified")
+    if topic.id == "AI_TRAINING_ON_USER_DATA" and change.direction == "expands":
+        return f"{service} may now use {scope or 'your information'} to train or improve AI"
+    if topic.id == "AI_NO_TRAINING_COMMITMENT":
+        if change.direction == "expands":
+            return f"{service} drops or weakens its promise not to train AI on your content"
+        if change.direction == "narrows":
+            return f"{service} promises not to train AI on your content"
+    if key == ("AI_INTERACTION_DATA", "added"):
+        return f"{service} adds terms on what happens to your chats and interactions with its AI"
+    if change.direction == "expands":
+        return f"{service} widens its terms on {topic.short}"
+    if change.direction == "narrows":
+        return f"{service} narrows its terms on {topic.short}"
+    verb = {"added": "adds a clause on", "removed": "removes a clause on"}.get(
+        change.kind, "rewords its clause on"
+    )
+    return f"{service} {verb} {topic.short}"
+
+
+_SCOPES = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"\bpublic (?:posts|photos|comments|content)(?: (?:and|or) (?:comments|photos|captions|"
+        r"posts))?\b",
+        r"\bprivate (?:messages|content|chats|posts|photos)\b",
+        r"\b(?:chats|conversations|interactions) with [a-z' ]{2,30}\b(?:ai|assistant)"
+        r"(?: at meta)?\b",
+        r"\byour (?:posts|photos|videos|content|chats|prompts|conversations|messages|inputs)\b",
+        r"\bpublic information\b",
+    )
+)
+"""What data a clause is about, most specific first ('public posts' before 'public information')."""
+
+
+def _scope(text: str | None) -> str:
+    matched = noise.match_text(text or "")
+    for pattern in _SCOPES:
+        m = pattern.search(matched)
+        if m:
+            found = m.group(0)
+            return f"your {found}" if found.startswith(("public", "private")) else found
+    return ""

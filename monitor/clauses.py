@@ -87,3 +87,10 @@ class ChangeReport:
     severity: Severity
     notes: tuple[str, ...] = field(default=())
     """Context a reader needs, e.g. 'the page announces terms that take effect on 1 May 2025'."""
+    headline: str = ""
+    """One sentence stating the fact: 'Instagram may now use your public posts to train or improve
+    AI; you can object until June 26, 2024'."""
+    dates: tuple[str, ...] = field(default=())
+    """Effective dates and deadlines the changed clauses state: 'effective June 26, 2024'."""
+    opt_outs: tuple[str, ...] = field(default=())
+    """Ways to say no the changed clauses give: objection links, 'Settings > ...' paths."""

@@ -433,11 +433,14 @@ def _banner_words(text: str) -> list[str]:
     return found
 
 
-def _noise(root: etree._Element, text: str) -> set[etree._Element]:
+def _noise(
+    root: etree._Element, text: str, aria_hidden: set[etree._Element] | None = None
+) -> set[etree._Element]:
     """Page chrome: navigation, forms, dialogs, hidden elements, cookie banners, skip links.
 
     A few cheap XPath scans over tags and attribute nodes, then Python checks on the handful of
-    hits: XPath predicates on every element would cost more than parsing the page.
+    hits: XPath predicates on every element would cost more than parsing the page. Elements hidden
+    only from screen readers (``aria-hidden="true"``) are also collected in ``aria_hidden``.
     """
     noise: set[etree._Element] = set()
     for element in _CHROME_XPATH(root):
@@ -451,10 +454,13 @@ def _noise(root: etree._Element, text: str) -> set[etree._Element]:
         if (
             (name == "role" and attribute.strip().lower() in _CHROME_ROLES)
             or name == "hidden"
-            or (name == "aria-hidden" and attribute.strip().lower() == "true")
             or (name == "style" and _HIDDEN_STYLE.search(attribute))
         ):
             noise.add(attribute.getparent())
+        elif name == "aria-hidden" and attribute.strip().lower() == "true":
+            noise.add(attribute.getparent())
+            if aria_hidden is not None:
+                aria_hidden.add(attribute.getparent())
     words = _banner_words(text)
     if words:
         tests = " or ".join(f"contains(., '{word}')" for word in words)
@@ -503,7 +509,8 @@ def _html_clauses(
         shown = ", ".join(repr(s) if isinstance(s, str) else repr(dict(s)) for s in select)
         raise ExtractError(f"the selector {shown} matches nothing on the page")
 
-    noise = _noise(root, text)
+    aria_hidden: set[etree._Element] = set()
+    noise = _noise(root, text, aria_hidden)
     if protected and noise:
         # what the declaration explicitly selects is never chrome, nor are its ancestors
         for element in protected:
@@ -511,7 +518,24 @@ def _html_clauses(
             for ancestor in element.iterancestors():
                 noise.discard(ancestor)
     skip = noise | gates.removed
-    return _walk(root, gates, skip, selecting=bool(select))
+    clauses = _walk(root, gates, skip, selecting=bool(select))
+    hidden = (aria_hidden & noise) - gates.removed
+    if hidden and _text_size(clauses) < ARIA_HIDDEN_FALLBACK_CHARS:
+        # Rendered pages mark the whole content aria-hidden while a dialog (a cookie or login
+        # prompt) is open: that text is still what every sighted reader sees. When hardly anything
+        # is left without it, keep it.
+        fuller = _walk(root, gates, skip - hidden, selecting=bool(select))
+        if _text_size(fuller) > 2 * _text_size(clauses):
+            return fuller
+    return clauses
+
+
+ARIA_HIDDEN_FALLBACK_CHARS = 200
+"""Below this much text without the ``aria-hidden`` parts, their content is kept."""
+
+
+def _text_size(clauses: Sequence[Clause]) -> int:
+    return sum(len(clause.text) for clause in clauses)
 
 
 _SPAN_STACK_PARENTS = frozenset({"div", "section", "article", "main", "body", "aside"})
@@ -535,6 +559,20 @@ def _in_span_stack(span: etree._Element, cache: dict[etree._Element, bool]) -> b
     return stacked
 
 
+def _is_clause_item(item: etree._Element) -> bool:
+    """Whether a list item is all bold (``<li><strong>You can't ...</strong></li>``): one clause.
+    A bold title followed by more text or a nested list is a titled section and stays a heading."""
+    if next(item.iterdescendants("ol", "ul", "dl"), None) is not None:
+        return False
+    bold = "".join(
+        text
+        for element in item.iter("b", "strong")
+        if element.getparent().tag not in _BOLD_TAGS
+        for text in element.itertext()
+    )
+    return "".join(bold.split()) == "".join("".join(item.itertext()).split())
+
+
 def _walk(
     root: etree._Element, gates: _Gates, skip: set[etree._Element], *, selecting: bool
 ) -> list[Clause]:
@@ -543,6 +581,8 @@ def _walk(
     plain = False  # saw non-space text outside <b>/<strong> in the current run
     pending_br = False
     bold = 0
+    items = 0  # open list items that are one clause: bold-only text in them is no heading
+    clause_items: set[etree._Element] = set()
     heading_level = 0
     heading_owner: etree._Element | None = None
     counters = {"selected": 0, "removed": 0}
@@ -557,7 +597,7 @@ def _walk(
             if heading_level:
                 out.heading(heading_level, text)
             else:
-                out.paragraph(text, bold_only=not plain)
+                out.paragraph(text, bold_only=not plain and not items)
         plain = False
         pending_br = False
 
@@ -585,6 +625,9 @@ def _walk(
             if tag in _BLOCK_TAGS or (tag == "span" and _in_span_stack(element, stacks)):
                 if not heading_level:
                     flush()
+                if tag == "li" and _is_clause_item(element):
+                    clause_items.add(element)
+                    items += 1
             elif tag in _HEADING_TAGS:
                 if not heading_level:
                     flush()
@@ -616,6 +659,8 @@ def _walk(
             elif tag in _BLOCK_TAGS or (tag == "span" and _in_span_stack(element, stacks)):
                 if not heading_level:
                     flush()
+                if element in clause_items:
+                    items -= 1
             elif tag in _BOLD_TAGS:
                 bold -= 1
             if on_end and element in on_end:
@@ -691,11 +736,12 @@ def _inline(markdown: str) -> str:
     return normalise_text(markdown.translate(_UNPROTECT) if escaped else markdown)
 
 
-def _markdown_block(out: _Builder, lines: list[str]) -> None:
+def _markdown_block(out: _Builder, lines: list[str], *, item: bool = False) -> None:
+    """One paragraph; a bold-only one is a pseudo-heading unless it is a list item."""
     if not lines:
         return
     raw = " ".join(lines)
-    bold_only = _BOLD_ONLY.match(raw) is not None
+    bold_only = not item and _BOLD_ONLY.match(raw) is not None
     out.paragraph(_inline(raw), bold_only=bold_only)
 
 
@@ -709,49 +755,66 @@ def _markdown_cell(out: _Builder, cell: str) -> None:
             _markdown_block(out, [piece])
 
 
+def _has_nested_content(lines: list[str], index: int) -> bool:
+    """Whether the list item on ``lines[index]`` is followed by content indented under it (a
+    nested list, or a paragraph after a blank line): then the item is a title, not a clause."""
+    indent = len(lines[index]) - len(lines[index].lstrip())
+    blank = False
+    for line in lines[index + 1 :]:
+        stripped = line.strip()
+        if not stripped:
+            blank = True
+            continue
+        deeper = len(line) - len(line.lstrip()) > indent
+        return deeper and (blank or _LIST_MARKER.match(stripped) is not None)
+    return False
+
+
 def _markdown_clauses(text: str) -> list[Clause]:
     out = _Builder()
+    all_lines = text.splitlines()
     block: list[str] = []
+    item = False  # the block is a list item
     in_fence = False
-    for raw_line in text.splitlines():
+    for index, raw_line in enumerate(all_lines):
         line = raw_line.strip()
         if in_fence:
             if _FENCE.match(line):
                 in_fence = False
-                _markdown_block(out, block)
-                block = []
+                _markdown_block(out, block, item=item)
+                block, item = [], False
             elif line:
                 block.append(line)
             continue
         if line.startswith(">"):
             line = _QUOTE.sub("", line).strip()
         if not line:
-            _markdown_block(out, block)
-            block = []
+            _markdown_block(out, block, item=item)
+            block, item = [], False
             continue
         if block and _SETEXT.match(line):
             title = _inline(" ".join(block))
-            block = []
+            block, item = [], False
             out.heading(1 if line[0] == "=" else 2, title)
             continue
         if _THEMATIC.match(line):
-            _markdown_block(out, block)
-            block = []
+            _markdown_block(out, block, item=item)
+            block, item = [], False
             continue
         heading = _ATX.match(line)
         if heading:
-            _markdown_block(out, block)
-            block = []
+            _markdown_block(out, block, item=item)
+            block, item = [], False
             out.heading(len(heading.group(1)), _inline(heading.group(2) or ""))
             continue
         if _FENCE.match(line):
-            _markdown_block(out, block)
-            block = []
+            _markdown_block(out, block, item=item)
+            block, item = [], False
             in_fence = True
             continue
         if line[0] == "|":
-            _markdown_block(out, block)
-            block = []
+            _markdown_block(out, block, item=item)
+            block, item = [], False
             if not _TABLE_SEPARATOR.match(line):
                 cells = _CELL_SPLIT.split(line.strip("|"))
                 for cell in cells:
@@ -759,19 +822,21 @@ def _markdown_clauses(text: str) -> list[Clause]:
             continue
         marker = _LIST_MARKER.match(line)
         if marker:
-            _markdown_block(out, block)
-            block = []
+            _markdown_block(out, block, item=item)
+            block, item = [], False
             line = line[marker.end() :]
+            item = not _has_nested_content(all_lines, index)
             nested = _ATX.match(line)
             if nested:
                 out.heading(len(nested.group(1)), _inline(nested.group(2) or ""))
+                item = False
                 continue
             if not line:
                 continue
         elif _LINK_DEFINITION.match(line):
             continue
         block.append(line)
-    _markdown_block(out, block)
+    _markdown_block(out, block, item=item)
     return out.clauses
 
 

@@ -3,6 +3,10 @@
 The dataset is laid out as ``<service>/<document type>/<YYYY-MM-DDTHH-MM-SSZ>.md``. Each capture
 becomes a version at its capture date and the change records are computed as a live check would
 compute them (variant flips included), but nothing is queued for email.
+
+Where a document folder holds the archive's ``manifest.tsv`` (see ``monitor.manifest``), a capture
+marked ``upgrade`` (a re-extraction after the archive changed its selectors) is recorded as a
+version with no change record, and each change record notes the address of the archived version.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from monitor.clauses import SEVERITIES
+from monitor.clauses import SEVERITIES, Clause
 from monitor.config import document_id as make_document_id
 from monitor.errors import ExtractError, MonitorError
-from monitor.extract import MEDIA_TYPES_BY_SUFFIX, extract_clauses
-from monitor.models import Document
+from monitor.extract import MEDIA_TYPES_BY_SUFFIX, clauses_to_text, extract_clauses
+from monitor.manifest import ARCHIVE_COMMIT_URL, Manifest, read_manifest
+from monitor.models import Change, Document
 from monitor.store import history as store
 from monitor.tracker import record_text
 
@@ -83,6 +89,7 @@ class ImportSummary:
     captures: int = 0
     imported: int = 0
     skipped: int = 0
+    upgrades: int = 0
     unreadable: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # files not read: links, devices, too large
     severities: Counter[str] = field(default_factory=Counter)
@@ -90,6 +97,8 @@ class ImportSummary:
     def line(self) -> str:
         by_severity = ", ".join(f"{self.severities[s]} {s}" for s in reversed(SEVERITIES))
         extra = f", {self.skipped} already imported" if self.skipped else ""
+        if self.upgrades:
+            extra += f", {self.upgrades} technical upgrade{'s' if self.upgrades != 1 else ''}"
         bad = f", {len(self.unreadable)} refused (error pages)" if self.unreadable else ""
         files = "".join(f"\n  skipped {reason}" for reason in self.refused)
         return (
@@ -103,6 +112,7 @@ class ImportSummary:
             "captures": self.captures,
             "imported": self.imported,
             "skipped": self.skipped,
+            "upgrades": self.upgrades,
             "unreadable": self.unreadable,
             "refused": self.refused,
             "changes": {s: self.severities[s] for s in SEVERITIES},
@@ -148,13 +158,30 @@ def import_dataset(
     services: set[str] | None = None,
     on_document: Callable[[ImportSummary], None] | None = None,
     max_bytes: int = IMPORT_MAX_BYTES,
+    collection: str = "",
+    archive_url: str = ARCHIVE_COMMIT_URL,
 ) -> list[ImportSummary]:
-    """Import every document of the dataset (or of the given lower-cased service names)."""
+    """Import every document of the dataset (or of the given lower-cased service names).
+
+    ``collection`` names the archive collection the dataset comes from (``contrib``, ``pga``...)
+    when the manifests do not tell; ``archive_url`` is the address template of an archived
+    version (``{collection}`` and ``{commit}`` are filled in).
+    """
     summaries = []
     for service, type_, captures in dataset_documents(root):
         if services and service.lower() not in services:
             continue
-        summary = import_document(sessions, service, type_, captures, max_bytes=max_bytes)
+        manifest = read_manifest(captures[0][1].parent)
+        summary = import_document(
+            sessions,
+            service,
+            type_,
+            captures,
+            max_bytes=max_bytes,
+            manifest=manifest,
+            collection=collection,
+            archive_url=archive_url,
+        )
         summaries.append(summary)
         if on_document is not None:
             on_document(summary)
@@ -168,12 +195,23 @@ def import_document(
     captures: list[tuple[datetime, Path]],
     *,
     max_bytes: int = IMPORT_MAX_BYTES,
+    manifest: Manifest | None = None,
+    collection: str = "",
+    archive_url: str = ARCHIVE_COMMIT_URL,
 ) -> ImportSummary:
     document_id = make_document_id(service, type_)
     summary = ImportSummary(document_id, captures=len(captures))
+    manifest = _with_collection(manifest or Manifest(), collection)
     session = sessions()
     try:
-        document = _document(session, document_id, service, type_, first_seen=captures[0][0])
+        document = _document(
+            session,
+            document_id,
+            service,
+            type_,
+            first_seen=captures[0][0],
+            url=_document_url(manifest, service, type_, archive_url),
+        )
         # history is appended, never inserted: skip what is not newer than the last capture
         # recorded (imported or checked)
         latest = store.version_at(session, document_id, None)
@@ -196,6 +234,13 @@ def import_document(
             except ExtractError as exc:
                 summary.unreadable.append(f"{path.name}: {exc}")
                 continue
+            if manifest.kind(path.name) == "upgrade":
+                record_upgrade(session, document, clauses, now=when)
+                document.last_check_at = when
+                summary.imported += 1
+                summary.upgrades += 1
+                pending += 1
+                continue
             result = record_text(
                 session, document, clauses, raw=None, now=when, notify=False, source="import"
             )
@@ -203,6 +248,8 @@ def import_document(
             if result.outcome == "failed":
                 summary.unreadable.append(f"{path.name}: {result.detail}")
                 continue
+            if result.change_id is not None:
+                _note_archived(session, result.change_id, manifest, path.name, archive_url)
             summary.imported += 1
             pending += 1
             if pending >= COMMIT_EVERY:
@@ -218,7 +265,13 @@ def import_document(
 
 
 def _document(
-    session: Session, document_id: str, service: str, type_: str, *, first_seen: datetime
+    session: Session,
+    document_id: str,
+    service: str,
+    type_: str,
+    *,
+    first_seen: datetime,
+    url: str,
 ) -> Document:
     document = store.get_document(session, document_id)
     if document is None:
@@ -226,7 +279,7 @@ def _document(
             id=document_id,
             service=service,
             type=type_,
-            url=f"ota:{service}/{type_}",
+            url=url,
             select=[],
             remove=[],
             render=False,
@@ -236,3 +289,64 @@ def _document(
         session.add(document)
         session.flush()
     return document
+
+
+# --- the archive's manifest: technical upgrades and links to archived versions --------------------
+
+ARCHIVED_NOTE = "Archived version: "
+"""Prefix of the change note that holds the address of the archived version."""
+
+
+def record_upgrade(
+    session: Session, document: Document, clauses: list[Clause], *, now: datetime
+) -> None:
+    """Record a technical upgrade (the archive re-extracted the same page with new selectors): a
+    version, and the baseline later changes are reported against; no change record, no email."""
+    text = clauses_to_text(clauses)
+    current = store.current_version(session, document)
+    if current is not None and store.content_hash(text.encode("utf-8")) == current.text_hash:
+        current.last_seen_at = now
+        return
+    version = store.add_version(
+        session,
+        document,
+        text=text,
+        raw=None,
+        clause_count=len(clauses),
+        seen_at=now,
+        source="upgrade",
+    )
+    document.reported_version_id = version.id
+    document.settling_version_id = None
+    store.record_success(document, now=now)
+
+
+def archived_url(change: Change) -> str | None:
+    """The address of the archived version an imported change leads to, if it was noted."""
+    for note in change.notes or ():
+        if isinstance(note, str) and note.startswith(ARCHIVED_NOTE):
+            return note[len(ARCHIVED_NOTE) :]
+    return None
+
+
+def _note_archived(
+    session: Session, change_id: int, manifest: Manifest, file_name: str, template: str
+) -> None:
+    url = manifest.archive_url(file_name, template=template)
+    change = session.get(Change, change_id)
+    if url and change is not None:
+        change.notes = [*change.notes, f"{ARCHIVED_NOTE}{url}"]
+
+
+def _with_collection(manifest: Manifest, collection: str) -> Manifest:
+    if not collection or collection == manifest.collection:
+        return manifest
+    return Manifest(entries=manifest.entries, collection=collection)
+
+
+def _document_url(manifest: Manifest, service: str, type_: str, template: str) -> str:
+    """The archive's page of the document when the collection is known, else ``ota:...``."""
+    if manifest.collection and "/commit/" in template and "{collection}" in template:
+        base = template.split("/commit/", 1)[0].format(collection=manifest.collection)
+        return f"{base}/blob/main/{quote(service)}/{quote(type_)}.md"
+    return f"ota:{service}/{type_}"

@@ -168,6 +168,9 @@ class Change(Base):
     labels: Mapped[list[Any]] = mapped_column(default=list)
     notes: Mapped[list[Any]] = mapped_column(default=list)
     source: Mapped[str] = mapped_column(String(20), default="check")
+    headline: Mapped[str] = mapped_column(Text, default="", server_default="")
+    dates: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    opt_outs: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
 
     clauses: Mapped[list[ClauseChangeRow]] = relationship(
         order_by="ClauseChangeRow.position", cascade="all, delete-orphan", lazy="selectin"

@@ -3,7 +3,9 @@
 Noise is what a terms page does without its meaning changing: whitespace, punctuation and case;
 UK and US spellings of the same page ("licence"/"license", "organise"/"organize"); link targets and
 tracking parameters; a "Last updated" date alone; renumbered headings; the page served in another
-language; and variants the page alternates between (a help-centre sidebar, a UK and a US edition).
+language; variants the page alternates between (a help-centre sidebar, a UK and a US edition);
+and page furniture (help-centre links, a company-rename banner). Whole-history rules (a block that
+comes and goes, a doubled block) live with the report builder in ``monitor.report``.
 
 Everything here works on plain strings and is deterministic; no I/O.
 """
@@ -286,11 +288,15 @@ ENGLISH_SAMPLE_CHARS = 20_000
 """The language test reads this much of a text: enough words, at a fraction of the cost."""
 
 
-@lru_cache(maxsize=32)  # keyed by whole version texts: keep few
 def english_ratio(text: str) -> float:
     """Share of words that are common English function words: about 0.35-0.5 for English legal text,
     near 0 for other languages (and for scripts without spaces)."""
-    toks = _LETTERS.findall(match_text(text[:ENGLISH_SAMPLE_CHARS]))
+    return _english_ratio(text[:ENGLISH_SAMPLE_CHARS])
+
+
+@lru_cache(maxsize=512)  # keyed by a sample of bounded size: a report's whole history fits
+def _english_ratio(sample: str) -> float:
+    toks = _LETTERS.findall(match_text(sample))
     if not toks:
         return 0.0
     return sum(t in _ENGLISH_STOPWORDS for t in toks) / len(toks)
@@ -309,3 +315,37 @@ def is_other_language(reference: str, candidate: str) -> bool:
 def seen_keys(texts: Iterable[str]) -> set[str]:
     """Equivalence keys of every text, for 'has this wording been seen before?' checks."""
     return {equivalence_key(t) for t in texts}
+
+
+# --- page furniture -------------------------------------------------------------------------------
+
+_HELP_SECTION = re.compile(
+    r"\b(?:other ways to get help|get help|need (?:more )?help|help cent(?:er|re)s?|"
+    r"related (?:articles|links|topics|pages|help)|more resources|useful links|popular topics|"
+    r"was this (?:page|article|information|answer) helpful)\b",
+    re.IGNORECASE,
+)
+_RENAME_BANNER = re.compile(
+    r"\bha(?:s|ve) changed (?:its|our|their) (?:company |corporate )?name\b|"
+    r"\bcompany is now (?:called )?\w+\b|\bto reflect (?:the|our) new (?:company )?name\b",
+    re.IGNORECASE,
+)
+_TITLE_QUESTION = re.compile(r"^(?:[IVXLC]+\.|\d+(?:\.\d+)*\.?)?\s*[^.!?]+\?$")
+TITLE_MAX_CHARS = 120
+"""A lone question this short is a section title (a table-of-contents entry), not a term."""
+HELP_LINK_MAX_CHARS = 200
+"""A clause under a help-navigation heading longer than this is read as text, not a link."""
+
+
+def is_page_furniture(section: Iterable[str], text: str) -> bool:
+    """Text that is on the page but not part of the terms: a help-centre sidebar entry ("Chat
+    with Meta AI support assistant" under "Other ways to get help"), a company-rename banner
+    ("Facebook Ireland Limited has changed its name to Meta Platforms Ireland Limited") or a lone
+    question that titles a section in a table of contents."""
+    plain = plain_text(text)
+    if _RENAME_BANNER.search(plain):
+        return True
+    if len(plain) <= TITLE_MAX_CHARS and _TITLE_QUESTION.match(plain):
+        return True  # "X. How will we notify you of changes to this Policy?": a contents entry
+    heading = next(iter(reversed(tuple(section))), "")
+    return len(plain) <= HELP_LINK_MAX_CHARS and bool(_HELP_SECTION.search(heading))

@@ -79,6 +79,10 @@ class ChangeView:
     severity: str
     clauses: tuple[ClauseView, ...]
     notes: tuple[str, ...] = ()
+    headline: str = ""
+    """One sentence stating the change (classify.headline_for); '' for changes stored before it."""
+    dates: tuple[str, ...] = ()
+    opt_outs: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:
@@ -137,7 +141,10 @@ def one_line(text: str, *, limit: int = SUBJECT_LIMIT) -> str:
 
 
 def headline(view: ChangeView) -> str:
-    """``new AI training clause``, ``content licence clause removed``, ``AI opt-out changed``."""
+    """The change's stored headline ("Instagram may now use your public posts to train or improve
+    AI"); for changes stored without one: ``new AI training clause``, ``AI opt-out changed``."""
+    if view.headline:
+        return view.headline
     clause = view.top_clause
     if clause is None:
         return "wording changes" if view.cosmetic_count else "changes"

@@ -16,7 +16,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from monitor import noise
-from monitor.classify import Taxonomy, classify_change, load_taxonomy, summarise_change
+from monitor.classify import (
+    Facts,
+    Taxonomy,
+    classify_change,
+    find_facts,
+    headline_for,
+    load_taxonomy,
+    summarise_change,
+)
 from monitor.clauses import (
     ChangeReport,
     Clause,
@@ -27,6 +35,14 @@ from monitor.clauses import (
 )
 
 VARIANT_SEEN = "Variant already seen: the page has shown this wording before; not a new change."
+VARIANT_RECURRING = (
+    "Recurring variant: this wording has come and gone on the page before (a regional or partial "
+    "version of the page); not a new change."
+)
+FURNITURE = "Page furniture (a help link or a company-name banner), not part of the terms."
+DUPLICATE = "The page repeats (or stops repeating) a clause it also shows elsewhere; not a change."
+RECURRING_TRANSITIONS = 2
+"""Flipping this many times in the recent run makes a wording a recurring variant."""
 OTHER_LANGUAGE = "Page served in another language; not a change of terms."
 _SUMMARY_ITEMS = 5
 COARSE_NOTE = (
@@ -165,6 +181,18 @@ def _keys(clauses: Sequence[Clause]) -> set[str]:
     return {_key(c.text) for c in clauses}
 
 
+def _language_sample(clauses: Sequence[Clause]) -> str:
+    """The start of a version's text, as much as the language test reads."""
+    parts: list[str] = []
+    size = 0
+    for clause in clauses:
+        parts.append(clause.text)
+        size += len(clause.text) + 1
+        if size >= noise.ENGLISH_SAMPLE_CHARS:
+            break
+    return "\n".join(parts)
+
+
 def _comparable_history(
     history: Sequence[Sequence[Clause]],
     old: Sequence[Clause],
@@ -181,12 +209,56 @@ def _comparable_history(
     for version in history:
         if not version:
             continue
-        if noise.is_other_language(new_text, "\n".join(c.text for c in version)):
+        if noise.is_other_language(new_text, _language_sample(version)):
             continue
         keys = _keys(version)
         if any(len(keys & end) >= 0.5 * min(len(keys), len(end)) for end in ends):
             kept.append(keys)
     return kept
+
+
+def _recurring_keys(run: Sequence[Sequence[Clause]], wanted: set[str]) -> set[str]:
+    """The keys among ``wanted`` whose presence flipped at least ``RECURRING_TRANSITIONS`` times
+    along ``run`` (versions oldest first): blocks that come and go (a regional variant, a partial
+    capture), as opposed to a change made once and, perhaps, undone once."""
+    if not wanted or len(run) < RECURRING_TRANSITIONS + 1:
+        return set()
+    flips = dict.fromkeys(wanted, 0)
+    before: set[str] | None = None
+    for version in run:
+        if not version:
+            continue  # an empty capture says nothing about any clause
+        keys = _keys(version) & wanted
+        if before is not None:
+            for key in keys ^ before:
+                flips[key] += 1
+        before = keys
+    return {key for key, n in flips.items() if n >= RECURRING_TRANSITIONS}
+
+
+def _change_keys(change: ClauseChange) -> list[str]:
+    """The wordings a clause change is about: the old one, the new one, or both."""
+    keys = []
+    if change.before is not None and change.kind in ("removed", "modified"):
+        keys.append(noise.equivalence_key(change.before))
+    if change.after is not None and change.kind in ("added", "modified"):
+        keys.append(noise.equivalence_key(change.after))
+    return keys
+
+
+def _is_furniture(change: ClauseChange) -> bool:
+    texts = [t for t in (change.before, change.after) if t is not None]
+    return bool(texts) and all(noise.is_page_furniture(change.section, t) for t in texts)
+
+
+def _is_duplicate(change: ClauseChange, old_keys: set[str], new_keys: set[str]) -> bool:
+    """An added clause the old page already had elsewhere, or a removed one the new page keeps
+    elsewhere: the page doubled or un-doubled a block, its terms did not change."""
+    if change.kind == "added":
+        return noise.equivalence_key(change.after or "") in old_keys
+    if change.kind == "removed":
+        return noise.equivalence_key(change.before or "") in new_keys
+    return False
 
 
 def _seen_before(change: ClauseChange, history_keys: list[set[str]]) -> bool:
@@ -284,6 +356,7 @@ def build_report(
     *,
     document_name: str = "",
     history: Sequence[Sequence[Clause]] = (),
+    recurring: Sequence[Sequence[Clause]] = (),
     taxonomy: Taxonomy | None = None,
 ) -> ChangeReport:
     """Diff ``old`` and ``new``, drop noise, label and grade each clause change, and summarise.
@@ -291,6 +364,12 @@ def build_report(
     ``history``: earlier versions of the same document, most recent first, excluding ``old``.
     Clause changes whose new wording the page already showed in ``history`` are marked cosmetic
     ("variant already seen"); ``history=()`` gives the plain report.
+
+    ``recurring``: the recent run of versions, oldest first (repeats included, unlike
+    ``history``). Clause changes whose wordings came and went at least twice along it are a
+    block the page shows and hides (a regional or partial version), marked cosmetic.
+    Independently of both, a clause added or removed while the same wording stays elsewhere on
+    the page (a doubled block) is cosmetic.
     """
     from monitor.diff import diff_clauses  # the differ is a sibling pure module
 
@@ -339,6 +418,7 @@ def build_report(
         notes.append(CLIPPED_NOTE)
 
     flips = 0
+    announced = ""
     if language:
         changes = [
             dataclasses.replace(
@@ -349,27 +429,64 @@ def build_report(
         notes.append("The page was served in another language; no change of terms is reported.")
     else:
         history_keys = _comparable_history(history, old, new, new_text)
-        for i, c in enumerate(changes):
-            if c.severity != "cosmetic" and _seen_before(c, history_keys):
-                changes[i] = dataclasses.replace(
-                    c, severity="cosmetic", direction="neutral", annotation=VARIANT_SEEN
-                )
-                flips += 1
+        real = [i for i, c in enumerate(changes) if c.severity != "cosmetic"]
+        old_keys, new_keys = _keys(old), _keys(new)
+        wanted = {key for i in real for key in _change_keys(changes[i])}
+        comes_and_goes = _recurring_keys(recurring, wanted)
+        for i in real:
+            c = changes[i]
+            if _is_furniture(c):
+                why = FURNITURE
+            elif _is_duplicate(c, old_keys, new_keys):
+                why = DUPLICATE
+            elif comes_and_goes and all(k in comes_and_goes for k in _change_keys(c)):
+                why = VARIANT_RECURRING
+            elif _seen_before(c, history_keys):
+                why = VARIANT_SEEN
+            else:
+                continue
+            changes[i] = dataclasses.replace(
+                c, severity="cosmetic", direction="neutral", annotation=why
+            )
+            flips += 1
         if flips:
             notes.append(
                 f"{flips} change{'s' if flips != 1 else ''} restore wording the page showed "
-                "recently (it alternates between variants); marked cosmetic."
+                "before (it alternates between variants, or repeats a block); marked cosmetic."
             )
         if any(c.severity != "cosmetic" for c in changes):
             announce_notes, date = _announcement_notes(old, new)
             notes.extend(announce_notes)
+            announced = date
             changes = [_mark_announced(c, date) for c in changes]
 
     summary = _summary(changes, phrases, flips=flips, language=language)
     severity = max_severity([c.severity for c in changes])
+    facts = _facts(changes, old, announced)
+    if language:
+        headline = f"{service or 'The page'}: page served in another language; no change of terms"
+    else:
+        headline = headline_for(changes, service=service, facts=facts, taxonomy=taxonomy)
     return ChangeReport(
-        clauses=tuple(changes), summary=summary, severity=severity, notes=tuple(notes)
+        clauses=tuple(changes),
+        summary=summary,
+        severity=severity,
+        notes=tuple(notes),
+        headline=headline,
+        dates=facts.dates,
+        opt_outs=facts.opt_outs,
     )
+
+
+def _facts(changes: Sequence[ClauseChange], old: Sequence[Clause], announced: str) -> Facts:
+    """Dates and opt-out routes stated by the changed clauses that the old version did not state."""
+    shown = [c.after for c in changes if c.severity != "cosmetic" and c.after]
+    if not shown:
+        return Facts()
+    facts = find_facts(shown, old_texts=tuple(c.text for c in old))
+    if announced and not any(announced in d for d in facts.dates):
+        facts = dataclasses.replace(facts, dates=(f"effective {announced}", *facts.dates)[:4])
+    return facts
 
 
 def report_to_json(report: ChangeReport) -> dict[str, Any]:
@@ -391,4 +508,7 @@ def report_to_json(report: ChangeReport) -> dict[str, Any]:
         "summary": report.summary,
         "severity": report.severity,
         "notes": list(report.notes),
+        "headline": report.headline,
+        "dates": list(report.dates),
+        "opt_outs": list(report.opt_outs),
     }

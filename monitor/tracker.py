@@ -50,6 +50,9 @@ log = logging.getLogger("monitor.tracker")
 
 HISTORY_DEPTH = 40
 """How many earlier distinct texts the report builder sees to recognise variant flips."""
+RECURRING_DEPTH = 60
+"""How many recent versions (repeats included) show whether a settled text's wording comes and
+goes (a recurring variant, not reported) or was changed once (reported)."""
 SETTLE_AFTER = timedelta(days=3)
 """How long a page must stay at a returned-to text before the return is reported in full."""
 SHRINK_RATIO = 0.3
@@ -204,19 +207,43 @@ def analyse_text(session: Session, document: Document, clauses: Sequence[Clause]
 
 
 def _compare(
-    session: Session, document: Document, current: Version, clauses: Sequence[Clause]
+    session: Session,
+    document: Document,
+    old: Version,
+    clauses: Sequence[Clause],
+    *,
+    folded: Version | None = None,
+    new: Version | None = None,
 ) -> tuple[ChangeReport, bool]:
-    """The report from ``current`` to ``clauses``, and whether it only flips back to a variant."""
-    old_clauses = version_clauses(session, current)
+    """The report from ``old`` to ``clauses``, and whether it only flips back to a variant.
+
+    ``folded``: ``old`` is the last reported version and the returned-to text that settled since
+    is included in this change (its recent history tells recurring wordings apart)."""
+    old_clauses = version_clauses(session, old)
     earlier = [
         version_clauses(session, v)
         for v in store.distinct_earlier_versions(
-            session, document.id, before_id=current.id, limit=HISTORY_DEPTH
+            session, document.id, before_id=old.id, limit=HISTORY_DEPTH
         )
-        if v.text_hash != current.text_hash
+        if v.text_hash != old.text_hash
     ]
     name = f"{document.service} {document.type}"
-    report = build_report(old_clauses, clauses, document_name=name, history=earlier)
+    run = []
+    if folded is not None:
+        recent = store.recent_versions(session, document.id, limit=RECURRING_DEPTH)
+        run = [
+            version_clauses(session, v) for v in reversed(recent) if new is None or v.id != new.id
+        ]
+    report = build_report(old_clauses, clauses, document_name=name, history=earlier, recurring=run)
+    if folded is not None:
+        report = dataclasses.replace(
+            report,
+            notes=(
+                f"Compared with the last version we reported ({folded.seen_at:%Y-%m-%d}); the "
+                "page showed another text in between, which this change includes.",
+                *report.notes,
+            ),
+        )
     if earlier and severity_rank(report.severity) < severity_rank("medium"):
         plain = build_report(old_clauses, clauses, document_name=name)
         return report, severity_rank(plain.severity) >= severity_rank("medium")
@@ -334,6 +361,7 @@ def record_text(
     """
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
+    folded: Version | None = None
     if current is not None:
         if store.content_hash(text.encode("utf-8")) == current.text_hash:
             return _record_unchanged(
@@ -347,7 +375,6 @@ def record_text(
                 version_id=current.id,
                 notify=notify,
             )
-        settle(session, document, now=now, notify=notify)  # before the text moves on
         old_text = store.version_text(session, current)
         shrunk = len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text)
         if shrunk and not _shrink_confirmed(session, document, text):
@@ -364,6 +391,9 @@ def record_text(
                 blocked=True,
                 fingerprint=_shrunk_text_mark(text),
             )
+    if current is not None:
+        # a returned-to text that stuck is folded into this change: one change, not two at once
+        folded = _matured_baseline(session, document, now=now)
     version = store.add_version(
         session,
         document,
@@ -384,10 +414,17 @@ def record_text(
             http_status=status,
             duration=duration,
         )
-    if analysis is not None and analysis.based_on == current.id and analysis.report is not None:
+    if (
+        folded is None
+        and analysis is not None
+        and analysis.based_on == current.id
+        and analysis.report is not None
+    ):
         report, suppressed = analysis.report, analysis.suppressed
-    else:  # no analysis, or the document moved on since: compare here
-        report, suppressed = _compare(session, document, current, clauses)
+    else:  # no analysis, the document moved on since, or a settled return is folded in
+        report, suppressed = _compare(
+            session, document, folded or current, clauses, folded=folded, new=version
+        )
     if suppressed:
         document.settling_version_id = version.id
     else:
@@ -396,7 +433,7 @@ def record_text(
     change = _record_change(
         session,
         document,
-        old=current,
+        old=folded or current,
         new=version,
         report=report,
         now=now,
@@ -471,10 +508,14 @@ def _settle_report(
     with _SETTLE_LOCK:
         report = _SETTLE_REPORTS.get(key)
     if report is None:
+        run = store.recent_versions(
+            session, document.id, limit=RECURRING_DEPTH, before_id=settled.id
+        )
         report = build_report(
             version_clauses(session, baseline),
             version_clauses(session, settled),
             document_name=name,
+            recurring=[version_clauses(session, v) for v in reversed(run)],
         )
         with _SETTLE_LOCK:
             _SETTLE_REPORTS[key] = report
@@ -495,6 +536,23 @@ def prepare_settle(session: Session, document: Document, *, now: datetime) -> No
         return
     if settled.text_hash != baseline.text_hash:
         _settle_report(session, document, baseline, settled)
+
+
+def _matured_baseline(session: Session, document: Document, *, now: datetime) -> Version | None:
+    """When a returned-to text has stayed ``SETTLE_AFTER`` and a new text arrives: the last
+    reported version, to compare the new text with in one change (``settle`` would report the
+    return, then the new text, as two changes at the same moment). None otherwise."""
+    if document.settling_version_id is None or document.reported_version_id is None:
+        return None
+    if document.current_version_id != document.settling_version_id:
+        document.settling_version_id = None
+        return None
+    settled = session.get(Version, document.settling_version_id)
+    baseline = session.get(Version, document.reported_version_id)
+    if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
+        return None
+    document.settling_version_id = None
+    return baseline
 
 
 def _shrunk_text_mark(text: str) -> str:

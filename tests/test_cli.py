@@ -234,3 +234,74 @@ def test_safe_terminal_text_neutralises_c0_c1_and_bidi_controls() -> None:
 
     hostile = "a\x1b[2Jb\x9b31mc\u202edcba\x07\nnext\tline"
     assert safe_terminal_text(hostile) == "a\ufffd[2Jb\ufffd31mc\ufffddcba\ufffd\nnext\tline"
+
+
+def _three_versions(config_file: Path, page_server) -> None:  # type: ignore[no-untyped-def]
+    """A baseline, a UK-spelling edition of it (no real change), then an AI-training clause."""
+    from tests.pages import LICENCE
+
+    tosmon(config_file, "check", "--no-send")
+    uk_edition = LICENCE.replace("license", "licence")
+    assert uk_edition != LICENCE
+    page_server.set("/tos", terms_page(licence=uk_edition))
+    tosmon(config_file, "check", "--no-send")
+    page_server.set("/tos", terms_page(licence=LICENCE, extra=AI_TRAINING))
+    tosmon(config_file, "check", "--no-send")
+
+
+def test_history_and_changes_hide_no_real_change_unless_asked(config_file, page_server) -> None:
+    _three_versions(config_file, page_server)
+    status, out = tosmon(config_file, "history", "example/terms-of-service")
+    assert status == 0, out
+    assert "3 version(s), 1 change(s) at low or above" in out
+    assert "No real change" not in out
+    assert "1 version(s) with no change at low or above not listed" in out
+    _, everything = tosmon(config_file, "history", "example/terms-of-service", "--all")
+    assert "No real change" in everything and "not listed" not in everything
+    _, high = tosmon(config_file, "history", "example/terms-of-service", "--json")
+    assert [c["severity"] for c in json.loads(high)["changes"]] == ["high"]
+    assert json.loads(high)["hidden_changes"] == 1
+
+    _, listed = tosmon(config_file, "changes", "--json")
+    assert [c["severity"] for c in json.loads(listed)] == ["high"]
+    _, listed = tosmon(config_file, "changes", "--json", "--all")
+    assert [c["severity"] for c in json.loads(listed)] == ["high", "cosmetic"]
+    _, listed = tosmon(config_file, "changes", "--json", "--all", "--min-severity", "high")
+    assert [c["severity"] for c in json.loads(listed)] == ["high"]
+
+
+def test_diff_shows_a_stored_change_by_id_and_orders_by_severity(config_file, page_server) -> None:  # type: ignore[no-untyped-def]
+    tosmon(config_file, "check", "--no-send")
+    # one check brings an AI clause at the end and reworded filler at the start
+    page_server.set(
+        "/tos",
+        terms_page(extra=AI_TRAINING).replace(
+            "We agree to provide you with the Service.", "We agree to offer you the Service."
+        ),
+    )
+    tosmon(config_file, "check", "--no-send")
+    _, listed = tosmon(config_file, "changes", "--json")
+    [change] = json.loads(listed)
+    status, out = tosmon(config_file, "diff", "--change", str(change["id"]))
+    assert status == 0, out
+    assert out.startswith("example/terms-of-service: ")
+    headings = [line for line in out.splitlines() if line.startswith(("ADDED", "MODIFIED"))]
+    assert [h.split()[0] for h in headings] == ["MODIFIED", "ADDED"]  # document order
+    _, ordered = tosmon(config_file, "diff", "--change", str(change["id"]), "--by-severity")
+    headings = [line for line in ordered.splitlines() if line.startswith(("ADDED", "MODIFIED"))]
+    assert [h.split()[0] for h in headings] == ["ADDED", "MODIFIED"]  # the AI clause first
+    assert "[high" in headings[0]
+    status, out = tosmon(config_file, "diff", "--change", "999999")
+    assert status == 1 and "no change #999999" in out
+    status, out = tosmon(config_file, "diff")
+    assert status == 2 and "give a document ID" in out
+
+
+def test_topics_lists_labels_with_their_descriptions(config_file) -> None:
+    status, out = tosmon(config_file, "topics")
+    assert status == 0, out
+    assert "AI_TRAINING_ON_USER_DATA" in out
+    assert "train, fine-tune, develop or improve AI" in out
+    status, out = tosmon(config_file, "topics", "--json")
+    ids = [t["id"] for t in json.loads(out)]
+    assert "LICENSE_GRANT" in ids and len(ids) == len(set(ids))

@@ -141,8 +141,30 @@ def test_a_selected_region_inside_hidden_chrome_is_kept() -> None:
         '<div aria-hidden="true"><h1>Terms</h1><p>Text.</p></div><div role="dialog">Cookies?</div>'
     )
     assert extract_clauses(html, select=["h1 ~ p", "h1"]) == [Clause(("Terms",), "Text.")]
-    with pytest.raises(ExtractError):
-        extract_clauses(html)  # without a selector the hidden region is chrome
+    # without a selector, nothing else is left: the hidden region is what a reader sees
+    assert extract_clauses(html) == [Clause(("Terms",), "Text.")]
+
+
+def test_aria_hidden_content_is_dropped_when_the_page_has_other_text() -> None:
+    terms = "<h1>Terms</h1>" + "<p>You grant us a licence to use your content worldwide.</p>" * 6
+    html = f'<main>{terms}</main><div aria-hidden="true"><p>Decorative duplicate.</p></div>'
+    assert "Decorative duplicate." not in [c.text for c in extract_clauses(html)]
+
+
+def test_bold_list_items_are_clauses_and_titled_items_stay_headings() -> None:
+    html = """<h1>Terms</h1><ol><li><strong>Your commitments</strong><ul>
+    <li><strong>You can't impersonate others.</strong></li>
+    <li><b>Sexual solicitation</b></li></ul></li></ol><p><b>Licence</b></p><p>We may use it.</p>"""
+    assert [(c.section, c.text) for c in extract_clauses(html)] == [
+        (("Terms", "Your commitments"), "You can't impersonate others."),
+        (("Terms", "Your commitments"), "Sexual solicitation"),
+        (("Terms", "Licence"), "We may use it."),
+    ]
+    markdown = (
+        "# Terms\n\n1.  **Your commitments**\n\n    * **You can't impersonate others.**\n"
+        "    * **Sexual solicitation**\n\n**Licence**\n\nWe may use it.\n"
+    )
+    assert extract_clauses(markdown, media_type="text/markdown") == extract_clauses(html)
 
 
 def test_several_selectors_keep_document_order() -> None:

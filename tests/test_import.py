@@ -36,9 +36,12 @@ def test_import_records_each_capture_at_its_date(config_file: Path) -> None:
     assert status == 0, out
     assert "meta-ai/terms-of-service: 3 captures, 3 imported" in out
     # two captures of 2020-10-23 are an error page the archive kept: refused, not versions
-    assert "whatsapp/terms-of-service: 14 captures, 12 imported, 2 refused (error pages)" in out
+    assert (
+        "whatsapp/terms-of-service: 14 captures, 12 imported, 2 technical upgrades, "
+        "2 refused (error pages)"
+    ) in out
 
-    status, out = tosmon(config_file, "history", "whatsapp/terms-of-service", "--json")
+    status, out = tosmon(config_file, "history", "whatsapp/terms-of-service", "--json", "--all")
     history = json.loads(out)
     seen = [v["seen_at"][:19].replace(":", "-") + "Z" for v in history["versions"]]
     # a capture whose text is the same as the one before (only link targets changed) is no version
@@ -119,6 +122,20 @@ def test_changes_lists_imported_records_with_filters(config_file: Path) -> None:
     assert status == 2 and "unknown topic" in out
 
 
+def test_each_imported_change_has_a_headline_and_the_changes_line_shows_it(
+    config_file: Path,
+) -> None:
+    tosmon(config_file, "import", str(DATASET))
+    status, out = tosmon(config_file, "changes", "--json", "--min-severity", "medium")
+    records = json.loads(out)
+    assert status == 0 and records
+    assert all(r["headline"] and r["headline"][0].isupper() for r in records)
+    status, out = tosmon(config_file, "changes", "--min-severity", "medium")
+    assert status == 0
+    for record in records:
+        assert f"#{record['id']}" in out and record["headline"][:40] in out
+
+
 def test_the_llama_api_training_change_is_found_in_full_history(
     config_file: Path, corpus_dir: Path, tmp_path: Path
 ) -> None:
@@ -189,3 +206,105 @@ def test_read_capture_refuses_what_is_not_a_regular_file(tmp_path: Path) -> None
     link.symlink_to(page)
     with pytest.raises(CaptureRefused, match="symbolic link"):
         read_capture(link, max_bytes=1024)
+
+
+def _dataset_with_manifest(root: Path, manifest: str) -> Path:
+    """A one-document dataset: a baseline, a technical upgrade, then a real licence change."""
+    folder = root / "ota" / "Example" / "Terms of Service"
+    folder.mkdir(parents=True)
+    licence = "You grant us a licence to host and share your content."
+    (folder / "2024-01-01T00-00-00Z.md").write_text(f"# Terms\n\n{licence}\n\nBe kind.\n")
+    # the archive changed its selectors: the same terms, now with the page's footer
+    (folder / "2024-02-01T00-00-00Z.md").write_text(
+        f"# Terms\n\n{licence}\n\nBe kind.\n\n## About\n\nExample Inc, 1 Main Street.\n"
+    )
+    (folder / "2024-03-01T00-00-00Z.md").write_text(
+        "# Terms\n\nYou grant us a licence to host, share and use your content to train our "
+        "artificial intelligence models.\n\nBe kind.\n\n## About\n\nExample Inc, 1 Main Street.\n"
+    )
+    (folder / "manifest.tsv").write_text(manifest)
+    return root / "ota"
+
+
+MANIFEST = (
+    "date\tfile\tkind\tcommit\tsnapshot\n"
+    "2024-01-01T00:00:00Z\t2024-01-01T00-00-00Z.md\tstart\t" + "a" * 40 + "\t\n"
+    "2024-02-01T00:00:00Z\t2024-02-01T00-00-00Z.md\tupgrade\t" + "b" * 40 + "\t\n"
+    "2024-03-01T00:00:00Z\t2024-03-01T00-00-00Z.md\tchange\t" + "c" * 40 + "\t"
+    "https://github.com/OpenTermsArchive/contrib-snapshots/commit/" + "d" * 40 + "\n"
+)
+
+
+def test_manifest_upgrades_are_versions_without_change_and_changes_link_to_the_archive(
+    config_file: Path, tmp_path: Path
+) -> None:
+    dataset = _dataset_with_manifest(tmp_path, MANIFEST)
+    status, out = tosmon(config_file, "import", str(dataset))
+    assert status == 0, out
+    assert "3 imported, 1 technical upgrade" in out
+    status, out = tosmon(config_file, "history", "example/terms-of-service", "--json")
+    history = json.loads(out)
+    assert [v["source"] for v in history["versions"]] == ["import", "upgrade", "import"]
+    # the upgrade is no change record: the one change compares the licence against the upgrade
+    [change] = history["changes"]
+    assert change["old_version"] == history["versions"][1]["id"]
+    assert change["severity"] in ("medium", "high")
+    status, out = tosmon(config_file, "changes", "--json")
+    [listed] = json.loads(out)
+    assert listed["archive_url"] == (
+        "https://github.com/OpenTermsArchive/contrib-versions/commit/" + "c" * 40
+    )
+    status, out = tosmon(config_file, "documents", "--json")
+    [document] = [d for d in json.loads(out) if d["id"] == "example/terms-of-service"]
+    assert document["url"].startswith("https://github.com/OpenTermsArchive/contrib-versions/")
+
+
+def test_collection_option_gives_links_when_the_manifest_does_not_tell(
+    config_file: Path, tmp_path: Path
+) -> None:
+    dataset = _dataset_with_manifest(tmp_path, MANIFEST.replace("contrib-snapshots", "x"))
+    status, out = tosmon(config_file, "import", str(dataset), "--collection", "pga")
+    assert status == 0, out
+    status, out = tosmon(config_file, "changes", "--json")
+    [listed] = json.loads(out)
+    assert listed["archive_url"].startswith("https://github.com/OpenTermsArchive/pga-versions/")
+
+
+def test_a_broken_manifest_is_a_clear_error_naming_file_and_line(
+    config_file: Path, tmp_path: Path
+) -> None:
+    dataset = _dataset_with_manifest(tmp_path, MANIFEST.replace("\tupgrade\t", "\trefilter\t"))
+    status, out = tosmon(config_file, "import", str(dataset))
+    assert status == 1
+    assert "manifest.tsv, line 3: kind 'refilter'" in out
+
+
+def test_a_regional_block_that_keeps_coming_and_going_is_reported_once(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """Captures alternate, a month apart, between the page with and without a regional block (as
+    Facebook's privacy policy does with its EU sections): its first appearance is news; each
+    return is compared with the last version reported (so one change, not a removal and an
+    addition at the same moment), and the flips are known variants."""
+    folder = tmp_path / "ota" / "Example" / "Privacy Policy"
+    folder.mkdir(parents=True)
+    base = (
+        "# Privacy Policy\n\nWe collect the information you give us when you use the Service.\n\n"
+        "We keep your information for as long as your account is active.\n\n"
+        "You can download a copy of your information at any time.\n"
+    )
+    block = (
+        "\n## Regional terms\n\nWe use your public posts and photos to train and improve our "
+        "artificial intelligence models, including generative AI.\n\nMeta Platforms Ireland "
+        "Limited is the controller of your information.\n"
+    )
+    for month in range(1, 9):
+        text = base + (block if month % 2 == 0 else "")
+        (folder / f"2024-{month:02d}-01T00-00-00Z.md").write_text(text)
+    status, out = tosmon(config_file, "import", str(tmp_path / "ota"))
+    assert status == 0, out
+    status, out = tosmon(config_file, "changes", "--json", "--min-severity", "medium")
+    severe = sorted(c["detected_at"][:7] for c in json.loads(out))
+    assert severe == ["2024-02"]
+    status, out = tosmon(config_file, "changes", "--json", "--all")
+    assert len(json.loads(out)) == 7  # every capture is still a version with its change record

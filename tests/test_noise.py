@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor import noise
+from monitor import noise, report
+from monitor.clauses import Clause
+from monitor.report import build_report
 
 NOISE = Path(__file__).resolve().parent / "data" / "classify" / "noise"
 
@@ -85,3 +87,65 @@ def test_language_detection_on_real_captures() -> None:
     assert noise.is_other_language(english, other)
     assert not noise.is_other_language(english, (NOISE / "uk_us" / "new.md").read_text())
     assert not noise.is_other_language(other, english)  # the reference must be English
+
+
+# --- history-wide noise in reports ----------------------------------------------------------------
+
+TERMS = [
+    Clause(("Terms",), "We provide the Service to you as described in these terms."),
+    Clause(("Terms",), "You must be at least 13 years old to use the Service."),
+    Clause(("Licence",), "You grant us a non-exclusive licence to host and show your content."),
+]
+AI_BLOCK = [
+    Clause(
+        ("Regional terms",),
+        "We use your public posts and photos to train and improve our artificial intelligence "
+        "models, including generative AI.",
+    ),
+    Clause(("Regional terms",), "Meta Platforms Ireland Limited is the controller of your data."),
+]
+
+
+def test_a_block_that_came_and_went_twice_is_a_recurring_variant() -> None:
+    with_block, without = TERMS + AI_BLOCK, list(TERMS)
+    # the block appeared once and now goes: a change undone is news
+    once = build_report(with_block, without, recurring=[without, with_block])
+    assert once.severity in ("medium", "high")
+    # it has appeared, gone and come back before: a regional variant flipping, not news
+    again = build_report(with_block, without, recurring=[without, with_block, without, with_block])
+    assert again.severity == "cosmetic"
+    assert {c.annotation for c in again.clauses} == {report.VARIANT_RECURRING}
+    # a real change made alongside the flip is still reported
+    edited = [*TERMS[:2], Clause(("Licence",), TERMS[2].text + " The licence is perpetual.")]
+    mixed = build_report(with_block, edited, recurring=[without, with_block, without, with_block])
+    assert mixed.severity in ("medium", "high")
+    assert [c.kind for c in mixed.clauses if c.severity != "cosmetic"] == ["modified"]
+
+
+def test_a_page_showing_a_block_twice_is_no_change() -> None:
+    doubled = TERMS + AI_BLOCK + AI_BLOCK
+    assert build_report(TERMS + AI_BLOCK, doubled).severity == "cosmetic"
+    assert build_report(doubled, TERMS + AI_BLOCK).severity == "cosmetic"
+    assert build_report(TERMS, TERMS + AI_BLOCK).severity in ("medium", "high")
+
+
+def test_help_links_and_rename_banners_are_page_furniture() -> None:
+    # real texts from Instagram's Terms of Use captures (Open Terms Archive, ODbL)
+    banner = (
+        "Facebook Ireland Limited has changed its name to Meta Platforms Ireland Limited. We've "
+        "updated our Terms of Use, Data Policy and Cookies Policy to reflect the new name on 4 "
+        "January 2022. While our company name has changed, we are continuing to offer the same "
+        "products."
+    )
+    help_link = Clause(
+        ("Terms of Use", "Other ways to get help"), "Chat with Meta AI support assistant"
+    )
+    assert noise.is_page_furniture(("Facebook",), banner)
+    assert noise.is_page_furniture(help_link.section, help_link.text)
+    assert noise.is_page_furniture((), "X. How will we notify you of changes to this Policy?")
+    assert not noise.is_page_furniture((), "Can we use your posts to train AI? Yes, we can.")
+    assert not noise.is_page_furniture(("Terms of Use",), help_link.text)
+    assert not noise.is_page_furniture(("Get help",), AI_BLOCK[0].text * 3)  # long: terms text
+    with_banner = build_report(TERMS, [Clause(("Facebook",), banner), *TERMS, help_link])
+    assert with_banner.severity == "cosmetic"
+    assert {c.annotation for c in with_banner.clauses} == {report.FURNITURE}

@@ -130,7 +130,8 @@ def test_summary_lists_the_most_severe_first_and_counts_cosmetic_edits() -> None
         "1 cosmetic edit"
     )
     data = report_to_json(report)
-    assert set(data) == {"clauses", "summary", "severity", "notes"}
+    assert set(data) == {"clauses", "summary", "severity", "notes", "headline", "dates", "opt_outs"}
+    assert data["headline"] == report.headline != ""
     assert set(data["clauses"][0]) == {
         "kind",
         "section",

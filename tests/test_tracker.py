@@ -432,3 +432,22 @@ def test_a_return_that_stays_is_reported_by_a_scheduled_check_too(terms, session
     with sessions() as session:
         settled = [c for c in store.changes_of(session, "ex/terms") if c.source == "settled"]
         assert len(settled) == 1 and settled[0].severity in ("medium", "high")
+
+
+def test_a_change_keeps_its_headline_and_the_email_leads_with_it(terms, sessions) -> None:
+    from monitor import render
+    from monitor.store.mail import load_change_view
+
+    run_checks(sessions, ["ex/terms"])
+    terms.set("/tos", terms_page(extra=AI_TRAINING))
+    [changed] = run_checks(sessions, ["ex/terms"])
+    headline = "Ex may now use your public posts to train or improve AI"
+    with sessions() as session:
+        change = session.get(Change, changed.change_id)
+        assert change is not None and change.headline == headline
+        view = load_change_view(session, change.id)
+    assert view is not None and view.headline == headline
+    assert render.subject_for(view) == f"Ex Terms: {headline} (high)"
+    email = render.render_change(view, base_url=None, unsubscribe_url=None)
+    assert headline in email.text.split("\n\n")[1]
+    assert headline in email.html

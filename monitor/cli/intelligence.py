@@ -51,9 +51,14 @@ def compare(old: Path, new: Path, service: str, as_json: bool) -> None:
 @click.option(
     "--min-severity",
     type=click.Choice(SEVERITIES),
-    default="low",
-    show_default=True,
-    help="Least severity to list (cosmetic lists everything).",
+    default=None,
+    help="Least severity to list (default: low, which hides 'no real change' records).",
+)
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="List every record, 'no real change' (cosmetic) ones too: --min-severity cosmetic.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON, with clause details.")
@@ -63,16 +68,23 @@ def changes(
     since: str | None,
     services: tuple[str, ...],
     topics: tuple[str, ...],
-    min_severity: str,
+    min_severity: str | None,
+    show_all: bool,
     limit: int,
     as_json: bool,
 ) -> None:
-    """Change records across all documents, newest first."""
+    """Change records across all documents, newest first.
+
+    Records that are no real change (only cosmetic edits: a variant the page showed before, a
+    spelling edition, link targets, another language) are hidden unless --all is given.
+    """
+    from monitor.listing import chosen_min_severity
+
     records = app.monitor.changes(
         since=parse_when(since, option="--since") if since else None,
         services=services,
         topics=topics,
-        min_severity=min_severity,
+        min_severity=chosen_min_severity(min_severity, show_all=show_all),
         limit=limit,
     )
     if as_json:
@@ -84,5 +96,24 @@ def changes(
         sev = click.style(f"{r.severity:<8}", fg=SEVERITY_COLOURS.get(r.severity))
         click.echo(
             f"#{r.id:<6} {fmt_time(r.detected_at)}  {sev} {r.document}: "
-            f"{safe_terminal_text(r.summary)}"
+            f"{safe_terminal_text(r.headline or r.summary)}"
         )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def topics(as_json: bool) -> None:
+    """The topic labels a change can carry, with what each means (from the taxonomy)."""
+    from monitor.listing import topic_list
+
+    rows = topic_list()
+    if as_json:
+        emit_json(rows)
+        return
+    group = None
+    for row in rows:
+        if row["group"] != group:
+            group = row["group"]
+            click.echo(f"{group}:")
+        click.echo(f"  {row['id']}")
+        click.echo(f"      {row['description']}")

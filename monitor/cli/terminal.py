@@ -12,7 +12,13 @@ SEVERITY_COLOURS = {"high": "red", "medium": "yellow", "low": "blue", "cosmetic"
 
 def print_report(report: ChangeReport, *, colour: bool) -> None:
     """A change report for the terminal: summary, notes, then each clause with words marked."""
+    if report.headline:
+        click.echo(safe_terminal_text(report.headline))
     click.echo(safe_terminal_text(report.summary) + f" [{report.severity}]")
+    for when in report.dates:
+        click.echo(f"Date: {safe_terminal_text(when)}")
+    for route in report.opt_outs:
+        click.echo(f"How to say no: {safe_terminal_text(route)}")
     for note in report.notes:
         click.echo(f"Note: {safe_terminal_text(note)}")
     for clause in report.clauses:

@@ -186,6 +186,9 @@ def add_change(
         labels=labels,
         notes=list(report.notes),
         source=source,
+        headline=report.headline,
+        dates=list(report.dates),
+        opt_outs=list(report.opt_outs),
     )
     change.clauses = [
         ClauseChangeRow(
@@ -229,6 +232,10 @@ def changes_of(session: Session, document_id: str) -> list[Change]:
 
 def get_change(session: Session, change_id: int) -> Change | None:
     return session.get(Change, change_id)
+
+
+def get_version(session: Session, version_id: int) -> Version | None:
+    return session.get(Version, version_id)
 
 
 def find_changes(

@@ -283,6 +283,9 @@ def change_view(change: Change, document: Document) -> ChangeView:
         severity=change.severity,
         clauses=tuple(clause_view(row) for row in sorted(change.clauses, key=_position)),
         notes=tuple(str(note) for note in change.notes or []),
+        headline=change.headline or "",
+        dates=tuple(str(d) for d in change.dates or []),
+        opt_outs=tuple(str(o) for o in change.opt_outs or []),
     )
 
 
