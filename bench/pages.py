@@ -8,12 +8,17 @@ a newsletter form. Every response carries fresh per-request tokens, as real page
 ``nonce`` on every script, a CSRF hidden input, a request id on ``<body>`` and a JSON state blob in
 a script. So no two responses are byte-identical, even when the text has not changed.
 
+With ``--visible-noise`` the *visible* text changes at every request too, as on many real sites: a
+rotating promotional banner in the site header and a "Page generated in 0.23 s" line in the footer.
+The page fingerprint cannot skip such pages: each one is extracted, and only the extracted text
+(which leaves the banner and footer out) shows that nothing changed.
+
 Generations: at generation 0 every page is in its original form; from generation 1 on, 5% of the
 pages (``changed_pages``) have one reworded clause and one added paragraph.
 
 Serve them (prints the port on stdout, then serves until killed)::
 
-    python bench/pages.py serve --n 1000 [--port 0]
+    python bench/pages.py serve --n 1000 [--port 0] [--visible-noise]
 
 Routes: ``GET /doc/<i>`` (0 <= i < n) the page; ``POST /generation/<g>`` switch generation.
 The server only listens on 127.0.0.1.
@@ -40,6 +45,14 @@ CHANGED_EVERY = 20
 """Every 20th page (5%) changes at generation 1."""
 
 _NONCE, _CSRF, _RID, _TS = "\x00N\x00", "\x00C\x00", "\x00R\x00", "\x00T\x00"
+_BANNER, _GENERATED = "\x00B\x00", "\x00G\x00"
+_PROMOS = (
+    "Spring sale: 30% off all annual plans until Sunday.",
+    "New: share albums with your family in one tap.",
+    "Join our webinar on Thursday about creator tools.",
+    "Download the app for faster uploads on the go.",
+    "We are hiring engineers in Lisbon, Nairobi and Osaka.",
+)
 
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _MD_NOISE = re.compile(r"[*_`\\#>|]+")
@@ -245,7 +258,11 @@ def page_template(index: int, generation: int = 0) -> str:
         "<p>We use cookies to improve your experience and for analytics. "
         '<a href="/cookies">Learn more</a></p><button>Accept all</button>'
         "<button>Reject non-essential</button></div>",
-        '<header class="site-header"><a class="logo" href="/">' + name + "</a><nav><ul>",
+        '<header class="site-header">'
+        + _BANNER
+        + '<a class="logo" href="/">'
+        + name
+        + "</a><nav><ul>",
     ]
     for link in ("Home", "Products", "Pricing", "Developers", "Blog", "Help", "Log in", "Sign up"):
         out.append(f'<li><a href="/{link.lower().replace(" ", "-")}">{link}</a></li>')
@@ -281,7 +298,7 @@ def page_template(index: int, generation: int = 0) -> str:
             f'<li><a href="/{x.lower()}">{x}</a></li>'
             for x in ("Privacy", "Cookies", "Terms", "Imprint", "Accessibility", "Status")
         )
-        + f"</ul><p>&copy; 2026 {name}</p></footer>"
+        + f"</ul><p>&copy; 2026 {name}</p>{_GENERATED}</footer>"
     )
     out.append(
         f'<script nonce="{_NONCE}" async src="/static/analytics.js?rid={_RID}"></script>'
@@ -290,10 +307,21 @@ def page_template(index: int, generation: int = 0) -> str:
     return "".join(out)
 
 
-def render(template: str, *, now_ms: int) -> bytes:
-    """Fill the placeholders with fresh tokens: no two calls return the same bytes."""
+def render(template: str, *, now_ms: int, visible_noise: bool = False) -> bytes:
+    """Fill the placeholders with fresh tokens: no two calls return the same bytes.
+
+    ``visible_noise``: also a rotating banner and a "generated in" footer line (visible text).
+    """
+    banner = generated = ""
+    if visible_noise:
+        promo = _PROMOS[secrets.randbelow(len(_PROMOS))]
+        banner = f'<div class="promo-banner"><p>{promo} <a href="/offers">See offers</a></p></div>'
+        seconds = (secrets.randbelow(990) + 10) / 1000
+        generated = f'<p class="generated">Page generated in {seconds:.3f} s at {now_ms} ms</p>'
     return (
-        template.replace(_NONCE, secrets.token_urlsafe(16))
+        template.replace(_BANNER, banner)
+        .replace(_GENERATED, generated)
+        .replace(_NONCE, secrets.token_urlsafe(16))
         .replace(_CSRF, secrets.token_hex(32))
         .replace(_RID, str(uuid.uuid4()))
         .replace(_TS, str(now_ms))
@@ -330,7 +358,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found")
             return
         template = self.server.template(int(match.group(1)))
-        body = render(template, now_ms=int(time.time() * 1000))
+        body = render(
+            template, now_ms=int(time.time() * 1000), visible_noise=self.server.visible_noise
+        )
         self._send(200, body, "text/html; charset=utf-8")
 
     def do_POST(self) -> None:
@@ -345,9 +375,10 @@ class _Handler(BaseHTTPRequestHandler):
 class PageServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, n: int, port: int = 0) -> None:
+    def __init__(self, n: int, port: int = 0, *, visible_noise: bool = False) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.n = n
+        self.visible_noise = visible_noise
         self.generation = 0
         self._templates: dict[tuple[int, int], str] = {}
 
@@ -377,14 +408,18 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve N pages on 127.0.0.1, print the port")
     serve.add_argument("--n", type=int, required=True)
     serve.add_argument("--port", type=int, default=0)
+    serve.add_argument(
+        "--visible-noise", action="store_true", help="visible text that changes at every request"
+    )
     stats = sub.add_parser("stats", help="print page size statistics")
     stats.add_argument("--n", type=int, default=50)
     show = sub.add_parser("show", help="print one page")
     show.add_argument("index", type=int)
     show.add_argument("--generation", type=int, default=0)
+    show.add_argument("--visible-noise", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "serve":
-        server = PageServer(args.n, args.port)
+        server = PageServer(args.n, args.port, visible_noise=args.visible_noise)
         server.warm_up()
         print(server.server_address[1], flush=True)
         server.serve_forever()
@@ -401,7 +436,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(json.dumps({"changed_at_generation_1": changed_pages(args.n)[:10]}))
     else:
-        sys.stdout.write(render(page_template(args.index, args.generation), now_ms=0).decode())
+        page = render(
+            page_template(args.index, args.generation), now_ms=0, visible_noise=args.visible_noise
+        )
+        sys.stdout.write(page.decode())
     return 0
 
 

@@ -481,13 +481,27 @@ class Monitor:
         """A new Fetcher set up from ``[fetch]``: ``async with monitor.fetcher() as fetcher``."""
         from monitor.fetcher import Fetcher
 
-        return Fetcher.from_config(self.config.fetch)
+        return Fetcher.from_config(self.config)
 
-    def daemon(self, *, worker: str | None = None, web: bool = True) -> Daemon:
-        """The daemon over this Monitor's config and database (``tosmon run``)."""
+    def daemon(
+        self,
+        *,
+        worker: str | None = None,
+        web: bool = True,
+        load_config: Callable[[], Config] | None = None,
+    ) -> Daemon:
+        """The daemon over this Monitor's config and database (``tosmon run``); ``load_config``
+        reads the config again when the daemon is asked to reload (SIGHUP)."""
         from monitor.scheduler import Daemon
 
-        return Daemon(self.config, self.sessions, worker=worker, web=web, clock=self.clock)
+        return Daemon(
+            self.config,
+            self.sessions,
+            worker=worker,
+            web=web,
+            clock=self.clock,
+            load_config=load_config,
+        )
 
     def serve(self, *, bind: str | None = None) -> WebServer:
         """Start the web endpoint (history, feeds, confirm / unsubscribe links) in a thread on

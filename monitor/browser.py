@@ -1,11 +1,17 @@
-"""Render pages with the system Chromium through Playwright (optional: ``render = true`` documents).
+"""Render pages with Chromium through Playwright (optional: ``render = true`` documents).
 
-Only ``monitor.fetcher`` imports this module, and only when a document asks for rendering, so
-tos-monitor works without Playwright. It never downloads a browser: it drives Debian's
-``/usr/bin/chromium``. To enable it::
+Only ``monitor.fetcher`` (and ``tosmon doctor``, the daemon's start-up notice) import this module,
+and only when a document asks for rendering, so tos-monitor works without Playwright. It never
+downloads a browser itself. The Chromium it drives is, in this order (:func:`find_chromium`):
 
-    pip install 'tos-monitor[browser]'
-    apt-get install chromium
+1. ``[browser] executable`` from the config (an error if that file is missing: no silent fallback);
+2. Debian's ``chromium`` package, ``/usr/bin/chromium``;
+3. a Chromium Playwright installed itself (``playwright install chromium``), at Playwright's own
+   ``chromium.executable_path``.
+
+To enable it::
+
+    pip install 'tos-monitor[browser]' && apt install chromium
 
 Playwright errors are translated here into ``FetchError`` (one line, naming the URL).
 
@@ -20,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +38,13 @@ from monitor.netpolicy import Resolver, is_private_address, system_resolver
 __all__ = [
     "CHROMIUM_ARGS",
     "CHROMIUM_PATH",
+    "ENABLE_COMMAND",
     "ENABLE_HINT",
     "Browser",
+    "Chromium",
     "RenderedPage",
     "browser_unavailable",
+    "find_chromium",
     "sandbox_problem",
 ]
 
@@ -51,8 +60,10 @@ CHROMIUM_ARGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+ENABLE_COMMAND = "pip install 'tos-monitor[browser]' && apt install chromium"
 ENABLE_HINT = (
-    "install the browser extra: pip install 'tos-monitor[browser]' and Debian's chromium package"
+    f"install the browser extra and a Chromium: {ENABLE_COMMAND} "
+    "(or `playwright install chromium`, or set [browser] executable)"
 )
 NO_SANDBOX = "--no-sandbox"
 SANDBOX_HINT = "run tos-monitor as an ordinary user with user namespaces enabled to sandbox it"
@@ -79,15 +90,72 @@ class RenderedPage:
     html: str
 
 
-def browser_unavailable(executable: Path | None = None) -> str | None:
-    """Why rendering cannot work here (None when Playwright and Chromium are both present)."""
-    executable = executable or CHROMIUM_PATH
+@dataclass(frozen=True, slots=True)
+class Chromium:
+    """The Chromium executable found, and where it came from (for messages)."""
+
+    path: Path
+    source: str  # "[browser] executable", "Debian's chromium", "Playwright's own Chromium"
+
+
+def is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def playwright_chromium() -> Path | None:
+    """Where Playwright keeps a Chromium it installed itself (``playwright install chromium``).
+
+    Asks Playwright (``chromium.executable_path``), which starts its driver for a moment; None when
+    Playwright is missing or cannot say. Call it outside a running event loop.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            return Path(playwright.chromium.executable_path)
+    except Exception:  # not installed, no driver, inside an event loop: no such browser
+        return None
+
+
+def find_chromium(
+    configured: Path | None = None,
+    *,
+    system: Path | None = None,
+    bundled: Callable[[], Path | None] = playwright_chromium,
+) -> Chromium:
+    """The Chromium to drive, in the order of the module docstring.
+
+    Raises FetchError naming what to do when none is usable (or the configured one is missing).
+    ``system`` defaults to :data:`CHROMIUM_PATH`; ``bundled`` is only asked when the first two are
+    not there.
+    """
+    system = system or CHROMIUM_PATH
+    if configured is not None:
+        if is_executable(configured):
+            return Chromium(configured, "[browser] executable")
+        state = "is not executable" if configured.exists() else "does not exist"
+        raise FetchError(
+            f"[browser] executable {configured} {state}: fix the path, or remove the key to use "
+            f"{system} or Playwright's own Chromium"
+        )
+    if is_executable(system):
+        return Chromium(system, "Debian's chromium")
+    own = bundled()
+    if own is not None and is_executable(own):
+        return Chromium(own, "Playwright's own Chromium")
+    raise FetchError(f"no Chromium found ({system} is missing); {ENABLE_HINT}")
+
+
+def browser_unavailable(configured: Path | None = None) -> str | None:
+    """Why rendering cannot work here (None when Playwright and a Chromium are both present)."""
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:
         return f"Playwright is not installed; {ENABLE_HINT}"
-    if not executable.exists():
-        return f"{executable} is missing; {ENABLE_HINT}"
+    try:
+        find_chromium(configured)
+    except FetchError as exc:
+        return str(exc)
     return None
 
 
@@ -138,22 +206,39 @@ class Browser:
         *,
         user_agent: str,
         executable: Path | None = None,
+        system: Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
         self.user_agent = user_agent
-        self.executable = executable or CHROMIUM_PATH
+        self.configured = executable  # [browser] executable; None: look for one
+        self.system = system or CHROMIUM_PATH
+        self.executable: Path | None = None  # the one started
         self.extra_args = tuple(extra_args)
         self._playwright: Any = None
         self._browser: Any = None
         self.sandboxed: bool | None = None  # known once started
 
     async def start(self) -> None:
-        if reason := browser_unavailable(self.executable):
-            raise FetchError(f"cannot render pages: {reason}")
+        try:
+            import playwright.async_api  # noqa: F401
+        except ImportError:
+            raise FetchError(
+                f"cannot render pages: Playwright is not installed; {ENABLE_HINT}"
+            ) from None
         from playwright.async_api import Error as PlaywrightError
         from playwright.async_api import async_playwright
 
         self._playwright = await async_playwright().start()
+        bundled = self._playwright.chromium.executable_path
+        try:
+            found = find_chromium(
+                self.configured, system=self.system, bundled=lambda: Path(bundled)
+            )
+        except FetchError as exc:
+            await self._playwright.stop()
+            self._playwright = None
+            raise FetchError(f"cannot render pages: {exc}") from None
+        self.executable = found.path
         problem = sandbox_problem()
         try:
             try:

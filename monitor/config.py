@@ -102,6 +102,11 @@ class FetchConfig:
 
 
 @dataclass(frozen=True)
+class BrowserConfig:
+    executable: Path | None = None  # None: /usr/bin/chromium, else Playwright's own Chromium
+
+
+@dataclass(frozen=True)
 class MailConfig:
     host: str | None = None  # None: write .eml files to `folder` instead of sending
     port: int = 587
@@ -163,6 +168,7 @@ class Config:
     documents: tuple[DocumentConfig, ...]  # the config file's own documents
     data_dir: Path
     secret_key_file: Path
+    browser: BrowserConfig = field(default_factory=BrowserConfig)
 
     def all_documents(self) -> tuple[DocumentConfig, ...]:
         """Catalog documents (if ``use_catalog``) then the config's; a config document with the
@@ -484,6 +490,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "concurrency",
         "allow_private",
     ),
+    "browser": ("executable",),
     "mail": (
         "host",
         "port",
@@ -522,6 +529,11 @@ def _fetch(t: _Table) -> FetchConfig:
         concurrency=t.get_int("concurrency", default.concurrency, low=1),
         allow_private=t.get_bool("allow_private", default.allow_private),
     )
+
+
+def _browser(t: _Table, base: Path | None) -> BrowserConfig:
+    t.check_keys(SECTION_KEYS["browser"])
+    return BrowserConfig(executable=t.path_value("executable", base))
 
 
 def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
@@ -802,4 +814,5 @@ def _build(
         documents=documents,
         data_dir=data_dir,
         secret_key_file=secret_key_file,
+        browser=_browser(tables["browser"], base),
     )

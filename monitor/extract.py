@@ -921,6 +921,18 @@ _LINE_START = re.compile(r"^(?:[#>+\-=|~]|\d+(?=[.)](?:\s|$)))")
 
 
 def _escape_inline(text: str) -> str:
+    # most clauses hold none of these characters: seven substring tests are ~30x cheaper than
+    # letting the regex scan them (it matters on every check that extracts a page)
+    if not (
+        "\\" in text
+        or "`" in text
+        or "*" in text
+        or "_" in text
+        or "[" in text
+        or "]" in text
+        or "<" in text
+    ):
+        return text
     return _INLINE_SPECIALS.sub(lambda m: "\\" + m.group(0), text)
 
 

@@ -46,6 +46,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +54,7 @@ import httpcore
 import httpx
 
 from monitor.charsets import codec_for, detect_charset
-from monitor.config import DEFAULT_USER_AGENT, FetchConfig
+from monitor.config import DEFAULT_USER_AGENT, Config, FetchConfig
 from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
 from monitor.netpolicy import Resolver, is_private_address, system_resolver
@@ -352,6 +353,7 @@ class Fetcher:
         resolver: Resolver | None = None,
         network: httpcore.AsyncNetworkBackend | None = None,
         browser_args: Sequence[str] = (),
+        browser_executable: Path | None = None,
     ) -> None:
         """``resolver`` and ``network`` replace getaddrinfo and the socket layer, and
         ``browser_args`` are added to Chromium's command line (for tests)."""
@@ -369,14 +371,17 @@ class Fetcher:
         self._resolve = resolver or system_resolver
         self.browser_args = tuple(browser_args)
         self._network = _GuardedNetwork(self._resolve, network or httpcore.AnyIOBackend())
+        self.browser_executable = browser_executable  # [browser] executable (None: look for one)
         self._client: httpx.AsyncClient | None = None
         self._browser: Browser | None = None
         self._browser_lock = asyncio.Lock()
         self._hosts: dict[str, asyncio.Semaphore] = {}
 
     @classmethod
-    def from_config(cls, fetch: FetchConfig) -> Fetcher:
-        """The Fetcher ``[fetch]`` describes: how the API, the CLI and the daemon build one."""
+    def from_config(cls, config: Config) -> Fetcher:
+        """The Fetcher ``[fetch]`` and ``[browser]`` describe: how the API, the CLI and the
+        daemon build one."""
+        fetch = config.fetch
         return cls(
             user_agent=fetch.user_agent,
             timeout=fetch.timeout,
@@ -384,6 +389,7 @@ class Fetcher:
             per_host=fetch.per_host,
             retries=fetch.retries,
             allow_private=fetch.allow_private,
+            browser_executable=config.browser.executable,
         )
 
     async def __aenter__(self) -> Fetcher:
@@ -636,7 +642,11 @@ class Fetcher:
                 return
             from monitor.browser import Browser  # optional extra: imported only when used
 
-            browser = Browser(user_agent=self.user_agent, extra_args=self.browser_args)
+            browser = Browser(
+                user_agent=self.user_agent,
+                executable=self.browser_executable,
+                extra_args=self.browser_args,
+            )
             try:
                 await browser.start()
             except FetchError as exc:

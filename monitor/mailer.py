@@ -127,6 +127,18 @@ class Mailer:
                 raise DeliveryError(f"{recipient} refused: {code} {_reply(reply)}")
             return
 
+    def probe(self) -> str:
+        """Connect, EHLO, STARTTLS and log in as configured, then hang up; no message is sent.
+
+        Returns the server's greeting name; raises SMTPUnavailable naming what failed.
+        """
+        smtp = self._connect()
+        try:
+            name = (smtp.ehlo_resp or b"").decode("utf-8", "replace").split("\n")[0].strip()
+        finally:
+            self.close()
+        return name
+
     def _connect(self) -> smtplib.SMTP:
         if self._smtp is not None:
             return self._smtp

@@ -82,6 +82,16 @@ FETCHER_LIFETIME = 3600.0
 for months, and a long-lived browser grows."""
 WORKER_RETENTION = timedelta(days=7)
 """Rows of stopped or vanished daemons are forgotten after this long."""
+RELOAD_POLL = 0.5
+"""Seconds between looks at a pending reload (SIGHUP) or a dead check loop."""
+RESTART_ONLY = {
+    ("storage", "database_url"),
+    ("web", "bind"),
+    ("daemon", "lease"),
+    ("daemon", "log_format"),
+    ("daemon", "log_level"),
+}
+"""Settings a reload notes but cannot apply: they need ``tosmon run`` started again."""
 
 
 def human(delta: timedelta) -> str:
@@ -190,6 +200,63 @@ def daemon_lock_holder(database_url: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------
+# What a config reload changes
+
+
+def _few(ids: Collection[str], limit: int = 5) -> str:
+    shown = sorted(ids)
+    more = f", +{len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more
+
+
+def describe_config_changes(old: Config, new: Config) -> list[str]:
+    """What differs between two configs, in short phrases for the log.
+
+    ``["+2 documents (a/x, b/y)", "-1 (c/z)", "interval of a/terms 6h->1h", "mail host changed"]``;
+    settings a reload cannot apply say so ("web bind changed (takes effect at restart)").
+    Values are not shown for settings (a host or a user name may be private); intervals are.
+    """
+    changes: list[str] = []
+    before = {doc.id: doc for doc in old.all_documents()}
+    after = {doc.id: doc for doc in new.all_documents()}
+    added = [i for i in after if i not in before]
+    removed = [i for i in before if i not in after]
+    if added:
+        changes.append(f"+{len(added)} document{'s' if len(added) > 1 else ''} ({_few(added)})")
+    if removed:
+        changes.append(f"-{len(removed)} ({_few(removed)})")
+    if old.daemon.interval != new.daemon.interval:
+        changes.append(
+            f"default interval {human(old.daemon.interval)}->{human(new.daemon.interval)}"
+        )
+    for doc_id, doc in after.items():
+        was = before.get(doc_id)
+        if was is None:
+            continue
+        old_interval = was.interval or old.daemon.interval
+        new_interval = doc.interval or new.daemon.interval
+        if was.interval != doc.interval and old_interval != new_interval:
+            changes.append(f"interval of {doc_id} {human(old_interval)}->{human(new_interval)}")
+        if was.url != doc.url:
+            changes.append(f"url of {doc_id} changed")
+        if (was.select, was.remove) != (doc.select, doc.remove):
+            changes.append(f"selectors of {doc_id} changed")
+        if was.render != doc.render:
+            changes.append(f"render of {doc_id} {'on' if doc.render else 'off'}")
+    for section in ("mail", "alerts", "fetch", "browser", "web", "daemon", "storage"):
+        old_section, new_section = getattr(old, section), getattr(new, section)
+        for name in old_section.__dataclass_fields__:
+            if section == "daemon" and name == "interval":
+                continue
+            if getattr(old_section, name) != getattr(new_section, name):
+                later = " (takes effect at restart)" if (section, name) in RESTART_ONLY else ""
+                changes.append(f"{section} {name.replace('_', ' ')} changed{later}")
+    if old.use_catalog != new.use_catalog:
+        changes.append(f"catalog {'on' if new.use_catalog else 'off'}")
+    return changes
+
+
+# ---------------------------------------------------------------------------------------------
 # The daemon
 
 
@@ -229,8 +296,10 @@ class Daemon:
         rng: random.Random | None = None,
         web: bool = True,
         grace: float = GRACE,
+        load_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
+        self.load_config = load_config  # what a reload (SIGHUP) reads; None: reloads are refused
         self.sessions = sessions
         self.worker = worker or new_worker_id()
         self.clock = clock
@@ -241,7 +310,7 @@ class Daemon:
         self.concurrency = config.fetch.concurrency
         self.tick_seconds = tick_period(config)
         self.heartbeat_seconds = max(1.0, min(HEARTBEAT_MAX, self.lease.total_seconds() / 3))
-        self.declared: frozenset[str] = frozenset(doc.id for doc in config.all_documents())
+        self.declared: frozenset[str] = self._checked(config)
         self._base_interval = default_interval(config)
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
@@ -259,6 +328,7 @@ class Daemon:
         self._web: Any = None
         self._delivering = threading.Lock()
         self._guards = {name: _Guard(name) for name in ("tick", "delivery", "heartbeat")}
+        self._reload_requested = threading.Event()
 
     # -- scheduling ------------------------------------------------------------------------------
 
@@ -270,34 +340,20 @@ class Daemon:
             return base
         return base * (1 + self.rng.uniform(-jitter, jitter))
 
-    def _first_check_at(self, now: datetime) -> Callable[[Document, int, int], datetime]:
+    def _first_check_at(
+        self, now: datetime, base_interval: Callable[[Document], timedelta] | None = None
+    ) -> Callable[[Document, int, int], datetime]:
+        base_interval = base_interval or self._base_interval
+
         def first(document: Document, position: int, count: int) -> datetime:
-            window = min(
-                self._base_interval(document), FIRST_CHECK_WINDOW, FIRST_CHECK_STEP * count
-            )
+            window = min(base_interval(document), FIRST_CHECK_WINDOW, FIRST_CHECK_STEP * count)
             return now + window * ((position + self.rng.random()) / count)
 
         return first
 
     def prepare(self) -> None:
         """Sync the declared documents into the database and put them on the schedule."""
-        declarations = self.config.all_documents()
-        for attempt in range(5):
-            now = self.clock()
-            try:
-                with self.sessions.begin() as session:
-                    history.sync_documents(session, declarations, now=now)
-                    new, earlier = store.schedule_documents(
-                        session,
-                        ids=self.declared,
-                        interval_of=self._base_interval,
-                        first_check_at=self._first_check_at(now),
-                    )
-                break
-            except IntegrityError:  # another daemon inserted the same new documents first
-                if attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
+        new, earlier, now = self._sync_documents(self.config, self.declared, self._base_interval)
         self._registered = True
         with self.sessions.begin() as session:
             store.prune_workers(session, before=now - WORKER_RETENTION)
@@ -316,6 +372,55 @@ class Daemon:
             earlier,
             human(self.config.daemon.interval),
         )
+
+    def _checked(self, config: Config) -> frozenset[str]:
+        """The declared documents this daemon can check: those needing a browser are left out
+        (and named, with the command that enables them) when no browser is usable here."""
+        declarations = config.all_documents()
+        rendered = [doc.id for doc in declarations if doc.render]
+        if rendered:
+            from monitor.browser import ENABLE_COMMAND, browser_unavailable
+
+            reason = browser_unavailable(config.browser.executable)
+            if reason is not None:
+                log.warning(
+                    "%d document(s) need a browser (render = true) and will not be checked: %s. "
+                    "Cause: %s. To check them: %s (or `playwright install chromium`), then "
+                    "restart the daemon or send it SIGHUP",
+                    len(rendered),
+                    ", ".join(rendered),
+                    reason.split("; ")[0],
+                    ENABLE_COMMAND,
+                )
+                skipped = set(rendered)
+                return frozenset(doc.id for doc in declarations if doc.id not in skipped)
+        return frozenset(doc.id for doc in declarations)
+
+    def _sync_documents(
+        self,
+        config: Config,
+        declared: frozenset[str],
+        base_interval: Callable[[Document], timedelta],
+    ) -> tuple[int, int, datetime]:
+        """Declared documents into the database, on the schedule: (new, brought forward, now)."""
+        declarations = config.all_documents()
+        for attempt in range(5):
+            now = self.clock()
+            try:
+                with self.sessions.begin() as session:
+                    history.sync_documents(session, declarations, now=now)
+                    new, earlier = store.schedule_documents(
+                        session,
+                        ids=declared,
+                        interval_of=base_interval,
+                        first_check_at=self._first_check_at(now, base_interval),
+                    )
+                break
+            except IntegrityError:  # another daemon inserted the same new documents first
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        return new, earlier, now
 
     def _info(self) -> dict[str, Any]:
         with self._lock:
@@ -418,16 +523,75 @@ class Daemon:
         log.info("daemon %s stopped", self.worker)
 
     def run(self, stop: threading.Event) -> bool:
-        """Start, wait until ``stop`` is set, stop gracefully. False if the daemon broke down."""
+        """Start, wait until ``stop`` is set, stop gracefully. False if the daemon broke down.
+
+        A :meth:`request_reload` (SIGHUP) is carried out here, within a second.
+        """
         self.start()
         healthy = True
-        while not stop.wait(1.0):
+        while not stop.wait(RELOAD_POLL):
             if self._loop_thread is not None and not self._loop_thread.is_alive():
                 log.error("the check loop died; stopping")
                 healthy = False
                 break
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self.reload()
         self.stop()
         return healthy
+
+    # -- reloading the config ----------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        """Ask :meth:`run` to reload the config (safe from a signal handler)."""
+        self._reload_requested.set()
+
+    def reload(self) -> list[str] | None:
+        """Read the config again and apply it without a restart; what changed, or None.
+
+        New and removed documents, intervals, mail, alerts, fetch and browser settings take
+        effect at once (fetch settings with the next HTTP client, within
+        :data:`FETCHER_LIFETIME`). A config that does not load (or names a password variable
+        that is not set) is logged and the current one kept.
+        """
+        if self.load_config is None:
+            log.warning("config reload requested, but this daemon has no config to reload")
+            return None
+        try:
+            config = self.load_config()
+            config.mail.password()
+        except Exception as exc:
+            log.error("config reload failed, keeping the current config: %s", exc)
+            return None
+        try:
+            changes = self.apply_config(config)
+        except Exception:
+            log.exception("config reload failed, keeping the current config")
+            return None
+        log.info("config reloaded: %s", ", ".join(changes) if changes else "nothing changed")
+        return changes
+
+    def apply_config(self, config: Config) -> list[str]:
+        """Switch to ``config`` (the database first: if that fails, nothing changes)."""
+        changes = describe_config_changes(self.config, config)
+        declared = self._checked(config)
+        base_interval = default_interval(config)
+        self._sync_documents(config, declared, base_interval)
+        with self._lock:
+            self.config = config
+            self.declared = declared
+            self._base_interval = base_interval
+            self.concurrency = config.fetch.concurrency
+        tick = tick_period(config)
+        if tick != self.tick_seconds:
+            self.tick_seconds = tick
+            if self._scheduler is not None:
+                with contextlib.suppress(Exception):  # shutting down
+                    self._scheduler.reschedule_job("tick", trigger="interval", seconds=tick)
+                    self._scheduler.reschedule_job(
+                        "deliver", trigger="interval", seconds=max(1.0, tick)
+                    )
+        return changes
 
     # -- jobs --------------------------------------------------------------------------------
 
@@ -526,7 +690,7 @@ class Daemon:
     def _new_fetcher(self) -> Any:
         from monitor.fetcher import Fetcher
 
-        return Fetcher.from_config(self.config.fetch)
+        return Fetcher.from_config(self.config)
 
     async def _serve(self) -> None:
         self._loop_stop = asyncio.Event()

@@ -701,6 +701,7 @@ async def check_documents(
     gate = asyncio.Semaphore(concurrency)
     with sessions() as session:
         targets = {doc.id: doc for doc in store.get_documents(session, document_ids)}
+        text_hashes = store.current_text_hashes(session, document_ids)
 
     async def one(document_id: str) -> CheckResult:
         target = targets.get(document_id)
@@ -748,7 +749,7 @@ async def check_documents(
                 on_result(result)
             return result
 
-    quiet = QuietChecks(sessions, [])
+    quiet = QuietChecks(sessions, [], text_hashes)
     try:
         return list(await asyncio.gather(*(one(d) for d in document_ids)))
     finally:
@@ -760,13 +761,18 @@ class QuietChecks:
     """Healthy unchanged checks waiting to be written together (the common case of a cycle).
 
     A document whose page differs from the last one only by its per-request tokens (or that
-    answered 304) needs no extraction and no decision: its check row and timestamps are written
-    in batches of ``BATCH`` with three statements, instead of a transaction per document. A crash
-    before a flush loses only those check rows; the documents are then simply due again.
+    answered 304) needs no extraction and no decision. One whose visible text changes at every
+    request (a "generated in 0.2 s" footer, a rotating banner) is extracted, and when the hash
+    of its text is its current version's (``text_hashes``, read for the whole cycle in one
+    query) nothing else is needed either. Their check rows and timestamps are written in batches
+    of ``BATCH`` with three statements, instead of a transaction per document. A crash before a
+    flush loses only those check rows; the documents are then simply due again.
     """
 
     sessions: sessionmaker[Session]
     pending: list[store.UnchangedCheck]
+    text_hashes: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Document id -> text hash of its current version (as the cycle began)."""
 
     BATCH = 200
 
@@ -790,10 +796,13 @@ class QuietChecks:
             return None
         not_modified = fetched.not_modified
         fingerprint = None
+        detail = "not modified (304)" if not_modified else "same page"
         if not not_modified:
             fingerprint = page_fingerprint(fetched.content, fetched.media_type)
             if fingerprint != target.page_fingerprint:
-                return None
+                if not self._same_text(target, fetched):
+                    return None
+                detail = "same text"
         status = fetched.status
         self.pending.append(
             store.UnchangedCheck(
@@ -811,8 +820,26 @@ class QuietChecks:
         )
         if len(self.pending) >= self.BATCH:
             self.flush()
-        detail = "not modified (304)" if not_modified else "same page"
         return CheckResult(target.id, "unchanged", detail, http_status=status, duration=duration)
+
+    def _same_text(self, target: Document, fetched: FetchResult) -> bool:
+        """Whether the page's extracted text is its current version's (False when unsure: the
+        full path then decides, and records an extraction failure as such)."""
+        expected = self.text_hashes.get(target.id)
+        if expected is None:
+            return False
+        try:
+            clauses = extract_clauses(
+                fetched.content,
+                media_type=fetched.media_type,
+                select=target.select,
+                remove=target.remove,
+                charset=fetched.charset,
+            )
+        except ExtractError:
+            return False
+        text = clauses_to_text(clauses)
+        return store.content_hash(text.encode("utf-8")) == expected
 
     def flush(self) -> None:
         if not self.pending:

@@ -7,6 +7,7 @@ SQLite and on PostgreSQL (the two-daemon test on PostgreSQL only).
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -530,3 +531,91 @@ def test_a_web_port_in_use_stops_run_with_one_line(
     assert f"web.bind: cannot listen on {bind}" in lines[0]
     with sessions() as session:  # nothing was left behind as a "running" daemon
         assert session.scalars(select(Worker)).all() == []
+
+
+# -- SIGHUP: reloading the config --------------------------------------------------------------
+
+
+def test_sighup_reloads_documents_intervals_and_mail_and_keeps_a_broken_config_out(
+    tmp_path: Path,
+    data_dir: Path,
+    database_url: str,
+    sessions: sessionmaker[Session],
+    page_server: PageServer,
+    smtp_server: SMTPTestServer,
+) -> None:
+    page_server.set("/a", terms_page())
+    page_server.set("/b", terms_page())
+    config = tmp_path / "tosmon.toml"
+    first = [("example/a", page_server.url("/a"))]
+    write_config(config, database_url=database_url, documents=first, smtp_port=None, interval="1h")
+    env = environment(data_dir)
+    with Daemon(config, env=env, log=tmp_path / "daemon.log") as d:
+        wait_until(lambda: checks_of(sessions, "example/a"), what="the first check", daemon=d)
+        write_config(
+            config,
+            database_url=database_url,
+            documents=[*first, ("example/b", page_server.url("/b"))],
+            smtp_port=smtp_server.port,
+            interval="1s",
+        )
+        d.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        wait_until(lambda: "config reloaded" in d.log(), what="the reload", daemon=d)
+        reloaded = next(line for line in d.log().splitlines() if "config reloaded" in line)
+        assert "+1 document (example/b)" in reloaded
+        assert "default interval 1h->1s" in reloaded
+        assert "mail host changed" in reloaded
+        # no restart: the new document is checked, and the old one again at its new interval
+        wait_until(lambda: checks_of(sessions, "example/b"), what="the new document", daemon=d)
+        wait_until(
+            lambda: len(checks_of(sessions, "example/a")) >= 2,
+            what="a second check at the shorter interval",
+            daemon=d,
+        )
+        config.write_text("use_catalog = false\n[daemon]\ninterval = 6h\n", encoding="utf-8")
+        d.process.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+        wait_until(lambda: "config reload failed" in d.log(), what="the refusal", daemon=d)
+        refused = next(line for line in d.log().splitlines() if "config reload failed" in line)
+        assert "keeping the current config" in refused
+        assert f"{config}:3" in refused  # names the file and the line
+        before = len(checks_of(sessions, "example/b"))
+        wait_until(  # still running on the old config: 1s interval, both documents
+            lambda: len(checks_of(sessions, "example/b")) > before,
+            what="checks after the refused reload",
+            daemon=d,
+        )
+        assert d.alive()
+        assert d.terminate() == 0
+    assert page_server.hits("/b") >= 2
+
+
+def test_run_names_the_documents_it_cannot_render_and_the_command_that_enables_them(
+    tmp_path: Path,
+    data_dir: Path,
+    database_url: str,
+    sessions: sessionmaker[Session],
+    page_server: PageServer,
+) -> None:
+    page_server.set("/plain", terms_page())
+    config = write_config(
+        tmp_path / "tosmon.toml",
+        database_url=database_url,
+        documents=[("example/plain", page_server.url("/plain"))],
+        smtp_port=None,
+        interval="1s",
+        extra=(
+            f'\n[browser]\nexecutable = "{tmp_path / "no-chromium"}"\n\n'
+            f'[[documents]]\nid = "meta/terms"\nservice = "Meta"\ntype = "Terms"\n'
+            f'url = "{page_server.url("/js")}"\nrender = true\n'
+        ),
+    )
+    with Daemon(config, env=environment(data_dir), log=tmp_path / "daemon.log") as d:
+        wait_until(lambda: len(checks_of(sessions, "example/plain")) >= 2, what="checks", daemon=d)
+        assert d.terminate() == 0
+    notices = [line for line in d.log().splitlines() if "will not be checked" in line]
+    assert len(notices) == 1, d.log()
+    assert "meta/terms" in notices[0]
+    assert "pip install 'tos-monitor[browser]' && apt install chromium" in notices[0]
+    assert "no-chromium does not exist" in notices[0]
+    assert checks_of(sessions, "meta/terms") == []
+    assert page_server.hits("/js") == 0

@@ -513,3 +513,92 @@ def _a_dead_pid() -> int:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+# -- reloading the config ----------------------------------------------------------------------
+
+
+def reload_config(tmp_path: Path, text: str, name: str = "reload.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+RELOAD_BASE = """use_catalog = false
+[storage]
+database_url = "{url}"
+[daemon]
+interval = "6h"
+[web]
+bind = "127.0.0.1:0"
+[[documents]]
+id = "a/terms"
+service = "A"
+type = "Terms"
+url = "https://a.example/terms"
+[[documents]]
+id = "b/terms"
+service = "B"
+type = "Terms"
+url = "https://b.example/terms"
+"""
+
+
+def test_describe_config_changes_names_documents_intervals_and_settings(tmp_path: Path) -> None:
+    from monitor.scheduler import describe_config_changes
+
+    old = load_config(reload_config(tmp_path, RELOAD_BASE.format(url="sqlite:///x.db"), "a.toml"))
+    changed = (
+        RELOAD_BASE.format(url="sqlite:///y.db").replace('id = "b/terms"', 'id = "c/terms"')
+        + '[[documents]]\nid = "d/terms"\nservice = "D"\ntype = "T"\nurl = "https://d.example/"\n'
+        + '[mail]\nhost = "smtp.example.org"\n'
+    ).replace('url = "https://a.example/terms"', 'url = "https://a.example/terms"\ninterval = "1h"')
+    new = load_config(reload_config(tmp_path, changed, "b.toml"))
+    assert describe_config_changes(old, new) == [
+        "+2 documents (c/terms, d/terms)",
+        "-1 (b/terms)",
+        "interval of a/terms 6h->1h",
+        "mail host changed",
+        "storage database url changed (takes effect at restart)",
+    ]
+    assert describe_config_changes(old, old) == []
+
+
+def test_a_reload_applies_new_documents_and_intervals_and_keeps_a_broken_config_out(
+    tmp_path: Path,
+    data_dir: Path,
+    database_url: str,
+    sessions: sessionmaker[Session],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = reload_config(tmp_path, RELOAD_BASE.format(url=database_url))
+    config = load_config(path)
+    daemon = Daemon(
+        config, sessions, clock=lambda: NOW, web=False, load_config=lambda: load_config(path)
+    )
+    daemon.prepare()
+    with sessions.begin() as session:  # a/terms was checked just now; due again in 6h
+        doc = session.get(Document, "a/terms")
+        doc.last_check_at, doc.next_check_at = NOW, NOW + timedelta(hours=6)
+    text = RELOAD_BASE.format(url=database_url).replace(
+        'url = "https://a.example/terms"', 'url = "https://a.example/terms"\ninterval = "1h"'
+    )
+    path.write_text(
+        text
+        + '[[documents]]\nid = "c/terms"\nservice = "C"\ntype = "T"\nurl = "https://c.example/"\n',
+        encoding="utf-8",
+    )
+    caplog.set_level("INFO", logger="monitor.scheduler")
+    assert daemon.reload() == ["+1 document (c/terms)", "interval of a/terms 6h->1h"]
+    assert daemon.declared == frozenset({"a/terms", "b/terms", "c/terms"})
+    with sessions() as session:
+        assert session.get(Document, "c/terms") is not None  # in the database, scheduled
+        assert session.get(Document, "c/terms").next_check_at is not None
+        assert session.get(Document, "a/terms").next_check_at == NOW + timedelta(hours=1)
+    assert "config reloaded: +1 document (c/terms), interval of a/terms 6h->1h" in caplog.text
+
+    path.write_text("use_catalog = false\n[daemon]\ninterval = 6h\n", encoding="utf-8")
+    assert daemon.reload() is None
+    assert f"config reload failed, keeping the current config: {path}:3" in caplog.text
+    assert daemon.declared == frozenset({"a/terms", "b/terms", "c/terms"})
+    assert daemon.config.documents[0].interval == timedelta(hours=1)

@@ -44,6 +44,12 @@ class AppContext:
     def config(self) -> Config:
         return self.monitor.config
 
+    def load_config(self) -> Config:
+        """Read the config file again (``config`` keeps the first reading): SIGHUP reloads."""
+        from monitor.config import load_config
+
+        return load_config(Path(self.config_path) if self.config_path else None)
+
     @property
     def engine(self) -> Engine:
         return self.monitor.engine

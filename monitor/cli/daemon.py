@@ -34,8 +34,10 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
 
     Runs until SIGTERM or SIGINT (Ctrl-C), then stops within seconds: checks in flight get a
     moment to finish or are dropped without a trace, and the next start picks up from the
-    database. Logs go to stderr, one line per check. On PostgreSQL several daemons (on several
-    machines) may share one database; on SQLite only one runs per database file.
+    database. SIGHUP reloads the config (documents, intervals, mail settings) without a restart
+    and logs what changed; a broken config is logged and the running one kept. Logs go to
+    stderr, one line per check. On PostgreSQL several daemons (on several machines) may share
+    one database; on SQLite only one runs per database file.
     """
     from monitor.logs import configure_logging
     from monitor.scheduler import acquire_daemon_lock, new_worker_id
@@ -58,7 +60,13 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        daemon = app.monitor.daemon(worker=worker, web=not no_web)
+        daemon = app.monitor.daemon(worker=worker, web=not no_web, load_config=app.load_config)
+
+        def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+            log.info("SIGHUP received: reloading the config")
+            daemon.request_reload()
+
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
         healthy = daemon.run(stop)
     finally:
         for sig, handler in previous.items():
@@ -81,6 +89,35 @@ def _lingering_threads() -> list[threading.Thread]:
         for thread in threading.enumerate()
         if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
     ]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def doctor(app: AppContext, as_json: bool) -> None:
+    """Check that everything the daemon needs works here, and say what to fix.
+
+    The config; the database (reachable, schema at head); the SMTP server (connect, EHLO,
+    STARTTLS and login as configured; no message is sent); the browser (Playwright starts the
+    Chromium it would use, then closes it); the web address (can be bound). Each line is OK,
+    WARN or FAIL, with the fix. Exit status 1 when a check failed.
+    """
+    from pathlib import Path
+
+    from monitor.doctor import diagnose
+
+    findings = diagnose(Path(app.config_path) if app.config_path else None)
+    if as_json:
+        emit_json([finding.as_dict() for finding in findings])
+    else:
+        colours = {"ok": "green", "warn": "yellow", "fail": "red"}
+        for finding in findings:
+            label = click.style(f"{finding.status.upper():<4}", fg=colours[finding.status])
+            click.echo(f"{label} {finding.check}: {safe_terminal_text(finding.detail)}")
+            if finding.fix and finding.status != "ok":
+                click.echo(f"     fix: {finding.fix}")
+    if any(finding.failed for finding in findings):
+        raise SystemExit(1)
 
 
 @main.command()

@@ -91,6 +91,17 @@ def get_documents(session: Session, document_ids: Sequence[str]) -> list[Documen
     return list(session.scalars(select(Document).where(Document.id.in_(list(document_ids)))))
 
 
+def current_text_hashes(session: Session, document_ids: Sequence[str]) -> dict[str, str]:
+    """The text hash of each document's current version (documents without one are left out),
+    with one query: what an unchanged check compares its extracted text with."""
+    query = (
+        select(Document.id, Version.text_hash)
+        .join(Version, Version.id == Document.current_version_id)
+        .where(Document.id.in_(list(document_ids)))
+    )
+    return {doc_id: text_hash for doc_id, text_hash in session.execute(query)}
+
+
 def list_documents(session: Session) -> list[Document]:
     return list(session.scalars(select(Document).order_by(Document.service, Document.type)))
 
@@ -297,13 +308,16 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
     """Write a batch of unchanged checks with three executemany statements.
 
     A document whose current version moved on since the check began keeps its newer state
-    (the guard on ``current_version_id``); its check row is still recorded.
+    (the guard on ``current_version_id``); its check row is still recorded. The page
+    fingerprint of a check that extracted the same text again becomes the document's (a check
+    without one, a 304, keeps the document's).
     """
+    documents = Document.__table__.c
     session.execute(
         update(cast(Table, Document.__table__))
         .where(
-            Document.__table__.c.id == bindparam("b_id"),
-            Document.__table__.c.current_version_id == bindparam("b_version"),
+            documents.id == bindparam("b_id"),
+            documents.current_version_id == bindparam("b_version"),
         )
         .values(
             last_check_at=bindparam("b_at"),
@@ -311,6 +325,7 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
             next_check_at=bindparam("b_next"),
             etag=bindparam("b_etag"),
             last_modified=bindparam("b_modified"),
+            page_fingerprint=func.coalesce(bindparam("b_fingerprint"), documents.page_fingerprint),
         ),
         [
             {
@@ -320,6 +335,7 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
                 "b_next": c.next_check_at,
                 "b_etag": c.etag,
                 "b_modified": c.last_modified,
+                "b_fingerprint": c.fingerprint,
             }
             for c in checks
         ],

@@ -1,0 +1,118 @@
+"""Pages whose visible text changes at every request (a "generated in" footer, a rotating banner)
+but whose extracted text does not: each check is "unchanged", recorded in the cycle's batch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from monitor.config import DocumentConfig
+from monitor.models import Blob, Check, Document, Version
+from monitor.tracker import page_fingerprint
+from tests.pages import AI_TRAINING, terms_page
+from tests.pageserver import PageServer
+from tests.test_tracker import Clock, declare, run_checks
+
+PROMOS = ("Spring sale: 30% off", "New: albums for families", "Join our webinar on Thursday")
+
+
+def noisy_page(request: int, *, extra: str | None = None) -> str:
+    """The same terms, with a banner and a footer line that differ at every request."""
+    page = terms_page(extra=extra)
+    banner = f'<nav class="promo"><p>{PROMOS[request % len(PROMOS)]}</p></nav>'
+    return page.replace("<main>", banner + "<main>").replace(
+        "&copy; 2025 Example Inc.", f"&copy; 2025 Example Inc. Page generated in 0.{request}3 s"
+    )
+
+
+def count(sessions: sessionmaker[Session], model: type) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_a_page_with_visible_noise_is_unchanged_and_only_a_real_change_counts(
+    page_server: PageServer, sessions: sessionmaker[Session]
+) -> None:
+    page_server.set("/tos", noisy_page(0))
+    declare(
+        sessions, DocumentConfig(id="ex/t", service="Ex", type="T", url=page_server.url("/tos"))
+    )
+    clock = Clock()
+    [first] = run_checks(sessions, ["ex/t"], clock)
+    assert first.outcome == "first"
+    blobs = count(sessions, Blob)
+    for request in range(1, 4):
+        page = noisy_page(request)
+        page_server.set("/tos", page)
+        clock.advance(timedelta(hours=6))
+        [result] = run_checks(sessions, ["ex/t"], clock)
+        assert (result.outcome, result.detail) == ("unchanged", "same text")
+        with sessions() as session:
+            doc = session.get(Document, "ex/t")
+            assert doc.page_fingerprint == page_fingerprint(page.encode(), "text/html")
+            assert doc.last_check_at == clock.now
+            assert doc.next_check_at == clock.now + timedelta(hours=6)
+            assert session.get(Version, doc.current_version_id).last_seen_at == clock.now
+    assert count(sessions, Version) == 1
+    assert count(sessions, Blob) == blobs  # nothing stored but the check rows
+    assert count(sessions, Check) == 4
+    page_server.set("/tos", noisy_page(4, extra=AI_TRAINING))
+    clock.advance(timedelta(hours=6))
+    [changed] = run_checks(sessions, ["ex/t"], clock)
+    assert changed.outcome == "changed"
+    assert count(sessions, Version) == 2
+
+
+def test_a_recovering_document_is_not_batched_so_its_failure_state_clears(
+    page_server: PageServer, sessions: sessionmaker[Session]
+) -> None:
+    page_server.set("/tos", noisy_page(0))
+    declare(
+        sessions, DocumentConfig(id="ex/t", service="Ex", type="T", url=page_server.url("/tos"))
+    )
+    run_checks(sessions, ["ex/t"])
+    page_server.set("/tos", "down", status=503)
+    [failed] = run_checks(sessions, ["ex/t"])
+    assert failed.outcome == "failed"
+    page_server.set("/tos", noisy_page(1))
+    [back] = run_checks(sessions, ["ex/t"])
+    assert back.outcome == "unchanged"
+    with sessions() as session:
+        doc = session.get(Document, "ex/t")
+        assert doc.consecutive_failures == 0 and doc.failing_since is None
+
+
+def test_unchanged_text_checks_cost_a_fixed_number_of_statements_not_one_per_page(
+    page_server: PageServer, sessions: sessionmaker[Session]
+) -> None:
+    """Eight noisy pages are written with as many statements as two: no transaction per page."""
+
+    def statements_for(ids: list[str], request: int) -> int:
+        for doc_id in ids:
+            page_server.set(f"/{doc_id}", noisy_page(request))
+        seen: list[str] = []
+
+        def count_statement(*args: Any) -> None:
+            seen.append(args[2])
+
+        engine = sessions.kw["bind"]
+        event.listen(engine, "before_cursor_execute", count_statement)
+        try:
+            results = run_checks(sessions, ids)
+        finally:
+            event.remove(engine, "before_cursor_execute", count_statement)
+        assert {r.detail for r in results} == {"same text"}
+        return len(seen)
+
+    ids = [f"n{i}/t" for i in range(8)]
+    declare(
+        sessions,
+        *(DocumentConfig(id=i, service=i, type="T", url=page_server.url(f"/{i}")) for i in ids),
+    )
+    for doc_id in ids:
+        page_server.set(f"/{doc_id}", noisy_page(0))
+    run_checks(sessions, ids)  # baselines
+    assert statements_for(ids[:2], 1) == statements_for(ids, 2)
