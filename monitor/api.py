@@ -444,13 +444,17 @@ class Monitor:
 
     def check_mail_settings(self, env: Mapping[str, str] = os.environ) -> None:
         """Fail before any work if mail could not go out: the variable named by ``[mail]
-        password_env`` must be set, and the link-signing key (``TOSMON_SECRET_KEY`` or the key
-        file) usable, the file not readable by group or others. A ConfigError names the variable
-        or the file. Without it, a check would record a change, then stop at its first email."""
+        password_env`` must be set (and each ``[[notify]]`` target's), and the link-signing key
+        (``TOSMON_SECRET_KEY`` or the key file) usable, the file not readable by group or
+        others. A ConfigError names the variable or the file. Without it, a check would record a
+        change, then stop at its first email."""
         from monitor.subscriptions import check_secret_key
 
         self.config.mail.password(env)
         check_secret_key(self.config.secret_key_file, env=env)
+        for target in self.config.notify:
+            target.target_url(env)
+            target.secret(env)
 
     # -- resources -------------------------------------------------------------------------------
 
@@ -582,11 +586,14 @@ class Monitor:
         skipped: CheckOutcome = "skipped"
         return [results.get(d) or CheckResult(d, skipped, busy) for d in selected]
 
-    def deliver(self, *, limit: int | None = None) -> DeliveryStats:
-        """Send what is due in the outbox now: reports, digests that are due, confirmations."""
+    def deliver(self, *, limit: int | None = None, hold: bool = True) -> DeliveryStats:
+        """Send what is due in the outbox now: reports, digests that are due, confirmations.
+
+        ``hold=False`` sends reports at once rather than waiting ``[mail] group_window`` for
+        others to group with (``tosmon check`` does, after recording the whole cycle)."""
         from monitor.outbox import deliver_pending
 
-        return deliver_pending(self.sessions, self.config, now=self.clock, limit=limit)
+        return deliver_pending(self.sessions, self.config, now=self.clock, limit=limit, hold=hold)
 
     # -- the record ------------------------------------------------------------------------------
 
@@ -912,8 +919,8 @@ class Monitor:
 
     def subscribers(self) -> list[SubscriberInfo]:
         """Every subscriber, by address, with their subscriptions."""
-        from monitor.outbox import subscription_filter
         from monitor.store import mail as store
+        from monitor.subscriptions import subscription_filter
 
         with self.sessions() as session:
             return [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib.resources
+import ipaddress
 import os
 import re
 import tomllib
@@ -30,7 +31,7 @@ import platformdirs
 
 from monitor import __version__
 from monitor.addresses import email_problem
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
 from monitor.urls import mask_credentials
 
 APP_NAME = "tos-monitor"
@@ -117,6 +118,7 @@ class MailConfig:
     folder: Path = field(default_factory=lambda: default_data_dir() / "mail")
     retry_after: timedelta = timedelta(minutes=1)  # first retry when SMTP is down; then doubles
     retry_max: timedelta = timedelta(hours=6)  # the longest wait between two attempts
+    group_window: timedelta = timedelta(minutes=10)  # immediate reports wait this long to group
 
     def password(self, env: Mapping[str, str] = os.environ) -> str | None:
         """The SMTP password from ``env[password_env]``; None when no variable is configured."""
@@ -136,6 +138,45 @@ class MailConfig:
 class WebConfig:
     bind: str = "127.0.0.1:8080"
     base_url: str = "http://127.0.0.1:8080"
+
+
+NotifyKind = Literal["webhook", "apprise"]
+NOTIFY_KINDS: tuple[NotifyKind, ...] = ("webhook", "apprise")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """A ``[[notify]]`` target: a webhook (a signed JSON POST) or an Apprise URL (Slack, Discord,
+    Matrix, Telegram, ntfy...), with the filters of an email subscription."""
+
+    name: str
+    kind: NotifyKind
+    url: str | None = None
+    url_env: str | None = None  # Apprise URLs carry tokens: read from the environment
+    secret_env: str | None = None  # webhooks: the HMAC-SHA256 key, from the environment
+    services: tuple[str, ...] = ()
+    documents: tuple[str, ...] = ()
+    topics: tuple[str, ...] | None = None  # None: the subscription default (ai, content_license)
+    min_severity: str = "medium"
+
+    def target_url(self, env: Mapping[str, str] = os.environ) -> str:
+        if self.url is not None:
+            return self.url
+        return _from_env(cast(str, self.url_env), f"notify {self.name!r} url_env", env)
+
+    def secret(self, env: Mapping[str, str] = os.environ) -> bytes | None:
+        if self.secret_env is None:
+            return None
+        return _from_env(self.secret_env, f"notify {self.name!r} secret_env", env).encode()
+
+
+def _from_env(name: str, named_by: str, env: Mapping[str, str] = os.environ) -> str:
+    value = env.get(name, "")
+    if not value:
+        raise ConfigError(
+            f"environment variable {name} is not set (named by {named_by})", key="notify"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -169,6 +210,7 @@ class Config:
     data_dir: Path
     secret_key_file: Path
     browser: BrowserConfig = field(default_factory=BrowserConfig)
+    notify: tuple[NotifyConfig, ...] = ()
 
     def all_documents(self) -> tuple[DocumentConfig, ...]:
         """Catalog documents (if ``use_catalog``) then the config's; a config document with the
@@ -501,6 +543,7 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "folder",
         "retry_after",
         "retry_max",
+        "group_window",
     ),
     "web": ("bind", "base_url", "secret_key_file"),
     "alerts": ("email", "after_failures"),
@@ -514,7 +557,18 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
         "weekly_digest_day",
     ),
 }
-TOP_KEYS: tuple[str, ...] = ("use_catalog", *SECTION_KEYS, "documents")
+TOP_KEYS: tuple[str, ...] = ("use_catalog", *SECTION_KEYS, "documents", "notify")
+NOTIFY_KEYS = (
+    "name",
+    "kind",
+    "url",
+    "url_env",
+    "secret_env",
+    "services",
+    "documents",
+    "topics",
+    "min_severity",
+)
 
 
 def _fetch(t: _Table) -> FetchConfig:
@@ -536,7 +590,22 @@ def _browser(t: _Table, base: Path | None) -> BrowserConfig:
     return BrowserConfig(executable=t.path_value("executable", base))
 
 
-def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
+def default_sender(base_url: str) -> str | None:
+    """``tos-monitor <tosmon@HOST>`` for the host of ``[web] base_url``; None when that host
+    is no public domain name (an IP address, ``localhost``, a name without a dot)."""
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if "." not in host or host.endswith((".localhost", ".local", ".internal")):
+        return None
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    address = f"tosmon@{host}"
+    return f"tos-monitor <{address}>" if email_problem(address) is None else None
+
+
+def _mail(t: _Table, data_dir: Path, base: Path | None, base_url: str) -> MailConfig:
     if "password" in t.data:
         raise t.error(
             "password",
@@ -547,13 +616,22 @@ def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
     password_env = t.get_str("password_env")
     if password_env is not None and not _ENV_NAME.match(password_env):
         raise t.error("password_env", f"not an environment variable name: {password_env!r}")
-    sender = t.get_str("sender") or MailConfig.sender
+    host = t.get_str("host")
+    sender = t.get_str("sender") or default_sender(base_url)
+    if sender is None and host is not None:
+        raise t.error(
+            "sender",
+            f'set sender (e.g. "tos-monitor <tosmon@example.org>"): with an SMTP host, mail '
+            f"needs a real From address, and the host of [web] base_url ({base_url}) is no "
+            "domain name to derive one from",
+        )
+    sender = sender or MailConfig.sender
     if email_problem(parseaddr(sender)[1], dotless_domain=True):
         raise t.error(
             "sender", f'expected an address such as "Name <me@example.org>", got "{sender}"'
         )
     return MailConfig(
-        host=t.get_str("host"),
+        host=host,
         port=t.get_int("port", 587, low=1, high=65535),
         security=cast(Security, t.choice("security", "starttls", SECURITY_VALUES)),
         username=t.get_str("username"),
@@ -562,7 +640,16 @@ def _mail(t: _Table, data_dir: Path, base: Path | None) -> MailConfig:
         folder=t.path_value("folder", base) or data_dir / "mail",
         retry_after=t.interval("retry_after") or MailConfig.retry_after,
         retry_max=t.interval("retry_max") or MailConfig.retry_max,
+        group_window=_group_window(t),
     )
+
+
+def _group_window(t: _Table) -> timedelta:
+    """``[mail] group_window``: a duration, or ``"0"`` / ``"0s"`` (no grouping)."""
+    raw = t.data.get("group_window")
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "0s", "0m"):
+        return timedelta(0)
+    return t.interval("group_window") or MailConfig.group_window
 
 
 def _web(t: _Table) -> WebConfig:
@@ -650,6 +737,65 @@ def parse_documents(
             )
         )
     return tuple(documents)
+
+
+def _string_list(t: _Table, key: str) -> tuple[str, ...]:
+    value = t.data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise t.error(key, f"expected a list of strings, got {_show(value)}")
+    return tuple(v.strip() for v in value)
+
+
+def parse_notify(value: object, *, path: str, lines: _Lines | None) -> tuple[NotifyConfig, ...]:
+    """Validate the ``[[notify]]`` targets: names unique, a URL or the variable holding it,
+    webhooks signed (``secret_env`` required), filters as in ``tosmon subscribe``."""
+    from monitor.clauses import SEVERITIES
+    from monitor.subscriptions import expand_topics
+
+    root = _Table({"notify": value}, name="", label="", path=path, lines=lines)
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise root.error("notify", f"expected [[notify]] tables, got {_show(value)}")
+    targets: list[NotifyConfig] = []
+    for index, item in enumerate(value):
+        t = _Table(
+            item, name="notify", label=f"notify[{index + 1}]", path=path, lines=lines, index=index
+        )
+        t.check_keys(NOTIFY_KEYS)
+        name = (t.get_str("name") or "").strip()
+        if not name:
+            raise t.error("name" if "name" in item else None, "missing required key 'name'")
+        if any(other.name == name for other in targets):
+            raise t.error("name", f"duplicate notify name {name!r}")
+        kind = cast(NotifyKind, t.choice("kind", "webhook", NOTIFY_KINDS))
+        url = t.url("url") if kind == "webhook" else t.get_str("url")
+        url_env = t.get_str("url_env")
+        if (url is None) == (url_env is None):
+            raise t.error(None, "give exactly one of 'url' and 'url_env'")
+        secret_env = t.get_str("secret_env")
+        if kind == "webhook" and secret_env is None:
+            raise t.error(
+                None, "a webhook needs 'secret_env': the variable holding its HMAC-SHA256 key"
+            )
+        topics = None
+        if "topics" in item:
+            try:
+                topics = expand_topics(_string_list(t, "topics"))
+            except MonitorError as exc:
+                raise t.error("topics", str(exc)) from None
+        targets.append(
+            NotifyConfig(
+                name=name,
+                kind=kind,
+                url=url,
+                url_env=url_env,
+                secret_env=secret_env,
+                services=_string_list(t, "services"),
+                documents=_string_list(t, "documents"),
+                topics=topics,
+                min_severity=t.choice("min_severity", "medium", SEVERITIES),
+            )
+        )
+    return tuple(targets)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -795,6 +941,10 @@ def _build(
     if "documents" in data:
         documents = parse_documents(data["documents"], path=shown, lines=lines)
 
+    notify: tuple[NotifyConfig, ...] = ()
+    if "notify" in data:
+        notify = parse_notify(data["notify"], path=shown, lines=lines)
+
     builders: dict[str, Callable[[_Table], Any]] = {
         "fetch": _fetch,
         "web": _web,
@@ -806,7 +956,7 @@ def _build(
         path=path,
         storage=StorageConfig(database_url=database_url),
         fetch=built["fetch"],
-        mail=_mail(tables["mail"], data_dir, base),
+        mail=_mail(tables["mail"], data_dir, base, built["web"].base_url),
         web=built["web"],
         alerts=built["alerts"],
         daemon=built["daemon"],
@@ -815,4 +965,5 @@ def _build(
         data_dir=data_dir,
         secret_key_file=secret_key_file,
         browser=_browser(tables["browser"], base),
+        notify=notify,
     )

@@ -5,8 +5,9 @@ it. With no ``[mail] host`` configured, messages are written to ``[mail] folder`
 atomically (temporary file + rename), named after the Message-ID so a re-send overwrites.
 
 Errors come out as :class:`~monitor.errors.DeliveryError`: ``SMTPUnavailable`` (a subclass) when
-the server cannot be reached or talked to at all (retry later, and don't try the next message
-now), plain ``DeliveryError`` with ``transient`` set for one message's temporary refusal, and
+the server cannot be reached or talked to at all, or will not relay for us (authentication
+required, relaying denied: retry later, and don't try the next message now), plain
+``DeliveryError`` with ``transient`` set for one message's temporary refusal, and
 ``transient=False`` for a permanent refusal of that one recipient.
 """
 
@@ -105,6 +106,11 @@ class Mailer:
                 raise SMTPUnavailable(f"{self.target} disconnected: {exc}") from exc
             except smtplib.SMTPRecipientsRefused as exc:
                 code, reply = next(iter(exc.recipients.values()))
+                if _server_policy(code, reply):
+                    raise SMTPUnavailable(
+                        f"{self.target} will not relay to {recipient}: {code} {_reply(reply)} "
+                        "(check [mail] username / password_env and the server's relay rules)"
+                    ) from exc
                 raise DeliveryError(
                     f"{recipient} refused: {code} {_reply(reply)}", transient=400 <= code < 500
                 ) from exc
@@ -205,6 +211,15 @@ class Mailer:
                 raise
         except OSError as exc:
             raise SMTPUnavailable(f"cannot write to the mail folder {folder}: {exc}") from exc
+
+
+_POLICY = re.compile(r"\b5\.7\.\d{1,3}\b|relay|authenticat", re.IGNORECASE)
+
+
+def _server_policy(code: int, reply: bytes | str) -> bool:
+    """A refusal that is about us, not the address: authentication required (530) or relaying
+    denied (enhanced status 5.7.x). Our own server says so; the address may be fine."""
+    return code == 530 or (500 <= code < 600 and bool(_POLICY.search(_reply(reply))))
 
 
 def _reply(reply: bytes | str) -> str:

@@ -1,9 +1,12 @@
 """The delivery queue: rows written with what they report, sent later, each exactly once.
 
 Writing: :func:`enqueue_change` runs inside the tracker's transaction, so a change and its outbox
-rows are committed together or not at all. Immediate subscribers get a ``pending`` row due now;
-daily and weekly ones a ``queued`` row due at the next digest time, which :func:`deliver_pending`
-folds into one digest row per subscriber and period.
+rows are committed together or not at all. Every report row starts ``queued``. Before sending,
+:func:`build_due_digests` releases an immediate subscriber's rows once ``[mail] group_window``
+has passed since the oldest: one row alone becomes a ``pending`` report, several found together
+become one email (a digest row of cadence ``immediate``); daily and weekly rows wait for the next
+digest time and fold into one digest row per subscriber and period. A folded row stays
+``queued`` with ``digest_id`` set and is marked with its digest, so it is never sent on its own.
 
 Sending: :func:`deliver_pending` claims one row at a time (status ``sending`` + a lease), commits,
 renders and hands it to the mailer, then marks it ``sent`` in a second transaction. A sender killed
@@ -18,11 +21,12 @@ itself with SIGKILL at that point (used by the crash tests; never set it in prod
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -34,9 +38,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render
 from monitor.addresses import validate_email
+from monitor.clauses import severity_rank
 from monitor.clock import utcnow
 from monitor.config import Config, MailConfig
-from monitor.errors import DeliveryError, SubscriptionError
+from monitor.errors import ConfigError, DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
 from monitor.messageids import keyed_message_id, new_message_id
 from monitor.models import Change, Delivery, DeliveryStatus, Document, Subscriber
@@ -44,18 +49,22 @@ from monitor.store import mail as store
 from monitor.subscriptions import (
     ChangeFacts,
     ClauseFacts,
+    SubscribeResult,
     SubscriptionFilter,
     fastest_cadence,
     load_secret_key,
     matches,
     next_digest_at,
     sign_token,
+    subscribe,
+    subscription_filter,
 )
 
 log = logging.getLogger(__name__)
 
 CRASH_ENV = "TOSMON_OUTBOX_CRASH_AT"
 MAX_ATTEMPTS = 10
+CADENCE_ORDER = ("immediate", "daily", "weekly")
 BOUNCE_THRESHOLD = 3
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=6)
@@ -89,6 +98,72 @@ class DeliveryStats:
         return ", ".join(parts)
 
 
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What the outbox still holds, for people: how much, until when, and why."""
+
+    pending: int
+    sending: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    queued: dict[str, tuple[int, datetime]]
+    """cadence -> (rows waiting, when they leave)"""
+    now: datetime
+
+    def __str__(self) -> str:
+        """``Still pending: 1 (next attempt 2026-12-02 06:10 UTC, last error: ...)``."""
+        parts: list[str] = []
+        if self.pending:
+            when = self.next_attempt_at
+            timing = (
+                f"next attempt {_when(when)}"
+                if when is not None and when > self.now
+                else "next attempt with the next delivery run"
+            )
+            error = f", last error: {render.one_line(self.last_error or '', limit=300)}"
+            parts.append(
+                f"Still pending: {self.pending} ({timing}{error if self.last_error else ''})."
+            )
+        if self.sending:
+            parts.append(f"Being sent by another process: {self.sending}.")
+        for cadence, (count, leaves) in sorted(
+            self.queued.items(), key=lambda item: CADENCE_ORDER.index(item[0])
+        ):
+            if cadence == "immediate":
+                parts.append(
+                    f"Held to leave with other changes in one email: {count} (by {_when(leaves)})."
+                )
+            else:
+                parts.append(f"Waiting for the {cadence} digest: {count} (leaves {_when(leaves)}).")
+        return " ".join(parts) if parts else "Nothing pending."
+
+
+@dataclass(frozen=True)
+class SendSummary:
+    """One ``tosmon send``: what happened, and what is still waiting."""
+
+    stats: DeliveryStats
+    waiting: Waiting
+
+    def __str__(self) -> str:
+        stats = self.stats
+        done = f"Sent {stats.sent}"
+        for label, count in (
+            ("failed for good", stats.failed),
+            ("postponed", stats.retried),
+            ("cancelled", stats.cancelled),
+        ):
+            if count:
+                done += f", {label} {count}"
+        if stats.digests:
+            done += f" ({stats.digests} digests built)"
+        return f"{done}. {self.waiting}"
+
+
 def default_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -120,14 +195,19 @@ def change_facts(change: Change, document: Document) -> ChangeFacts:
     )
 
 
-def subscription_filter(subscription: object) -> SubscriptionFilter:
-    return SubscriptionFilter(
-        services=tuple(getattr(subscription, "services", None) or ()),
-        documents=tuple(getattr(subscription, "documents", None) or ()),
-        topics=tuple(getattr(subscription, "topics", None) or ()),
-        min_severity=getattr(subscription, "min_severity", "medium"),
-        cadence=getattr(subscription, "cadence", "immediate"),
+def reader_floor(subscriptions: Sequence[object], view: render.ChangeView) -> str:
+    """The lowest ``min_severity`` among a reader's subscriptions that match the change (of all
+    their subscriptions when none does any more): what the email shows in full."""
+    facts = ChangeFacts(
+        service=view.service,
+        document_id=view.document_id,
+        clauses=tuple(ClauseFacts(labels=c.labels, severity=c.severity) for c in view.clauses),
     )
+    filters = [subscription_filter(s) for s in subscriptions]
+    floors = [f.min_severity for f in filters if matches(f, facts)] or [
+        f.min_severity for f in filters
+    ]
+    return min(floors, key=severity_rank) if floors else "low"
 
 
 def enqueue_change(
@@ -142,7 +222,9 @@ def enqueue_change(
     """Write one outbox row per confirmed subscriber whose subscriptions match ``change``.
 
     Runs in the caller's transaction; sends nothing, commits nothing. Returns the rows written
-    (a subscriber who already has a row for this change gets no second one).
+    (a subscriber who already has a row for this change gets no second one). Every row starts
+    ``queued``: :func:`build_due_digests` releases immediate ones (alone, or several found
+    together as one email) and folds daily and weekly ones into their digest.
     """
     session.flush()
     facts = change_facts(change, document)
@@ -166,7 +248,7 @@ def enqueue_change(
         store.add_delivery(
             session,
             kind="report",
-            status="pending" if immediate else "queued",
+            status="queued",  # immediate ones too: the sender groups those found together
             subscriber_id=subscriber_id,
             change_id=change.id,
             cadence=cadence,
@@ -206,32 +288,74 @@ def enqueue_alert(
     )
 
 
+def leaves_at(written_at: datetime, cadence: str, config: Config) -> datetime:
+    """When a queued row written at ``written_at`` is due to leave (alone or in its digest)."""
+    if cadence == "immediate":
+        return written_at + config.mail.group_window
+    return next_digest_at(
+        written_at,
+        cadence,  # type: ignore[arg-type]
+        hour=config.daemon.digest_hour,
+        weekday=config.daemon.weekly_digest_day,
+    )
+
+
 def build_due_digests(
-    session: Session, *, now: datetime, hour: int = 8, weekday: str = "monday"
+    session: Session,
+    *,
+    now: datetime,
+    hour: int = 8,
+    weekday: str = "monday",
+    window: timedelta = timedelta(0),
+    hold: bool = True,
 ) -> int:
     """Fold due queued rows into one digest row per subscriber and cadence. Returns digests.
 
-    A row is due when the first digest time after it was written has passed; the schedule
-    (``[daemon] digest_hour`` and ``weekly_digest_day``) is the one in force now, so changing it
-    in the config also moves rows already queued.
+    A daily or weekly row is due when the first digest time after it was written has passed;
+    the schedule (``[daemon] digest_hour`` and ``weekly_digest_day``) is the one in force now,
+    so changing it in the config also moves rows already queued.
+
+    Immediate rows wait ``window`` (``[mail] group_window``) after the subscriber's oldest one
+    was written; then all that subscriber's immediate rows leave together: one row alone as the
+    plain report it is, several as one email (a digest of cadence ``immediate``). ``hold=False``
+    folds them at once (``tosmon check`` after its whole cycle, ``tosmon send``). A zero window
+    never groups: each report leaves alone, at once.
+
+    Every move is a conditional UPDATE on rows still ``queued`` and in no digest, so two senders
+    folding at the same moment can never put one row in two emails: the loser undoes its fold.
     """
     groups: dict[tuple[int, str], list[Delivery]] = {}
+    dues: dict[int, datetime] = {}
+    immediate: dict[int, list[Delivery]] = {}
     for row in store.queued_rows(session, written_before=now):
         if row.subscriber_id is None:
+            continue
+        if row.cadence == "immediate":
+            immediate.setdefault(row.subscriber_id, []).append(row)
             continue
         due = next_digest_at(row.created_at, row.cadence, hour=hour, weekday=weekday)  # type: ignore[arg-type]
         if due > now:
             continue
-        row.due_at = due
+        dues[row.id] = due
         groups.setdefault((row.subscriber_id, row.cadence), []).append(row)
+    for subscriber_id, rows in immediate.items():
+        if not window:
+            for row in rows:
+                store.release_queued(session, [row.id], now=now)
+        elif not hold or min(row.created_at for row in rows) + window <= now:
+            if len(rows) == 1:
+                store.release_queued(session, [rows[0].id], now=now)
+            else:
+                dues.update((row.id, now) for row in rows)
+                groups[(subscriber_id, "immediate")] = rows
     built = 0
     for (subscriber_id, cadence), rows in groups.items():
+        ids = [row.id for row in rows]
         subscriber = store.get_subscriber(session, subscriber_id)
         if subscriber is None or subscriber.state != "active":
-            for row in rows:
-                row.status, row.last_error = "cancelled", "subscriber not active"
+            store.cancel_queued(session, ids, reason="subscriber not active")
             continue
-        period_end = max(row.due_at for row in rows)
+        period_end = max(dues[row.id] for row in rows)
         digest = store.add_delivery(
             session,
             kind="digest",
@@ -240,7 +364,11 @@ def build_due_digests(
             change_id=None,
             cadence=cadence,
             to_address=subscriber.email,
-            subject=f"{cadence.capitalize()} digest",
+            subject=render.one_line(
+                "; ".join(row.subject for row in rows)
+                if cadence == "immediate"
+                else f"{cadence.capitalize()} digest"
+            ),
             message_id=new_message_id("digest", cadence, subscriber_id, rows[0].id),
             payload={
                 "change_ids": [row.change_id for row in rows],
@@ -249,8 +377,11 @@ def build_due_digests(
             created_at=now,
             due_at=now,
         )
-        for row in rows:
-            row.digest_id = digest.id
+        if store.attach_to_digest(session, ids, digest.id) != len(ids):
+            log.info("rows %s were folded by another sender; leaving them to it", ids)
+            store.detach_from_digest(session, digest.id)
+            session.delete(digest)
+            continue
         built += 1
     session.flush()
     return built
@@ -357,11 +488,14 @@ def build_message(
             if view is None:
                 raise _Skip("the change no longer exists")
             rendered = render.render_change(
-                view, base_url=base_url, unsubscribe_url=unsubscribe_url
+                view,
+                base_url=base_url,
+                unsubscribe_url=unsubscribe_url,
+                min_severity=reader_floor(subscriber.subscriptions, view),
             )
         else:
             views = [
-                view
+                dataclasses.replace(view, min_severity=reader_floor(subscriber.subscriptions, view))
                 for change_id in delivery.payload.get("change_ids", [])
                 if (view := store.load_change_view(session, int(change_id))) is not None
             ]
@@ -399,12 +533,17 @@ def deliver_pending(
     limit: int | None = None,
     ids: Collection[int] | None = None,
     mailer: Mailer | None = None,
+    force: bool = False,
+    hold: bool = True,
 ) -> DeliveryStats:
     """Deliver every due row (building due digests first); commits per row.
 
     Stops early when the SMTP server is unreachable (every row would fail the same way); those
     rows are retried after a backoff. ``ids`` restricts delivery to those rows (the CLI uses it
-    to send a confirmation right away).
+    to send a confirmation right away). ``force`` also tries rows still inside their retry
+    backoff (an operator who just fixed the SMTP server); a failure still sets the next backoff.
+    ``hold=False`` (and ``force``) sends immediate reports without waiting out
+    ``[mail] group_window``, grouping those already written.
     """
     worker = worker or default_worker()
     stats = DeliveryStats()
@@ -416,7 +555,13 @@ def deliver_pending(
                 now=now(),
                 hour=config.daemon.digest_hour,
                 weekday=config.daemon.weekly_digest_day,
+                window=config.mail.group_window,
+                hold=hold and not force,
             )
+            if config.notify:
+                from monitor.notify import enqueue_notifications
+
+                enqueue_notifications(session, config, now=now())
     links: Links | None = None
     own_mailer = mailer is None
     active = mailer or Mailer(config.mail)
@@ -425,7 +570,13 @@ def deliver_pending(
         while limit is None or stats.total < limit:
             with sessions.begin() as session:
                 claimed = store.claim_next_delivery(
-                    session, now=now(), worker=worker, lease=lease, ids=ids, skip=skip
+                    session,
+                    now=now(),
+                    worker=worker,
+                    lease=lease,
+                    ids=ids,
+                    skip=skip,
+                    ignore_backoff=force,
                 )
                 claimed_id = claimed.id if claimed is not None else None
             if claimed_id is None:
@@ -450,6 +601,74 @@ def deliver_pending(
     return stats
 
 
+def waiting(session: Session, config: Config, *, now: datetime) -> Waiting:
+    """What the outbox holds that is not sent yet, and when it goes."""
+    pending, sending, soonest, error = store.waiting_rows(session)
+    queued: dict[str, tuple[int, datetime]] = {}
+    for cadence, (count, earliest) in store.queued_by_cadence(session).items():
+        queued[cadence] = (count, leaves_at(earliest, cadence, config))
+    return Waiting(
+        pending=pending,
+        sending=sending,
+        next_attempt_at=soonest,
+        last_error=error,
+        queued=queued,
+        now=now,
+    )
+
+
+def send_now(
+    sessions: sessionmaker[Session],
+    config: Config,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    limit: int | None = None,
+) -> SendSummary:
+    """``tosmon send``: try every pending email now, backoff or not; say what is still waiting."""
+    stats = deliver_pending(sessions, config, now=now, limit=limit, force=True)
+    with sessions() as session:
+        return SendSummary(stats=stats, waiting=waiting(session, config, now=now()))
+
+
+@dataclass(frozen=True)
+class Subscribed:
+    """``tosmon subscribe``: the subscription, and what became of its confirmation email."""
+
+    result: SubscribeResult
+    confirmation: str | None
+    """sent | pending (retried later) | failed (refused for good) | sending; None: none due"""
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+def subscribe_now(
+    sessions: sessionmaker[Session],
+    config: Config,
+    email: str,
+    flt: SubscriptionFilter,
+    *,
+    confirm: bool = True,
+    now: Callable[[], datetime] = utcnow,
+) -> Subscribed:
+    """Subscribe (or update) ``email`` and try its confirmation email at once; a confirmation
+    the server does not take now stays in the outbox and is retried like any report."""
+    with sessions.begin() as session:
+        result = subscribe(session, email, flt, now=now(), confirm=confirm)
+    if result.confirmation_id is None:
+        return Subscribed(result=result, confirmation=None)
+    deliver_pending(sessions, config, now=now, ids=[result.confirmation_id], force=True)
+    with sessions() as session:
+        row = session.get(Delivery, result.confirmation_id)
+        if row is None:  # pragma: no cover - rows are never deleted
+            return Subscribed(result=result, confirmation=None)
+        return Subscribed(
+            result=result,
+            confirmation=row.status,
+            error=row.last_error,
+            next_attempt_at=row.next_attempt_at,
+        )
+
+
 def _deliver_one(
     sessions: sessionmaker[Session],
     config: Config,
@@ -464,6 +683,8 @@ def _deliver_one(
         delivery = store.load_claimed(session, delivery_id, worker=worker)
         if delivery is None:
             return "cancelled", False
+        if delivery.kind in ("webhook", "apprise"):
+            return _notify_one(sessions, session, config, delivery, worker, now), False
         try:
             message = build_message(session, delivery, config, links)
         except _Skip as exc:
@@ -489,7 +710,14 @@ def _deliver_one(
     except SMTPUnavailable as exc:
         log.warning("delivery %s postponed: %s", delivery_id, exc)
         outcome = _record_failure(
-            sessions, delivery_id, worker, now(), str(exc), permanent=False, mail=config.mail
+            sessions,
+            delivery_id,
+            worker,
+            now(),
+            str(exc),
+            permanent=False,
+            mail=config.mail,
+            bounce=False,  # the server's fault, not the address's
         )
         return outcome, True
     except DeliveryError as exc:
@@ -508,6 +736,45 @@ def _deliver_one(
     _finish(sessions, delivery_id, worker, now(), status="sent", error=None)
     _crash_point("marked")
     return "sent", False
+
+
+def _notify_one(
+    sessions: sessionmaker[Session],
+    session: Session,
+    config: Config,
+    delivery: Delivery,
+    worker: str,
+    now: Callable[[], datetime],
+) -> str:
+    """Send one claimed ``[[notify]]`` row (webhook or Apprise): its outcome."""
+    from monitor.notify import find_target, send_notification
+
+    delivery_id, message_id = delivery.id, delivery.message_id
+    target = find_target(config, delivery.kind, delivery.to_address)
+    view = store.load_change_view(session, delivery.change_id) if delivery.change_id else None
+    session.close()
+    if target is None or view is None:
+        reason = "no longer configured" if target is None else "its change is gone"
+        why = f"{delivery.kind} {delivery.to_address!r}: {reason}"
+        _finish(sessions, delivery_id, worker, now(), status="cancelled", error=why)
+        return "cancelled"
+    try:
+        send_notification(target, view, message_id=message_id, config=config)
+    except (DeliveryError, ConfigError) as exc:  # ConfigError: its secret variable is unset
+        transient = exc.transient if isinstance(exc, DeliveryError) else True
+        log.warning("delivery %s to %s failed: %s", delivery_id, target.name, exc)
+        return _record_failure(
+            sessions,
+            delivery_id,
+            worker,
+            now(),
+            str(exc),
+            permanent=not transient,
+            mail=config.mail,
+            bounce=False,
+        )
+    _finish(sessions, delivery_id, worker, now(), status="sent", error=None)
+    return "sent"
 
 
 def _release_claim(sessions: sessionmaker[Session], delivery_id: int, worker: str) -> None:

@@ -83,16 +83,35 @@ class ChangeView:
     """One sentence stating the change (classify.headline_for); '' for changes stored before it."""
     dates: tuple[str, ...] = ()
     opt_outs: tuple[str, ...] = ()
+    min_severity: str = "low"
+    """The reader's floor: clauses below it are counted, not shown (cosmetic ones never are)."""
 
     @property
     def title(self) -> str:
         return f"{self.service} {self.document_type}"
 
+    def _shown(self, clause: ClauseView) -> bool:
+        floor = max(severity_rank(self.min_severity), severity_rank("low"))
+        return severity_rank(clause.severity) >= floor
+
     @property
     def shown_clauses(self) -> tuple[ClauseView, ...]:
         """The clauses a reader is shown: most severe first, then in document order."""
-        shown = [c for c in self.clauses if c.severity != "cosmetic"]
+        shown = [c for c in self.clauses if self._shown(c)]
         return tuple(sorted(shown, key=lambda c: -severity_rank(c.severity)))
+
+    @property
+    def hidden_note(self) -> str:
+        """``3 lower-severity clauses not shown (2 low, 1 cosmetic)``; empty when none is."""
+        hidden = [c.severity for c in self.clauses if not self._shown(c)]
+        if not hidden:
+            return ""
+        counts = ", ".join(
+            f"{hidden.count(severity)} {severity}"
+            for severity in sorted(set(hidden), key=severity_rank, reverse=True)
+        )
+        noun = "clause" if len(hidden) == 1 else "clauses"
+        return f"{len(hidden)} lower-severity {noun} not shown ({counts})"
 
     @property
     def cosmetic_count(self) -> int:
@@ -159,19 +178,46 @@ def headline(view: ChangeView) -> str:
 
 
 def subject_for(view: ChangeView) -> str:
-    """``Instagram Terms of Use: new AI training clause (high)``."""
-    return one_line(f"{view.title}: {headline(view)} ({view.top_severity})")
+    """The one subject of a change's report: the change's headline (the fact, in one sentence,
+    from classification) when it has one, else the most severe clause's topic and kind.
+
+    ``Instagram may now use your public posts to train AI (Terms of Use, high)``;
+    ``Instagram Terms of Use: new AI training clause (high)`` for changes stored without one.
+    """
+    fact = " ".join(headline(view).split()).rstrip(".")
+    if fact.lower().startswith(view.title.lower()):
+        return one_line(f"{fact} ({view.top_severity})")
+    if view.headline and fact.lower().startswith(view.service.lower()):
+        return one_line(f"{fact} ({view.document_type}, {view.top_severity})")
+    return one_line(f"{view.title}: {fact} ({view.top_severity})")
+
+
+def group_subject(views: Sequence[ChangeView], *, limit: int = SUBJECT_LIMIT) -> str:
+    """Several changes in one subject: each one's fact (:func:`subject_for`) while they fit in
+    ``limit``, else the most severe one's and how many more (and where)."""
+    ordered = sorted(
+        views, key=lambda v: (-severity_rank(v.top_severity), v.service.lower(), v.change_id)
+    )
+    full = "; ".join(subject_for(view) for view in ordered)
+    if len(full) <= limit or len(ordered) < 2:
+        return one_line(full, limit=limit)
+    rest = ordered[1:]
+    noun = "change" if len(rest) == 1 else "changes"
+    services = ", ".join(dict.fromkeys(view.service for view in rest))
+    more = f", and {len(rest)} more {noun} ({services})"
+    first = one_line(subject_for(ordered[0]), limit=max(limit - len(more), 40))
+    return one_line(first + more, limit=limit)
 
 
 def digest_subject(digest: DigestView) -> str:
-    services = sorted({v.service for v in digest.changes})
-    count = len(digest.changes)
-    noun = "change" if count == 1 else "changes"
-    shown = ", ".join(services[:3]) + (
-        f" and {len(services) - 3} more" if len(services) > 3 else ""
-    )
-    label = "Daily" if digest.cadence == "daily" else "Weekly"
-    return one_line(f"{label} digest: {count} {noun} ({shown})")
+    """The facts, as for one report: ``Daily digest: Facebook Terms of Service: new AI training
+    clause (high); Instagram ...``, or the most severe one and how many more when they don't fit.
+    Changes found together (cadence ``immediate``) carry no digest label."""
+    if digest.cadence == "immediate":
+        return group_subject(digest.changes)
+    label = "Daily digest" if digest.cadence == "daily" else "Weekly digest"
+    limit = SUBJECT_LIMIT - len(label) - 2
+    return one_line(f"{label}: {group_subject(digest.changes, limit=limit)}")
 
 
 def marked_text(clause: ClauseView, side: str) -> str:
@@ -308,9 +354,10 @@ def shorten(view: ChangeView, *, quote_chars: int, clauses: int, full_at: str | 
     if clipped:
         parts.append("long quotes are shortened (…)")
     note = f"This report is shortened to stay readable: {'; '.join(parts)}.{where}"
-    # shown_clauses sorts by severity (stable), so the kept ones come out in the same order
-    cosmetic = tuple(c for c in view.clauses if c.severity == "cosmetic")
-    return dataclasses.replace(view, clauses=kept + cosmetic, notes=(note, *view.notes))
+    # shown_clauses sorts by severity (stable), so the kept ones come out in the same order;
+    # the clauses below the reader's floor stay, to be counted
+    hidden = tuple(c for c in view.clauses if not view._shown(c))
+    return dataclasses.replace(view, clauses=kept + hidden, notes=(note, *view.notes))
 
 
 def fit(
@@ -339,10 +386,19 @@ def _links(view: ChangeView, base_url: str | None) -> dict[str, str | None]:
 
 
 def render_change(
-    change_view: ChangeView, *, base_url: str | None, unsubscribe_url: str | None
+    change_view: ChangeView,
+    *,
+    base_url: str | None,
+    unsubscribe_url: str | None,
+    min_severity: str | None = None,
 ) -> RenderedEmail:
     """The report one change produces: subject, plain text and HTML (under REPORT_LIMIT: a long
-    change is shortened, most severe clauses first, with a link to the whole change)."""
+    change is shortened, most severe clauses first, with a link to the whole change).
+
+    ``min_severity`` is the reader's floor: clauses below it are counted and linked, not shown.
+    """
+    if min_severity is not None:
+        change_view = dataclasses.replace(change_view, min_severity=min_severity)
     links = _links(change_view, base_url)
     context = {"unsubscribe_url": unsubscribe_url, **links}
     view, html = fit(
@@ -377,9 +433,13 @@ def render_digest(
     period_end: datetime,
     base_url: str | None,
     unsubscribe_url: str | None,
+    min_severity: str | None = None,
 ) -> RenderedEmail:
     """One email for many changes, grouped by service; each change gets an equal share of
-    REPORT_LIMIT (shortened like a single report when it needs more)."""
+    REPORT_LIMIT (shortened like a single report when it needs more). Each change shows the
+    clauses at or above ``min_severity`` (or its own floor) and counts the rest."""
+    if min_severity is not None:
+        views = [dataclasses.replace(view, min_severity=min_severity) for view in views]
     share = max(REPORT_LIMIT // max(len(views), 1), 4_000)
     root = base_url.rstrip("/") if base_url else None
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from monitor.addresses import validate_email
 from monitor.clauses import SEVERITIES, severity_rank
@@ -157,6 +157,17 @@ def matches(flt: SubscriptionFilter, facts: ChangeFacts) -> bool:
         if not wanted or wanted.intersection(clause.labels):
             return True
     return False
+
+
+def subscription_filter(subscription: object) -> SubscriptionFilter:
+    """The filter a stored subscription row holds."""
+    return SubscriptionFilter(
+        services=tuple(getattr(subscription, "services", None) or ()),
+        documents=tuple(getattr(subscription, "documents", None) or ()),
+        topics=tuple(getattr(subscription, "topics", None) or ()),
+        min_severity=getattr(subscription, "min_severity", "medium"),
+        cadence=getattr(subscription, "cadence", "immediate"),
+    )
 
 
 def fastest_cadence(cadences: Iterable[str]) -> Cadence:
@@ -363,6 +374,10 @@ def as_filter(
 # The subscription lifecycle (runs in the caller's transaction; queries go through store.mail)
 
 
+CONFIRM_RESEND_INTERVAL = timedelta(minutes=10)
+"""At most one confirmation email per address in this time (subscribing again resends one)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SubscribeResult:
     subscriber_id: int
@@ -370,7 +385,12 @@ class SubscribeResult:
     email: str
     state: str
     confirmation_id: int | None
-    """The outbox row of the confirmation email, when one was queued."""
+    """The outbox row of the confirmation email to send now (new, or one still waiting)."""
+    action: Literal["added", "updated", "unchanged"] = "added"
+    previous: str = ""
+    """The filters this subscription had before (``describe()``), when it was updated."""
+    confirmation_held_until: datetime | None = None
+    """A confirmation went out less than CONFIRM_RESEND_INTERVAL ago: none before this time."""
 
 
 def subscribe(
@@ -381,11 +401,24 @@ def subscribe(
     now: datetime,
     confirm: bool = True,
 ) -> SubscribeResult:
-    """Add a subscription. A new (or unsubscribed) address waits for confirmation unless
-    ``confirm`` is False (an operator adding an address they own); an active one stays active."""
+    """Subscribe an address, or update its subscription: one subscription per address, so
+    subscribing again with other filters replaces them.
+
+    A new (or unsubscribed) address waits for confirmation unless ``confirm`` is False (an
+    operator adding an address they own); an active one stays active. An address still waiting
+    for confirmation gets its confirmation email again, at most once per
+    :data:`CONFIRM_RESEND_INTERVAL` (a confirmation not sent yet is reused, not doubled).
+    """
     from monitor.store import mail as store
 
     address = validate_email(email)
+    fields: dict[str, Any] = {
+        "services": flt.services,
+        "documents": flt.documents,
+        "topics": flt.topics,
+        "min_severity": flt.min_severity,
+        "cadence": flt.cadence,
+    }
     subscriber = store.find_subscriber(session, address)
     if subscriber is None:
         subscriber = store.create_subscriber(
@@ -393,25 +426,35 @@ def subscribe(
         )
     elif subscriber.state != "active":
         store.set_subscriber_state(session, subscriber, "pending" if confirm else "active", now=now)
-    subscription = store.add_subscription(
-        session,
-        subscriber,
-        services=flt.services,
-        documents=flt.documents,
-        topics=flt.topics,
-        min_severity=flt.min_severity,
-        cadence=flt.cadence,
-        now=now,
-    )
+    action: Literal["added", "updated", "unchanged"] = "added"
+    previous = ""
+    existing = [subscription_filter(s) for s in subscriber.subscriptions]
+    if not existing:
+        subscription = store.add_subscription(session, subscriber, **fields, now=now)
+    else:
+        action = "unchanged" if existing == [flt] else "updated"
+        previous = "; ".join(f.describe() for f in existing)
+        subscription = store.replace_subscriptions(session, subscriber, **fields, now=now)
     confirmation_id = None
+    held_until = None
     if subscriber.state == "pending":
-        confirmation_id = enqueue_confirmation(session, subscriber, now=now).id
+        waiting = store.open_confirmation(session, subscriber.id)
+        last_sent = store.last_confirmation_sent_at(session, subscriber.id)
+        if waiting is not None:
+            confirmation_id = waiting.id
+        elif last_sent is not None and now - last_sent < CONFIRM_RESEND_INTERVAL:
+            held_until = last_sent + CONFIRM_RESEND_INTERVAL
+        else:
+            confirmation_id = enqueue_confirmation(session, subscriber, now=now).id
     return SubscribeResult(
         subscriber_id=subscriber.id,
         subscription_id=subscription.id,
         email=subscriber.email,
         state=subscriber.state,
         confirmation_id=confirmation_id,
+        action=action,
+        previous=previous,
+        confirmation_held_until=held_until,
     )
 
 

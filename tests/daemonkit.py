@@ -72,6 +72,7 @@ per_host = {per_host}
 {mail}sender = "tos-monitor <tosmon@example.org>"
 retry_after = "1s"
 retry_max = "2s"
+group_window = "0s"
 
 [web]
 bind = "{bind}"

@@ -52,8 +52,10 @@ def mail_config(
     smtp: Any | None = None,
     base_url: str = "https://tos.example.org",
     bind: str = "127.0.0.1:0",
+    group_window: timedelta = timedelta(0),
 ) -> Config:
-    """A Config whose mail goes to ``smtp`` (a tests.smtp server) or else to a mail folder."""
+    """A Config whose mail goes to ``smtp`` (a tests.smtp server) or else to a mail folder;
+    immediate reports leave one by one unless ``group_window`` is given."""
     config = load_config(env={"TOSMON_DATA_DIR": str(tmp_path / "data")})
     mail = MailConfig(
         host=smtp.host if smtp is not None else None,
@@ -61,6 +63,7 @@ def mail_config(
         security="none",
         sender="tos-monitor <monitor@example.org>",
         folder=tmp_path / "mail",
+        group_window=group_window,
     )
     return dataclasses.replace(
         config,

@@ -47,13 +47,13 @@ class _Handler:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.envelopes: list[Envelope] = []
-        self.refused: set[str] = set()
+        self.refused: dict[str, str] = {}
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
         if address.lower() in self.refused:
-            return "550 5.1.1 no such user here"
+            return self.refused[address.lower()]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -147,8 +147,12 @@ class SMTPTestServer:
     def running(self) -> bool:
         return self._controller is not None
 
-    def refuse(self, address: str) -> None:
-        self._handler.refused.add(address.lower())
+    def refuse(self, address: str, reply: str = "550 5.1.1 no such user here") -> None:
+        """Answer RCPT TO ``address`` with ``reply`` (a permanent "no such user" by default)."""
+        self._handler.refused[address.lower()] = reply
+
+    def accept(self, address: str) -> None:
+        self._handler.refused.pop(address.lower(), None)
 
     @property
     def envelopes(self) -> list[Envelope]:

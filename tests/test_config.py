@@ -565,7 +565,8 @@ def test_check_refuses_a_missing_smtp_password_before_fetching(
     page_server.set("/tos", "<main><h1>Terms</h1><p>We may use your posts.</p></main>")
     mail = (
         f'host = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
-        'username = "tosmon"\npassword_env = "TOSMON_TEST_SMTP_PW"'
+        'username = "tosmon"\npassword_env = "TOSMON_TEST_SMTP_PW"\n'
+        'sender = "tos-monitor <tosmon@example.org>"'
     )
     database_url = engine.url.render_as_string(hide_password=False)
     config = _check_config(tmp_path, database_url, page_server.url("/tos"), mail)

@@ -42,7 +42,8 @@ def config_text(
     )
     return (
         f'use_catalog = false\n[storage]\ndatabase_url = "{database_url}"\n'
-        f'[web]\nbind = "{bind}"\n[mail]\n{mail}\n[browser]\n{browser}\n{document}'
+        f'[web]\nbind = "{bind}"\n[mail]\nsender = "tos-monitor <tosmon@example.org>"\n{mail}\n'
+        f"[browser]\n{browser}\n{document}"
     )
 
 

@@ -207,3 +207,44 @@ def test_the_sender_name_in_from_comes_from_the_config(
     [received] = smtp_server.messages
     assert received["From"] == "Terms Watch <tw@example.org>"
     assert smtp_server.envelopes[0].mail_from == "tw@example.org"
+
+
+def _load(tmp_path: Path, text: str) -> object:
+    from monitor.config import load_config
+
+    path = tmp_path / "tosmon.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path, env={"TOSMON_DATA_DIR": str(tmp_path / "data")})
+
+
+def test_the_default_sender_uses_the_host_of_base_url(
+    sessions: sessionmaker[Session], smtp_server: SMTPTestServer, tmp_path: Path
+) -> None:
+    config = _load(
+        tmp_path,
+        f'[mail]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
+        '[web]\nbase_url = "https://Tos.Example.org:8443/monitor"\n',
+    )
+    with sessions.begin() as session:
+        from monitor.outbox import enqueue_alert
+
+        enqueue_alert(session, to="ops@example.org", subject="s", body="b", now=T0, key="k")
+    deliver_pending(sessions, config, now=lambda: T0)  # type: ignore[arg-type]
+    [received] = smtp_server.messages
+    assert received["From"] == "tos-monitor <tosmon@tos.example.org>"
+    assert smtp_server.envelopes[0].mail_from == "tosmon@tos.example.org"
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8080", "http://localhost:8080"])
+def test_smtp_without_a_sender_or_a_usable_base_url_host_is_a_config_error(
+    tmp_path: Path, base_url: str
+) -> None:
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, f'[mail]\nhost = "smtp.example.org"\n[web]\nbase_url = "{base_url}"\n')
+    assert info.value.key == "mail.sender"
+    assert "set sender" in str(info.value) and base_url in str(info.value)
+    # writing to the mail folder needs no real address
+    folder = _load(tmp_path, f'[web]\nbase_url = "{base_url}"\n')
+    assert "@localhost" in folder.mail.sender  # type: ignore[attr-defined]

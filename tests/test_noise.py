@@ -148,4 +148,7 @@ def test_help_links_and_rename_banners_are_page_furniture() -> None:
     assert not noise.is_page_furniture(("Get help",), AI_BLOCK[0].text * 3)  # long: terms text
     with_banner = build_report(TERMS, [Clause(("Facebook",), banner), *TERMS, help_link])
     assert with_banner.severity == "cosmetic"
-    assert {c.annotation for c in with_banner.clauses} == {report.FURNITURE}
+    # the banner and the help link both say they are not terms (the classifier names a link
+    # "navigation", the history check calls the rest "page furniture")
+    assert all(c.annotation.endswith("not part of the terms.") for c in with_banner.clauses)
+    assert report.FURNITURE in {c.annotation for c in with_banner.clauses}

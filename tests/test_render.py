@@ -112,8 +112,62 @@ def test_cosmetic_changes_are_counted_not_shown() -> None:
     )
     email = render_change(view(clause(), cosmetic, cosmetic), base_url=None, unsubscribe_url=None)
     assert "Welcome to Instagram" not in email.text + email.html
-    assert "Also 2 cosmetic changes" in email.text
-    assert "Also 2 cosmetic changes" in email.html
+    assert "2 lower-severity clauses not shown (2 cosmetic); the full change:" in email.text
+    assert "2 lower-severity clauses not shown (2 cosmetic):" in email.html
+
+
+def test_a_reader_at_medium_sees_no_low_or_cosmetic_clause_but_a_count_and_a_link() -> None:
+    low = clause(
+        before="You can contact us by post.",
+        after="You can contact us by email.",
+        words=(),
+        labels=("CONTACT",),
+        severity="low",
+        annotation="A new way to reach the company.",
+    )
+    cosmetic = clause(before="Hi!", after="Hi.", words=(), labels=(), severity="cosmetic")
+    change = view(clause(), low, cosmetic)
+    everything = render_change(change, base_url="https://tos.example.org", unsubscribe_url=None)
+    assert "contact us by email" in everything.text and "contact us by email" in everything.html
+    email = render_change(
+        change, base_url="https://tos.example.org", unsubscribe_url=None, min_severity="medium"
+    )
+    for part in (email.text, email.html):
+        assert "contact us by" not in part and "A new way to reach" not in part
+        assert "train AI" in part
+        assert "2 lower-severity clauses not shown (1 low, 1 cosmetic)" in part
+        assert "https://tos.example.org/changes/7" in part
+    assert email.subject == everything.subject
+    digest = render_digest(
+        [change],
+        cadence="daily",
+        period_end=T0,
+        base_url=None,
+        unsubscribe_url=None,
+        min_severity="medium",
+    )
+    assert "contact us by" not in digest.text + digest.html
+    assert "not shown (1 low, 1 cosmetic); the full change: https://help.instagram.com" in (
+        digest.text
+    )
+
+
+def test_the_subject_states_the_headline_when_the_change_has_one() -> None:
+    plain = subject_for(view())
+    assert plain == "Instagram Terms of Use: AI training clause changed (high)"
+    fact = "Instagram may now use your posts to train its AI models."
+    assert subject_for(view(headline=fact)) == (
+        "Instagram may now use your posts to train its AI models (Terms of Use, high)"
+    )
+    titled = "Instagram Terms of Use now lets Meta train AI on your posts"
+    assert subject_for(view(headline=titled)) == f"{titled} (high)"
+    untitled = "Your posts may train AI"
+    assert subject_for(view(headline=untitled)) == (
+        "Instagram Terms of Use: Your posts may train AI (high)"
+    )
+    assert render_change(view(headline=fact), base_url=None, unsubscribe_url=None).subject == (
+        subject_for(view(headline=fact))
+    )
 
 
 def test_page_text_is_escaped_in_html_and_verbatim_in_text() -> None:
@@ -157,7 +211,10 @@ def test_a_digest_groups_changes_by_service() -> None:
         base_url="https://tos.example.org",
         unsubscribe_url="https://u.example/x",
     )
-    assert email.subject == "Weekly digest: 2 changes (Facebook, Instagram)"
+    assert email.subject == (
+        "Weekly digest: Facebook Terms of Service: AI training clause changed (high); "
+        "Instagram Terms of Use: AI training clause changed (high)"
+    )
     assert email.text.index("######## Facebook") < email.text.index("######## Instagram")
     assert "https://tos.example.org/changes/8" in email.html
     assert email.html.index(">Facebook</h2>") < email.html.index(">Instagram</h2>")
@@ -188,3 +245,38 @@ def test_the_most_severe_clauses_come_first_in_both_parts() -> None:
     email = render_change(view(minor, major), base_url=None, unsubscribe_url=None)
     for part in (email.text, email.html):
         assert part.index("training material") < part.index("Minor rewording")
+
+
+def test_a_digest_of_many_changes_names_the_most_severe_and_counts_the_rest() -> None:
+    medium = clause(severity="medium")
+    views = [
+        view(change_id=n, service=f"Service{n}", document_type="Terms", clauses=(medium,))
+        for n in range(1, 6)
+    ]
+    views.append(view(change_id=9, service="Instagram"))
+    email = render_digest(
+        views, cadence="daily", period_end=T0, base_url=None, unsubscribe_url=None
+    )
+    assert email.subject == (
+        "Daily digest: Instagram Terms of Use: AI training clause changed (high), "
+        "and 5 more changes (Service1, Service2, Service3, Service4, Service5)"
+    )
+    assert len(email.subject) <= 160
+
+
+def test_a_shortened_report_still_counts_the_clauses_below_the_readers_floor() -> None:
+    long_text = "We may use what you post to improve our systems. " * 200
+    many = [
+        clause(section=(f"Part {n}",), before=long_text, after=long_text + f" Item {n}.", words=())
+        for n in range(40)
+    ]
+    low = clause(severity="low", before="Write to us.", after="Email us.", words=(), labels=())
+    email = render_change(
+        view(*many, low),
+        base_url="https://tos.example.org",
+        unsubscribe_url=None,
+        min_severity="medium",
+    )
+    assert "This report is shortened to stay readable" in email.text
+    assert "1 lower-severity clause not shown (1 low)" in email.text
+    assert "Email us." not in email.text

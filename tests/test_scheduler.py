@@ -551,7 +551,7 @@ def test_describe_config_changes_names_documents_intervals_and_settings(tmp_path
     changed = (
         RELOAD_BASE.format(url="sqlite:///y.db").replace('id = "b/terms"', 'id = "c/terms"')
         + '[[documents]]\nid = "d/terms"\nservice = "D"\ntype = "T"\nurl = "https://d.example/"\n'
-        + '[mail]\nhost = "smtp.example.org"\n'
+        + '[mail]\nhost = "smtp.example.org"\nsender = "tos-monitor <tosmon@example.org>"\n'
     ).replace('url = "https://a.example/terms"', 'url = "https://a.example/terms"\ninterval = "1h"')
     new = load_config(reload_config(tmp_path, changed, "b.toml"))
     assert describe_config_changes(old, new) == [
@@ -559,6 +559,7 @@ def test_describe_config_changes_names_documents_intervals_and_settings(tmp_path
         "-1 (b/terms)",
         "interval of a/terms 6h->1h",
         "mail host changed",
+        "mail sender changed",
         "storage database url changed (takes effect at restart)",
     ]
     assert describe_config_changes(old, old) == []

@@ -36,6 +36,7 @@ from monitor.subscriptions import (
     verify_token,
 )
 from tests.mailfactory import T0
+from tests.smtp import SMTPTestServer
 
 KEY = b"k" * 32
 
@@ -366,3 +367,117 @@ def test_processes_starting_together_share_one_key_file(tmp_path: Path) -> None:
     assert len(keys) == 1 and len(keys.pop()) >= 16
     assert (key_file.stat().st_mode & 0o777) == 0o600
     assert [p.name for p in key_file.parent.iterdir()] == ["secret.key"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Confirmation emails go through the outbox; subscribing again updates and resends
+
+
+@pytest.fixture
+def smtp_cli(
+    tmp_path: Path,
+    database_url: str,
+    sessions: sessionmaker[Session],
+    smtp_server: SMTPTestServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> SMTPTestServer:
+    """The CLI on the test database (SQLite or PostgreSQL), mailing the test SMTP server."""
+    config = tmp_path / "tosmon.toml"
+    config.write_text(
+        f'use_catalog = false\n[storage]\ndatabase_url = "{database_url}"\n'
+        f'[mail]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
+        'retry_after = "5m"\n[web]\nbase_url = "https://tos.example.org"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("TOSMON_CONFIG", str(config))
+    monkeypatch.setenv("TOSMON_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("TOSMON_SECRET_KEY", "cli-secret-0123456789")
+    return smtp_server
+
+
+def test_a_confirmation_the_server_could_not_take_is_delivered_by_send(
+    smtp_cli: SMTPTestServer,
+) -> None:
+    smtp_cli.stop()
+    code, out = run("subscribe", "new@example.org")
+    assert code == 0, out
+    assert "The confirmation email to new@example.org is not sent yet (cannot reach" in out
+    assert "retried at 20" in out and "now by `tosmon send`" in out
+    smtp_cli.start()
+    code, out = run("send")  # long before the 5-minute retry delay is over
+    assert code == 0 and out == "Sent 1. Nothing pending.\n", out
+    [message] = smtp_cli.messages
+    assert message["To"] == "new@example.org"
+    assert message["Subject"] == "Confirm your tos-monitor subscription"
+    assert message["From"] == "tos-monitor <tosmon@tos.example.org>"
+
+
+def test_a_refused_confirmation_says_so_and_subscribing_again_sends_a_new_one(
+    smtp_cli: SMTPTestServer,
+) -> None:
+    smtp_cli.refuse("typo@example.org")
+    code, out = run("subscribe", "typo@example.org")
+    assert code == 0, out
+    assert "The mail server refused the confirmation email to typo@example.org" in out
+    assert "550 5.1.1 no such user here" in out and "will not be retried" in out
+    smtp_cli.accept("typo@example.org")
+    code, out = run("subscribe", "typo@example.org")
+    assert "typo@example.org already has this subscription" in out
+    assert "A confirmation email went to typo@example.org" in out  # none reached them before
+    assert [m["To"] for m in smtp_cli.messages] == ["typo@example.org"]
+
+
+def test_subscribing_again_updates_the_one_subscription_and_resends_at_most_every_10_minutes(
+    smtp_cli: SMTPTestServer,
+) -> None:
+    code, out = run("subscribe", "reader@example.org", "--topic", "ai")
+    assert "A confirmation email went to reader@example.org" in out
+    code, out = run(
+        "subscribe", "reader@example.org", "--service", "Instagram", "--cadence", "daily"
+    )
+    assert code == 0, out
+    assert out.startswith("Updated reader@example.org: Instagram · ")
+    assert "· daily" in out and "(was: all services · " in out
+    assert "less than 10 minutes ago; another can be sent from 20" in out
+    assert len(smtp_cli.messages) == 1  # no second confirmation yet
+    [row] = json.loads(run("subscribers", "--json")[1])
+    [subscription] = row["subscriptions"]
+    assert (subscription["services"], subscription["cadence"]) == (["Instagram"], "daily")
+    assert row["state"] == "pending"
+
+
+def test_a_confirmation_resent_after_10_minutes_lists_the_new_filters(
+    sessions: sessionmaker[Session],
+    smtp_server: SMTPTestServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from monitor.outbox import subscribe_now
+    from tests.mailfactory import mail_config
+
+    monkeypatch.setenv("TOSMON_SECRET_KEY", "cli-secret-0123456789")
+    config = mail_config(tmp_path, smtp=smtp_server)
+    first = subscribe_now(sessions, config, "r@example.org", as_filter(), now=lambda: T0)
+    assert first.confirmation == "sent"
+    early = subscribe_now(
+        sessions,
+        config,
+        "r@example.org",
+        as_filter(services=["Facebook"]),
+        now=lambda: T0 + timedelta(minutes=9),
+    )
+    assert early.confirmation is None
+    assert early.result.confirmation_held_until == T0 + timedelta(minutes=10)
+    later = subscribe_now(
+        sessions,
+        config,
+        "r@example.org",
+        as_filter(services=["Threads"]),
+        now=lambda: T0 + timedelta(minutes=10),
+    )
+    assert later.confirmation == "sent" and later.result.action == "updated"
+    second = smtp_server.messages[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Threads" in second and "Facebook" not in second
+    with sessions() as session:
+        subscriber = session.scalars(select(Subscriber)).one()
+        assert [s.services for s in subscriber.subscriptions] == [["Threads"]]

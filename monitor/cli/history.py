@@ -82,7 +82,9 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
         emit_json([r.as_dict() for r in results])
     else:
         _print_results(results)
-    delivered = None if no_send else str(app.monitor.deliver()) or None  # after the results
+    delivered = (
+        None if no_send else str(app.monitor.deliver(hold=False)) or None
+    )  # after the results
     if delivered and not as_json:
         click.echo(delivered)
 

@@ -52,25 +52,52 @@ def subscribe(
     cadence: str,
     no_confirm: bool,
 ) -> None:
-    """Subscribe EMAIL to change reports (a confirmation email is sent first)."""
-    result = app.monitor.subscribe(
-        email,
+    """Subscribe EMAIL to change reports (a confirmation email is sent first).
+
+    One subscription per address: subscribing an address again replaces its filters (and, while
+    it is unconfirmed, sends the confirmation again, at most once per 10 minutes).
+    """
+    from monitor.outbox import subscribe_now
+    from monitor.subscriptions import as_filter
+
+    flt = as_filter(
         services=services,
         documents=documents,
         topics=topics,
         min_severity=min_severity,
         cadence=cadence,
-        confirm=not no_confirm,
     )
-    click.echo(f"Subscribed {result.email}: {result.description}")
-    if not result.confirmation_queued:
-        click.echo(f"{result.email} is {result.state}; reports start with the next change.")
-    elif result.confirmation_sent:
-        click.echo(f"A confirmation email went to {result.email}; nothing is sent until then.")
+    done = subscribe_now(app.sessions, app.config, email, flt, confirm=not no_confirm)
+    result = done.result
+    if result.action == "updated":
+        click.echo(f"Updated {result.email}: {flt.describe()}")
+        click.echo(f"  (was: {safe_terminal_text(result.previous)})")
+    elif result.action == "unchanged":
+        click.echo(f"{result.email} already has this subscription: {flt.describe()}")
     else:
+        click.echo(f"Subscribed {result.email}: {flt.describe()}")
+    if result.confirmation_held_until is not None:
         click.echo(
-            f"The confirmation email to {result.email} is queued (the mail server did not take "
-            "it yet; `tosmon send` or the daemon will retry)."
+            f"A confirmation email already went to {result.email} less than 10 minutes ago; "
+            f"another can be sent from {fmt_time(result.confirmation_held_until)} "
+            "(at most one per address per 10 minutes)."
+        )
+    elif done.confirmation is None:
+        click.echo(f"{result.email} is {result.state}; reports start with the next change.")
+    elif done.confirmation == "sent":
+        click.echo(f"A confirmation email went to {result.email}; nothing is sent until then.")
+    elif done.confirmation == "failed":
+        click.echo(
+            f"The mail server refused the confirmation email to {result.email} "
+            f"({safe_terminal_text(done.error or 'no reason given')}); it will not be retried. "
+            "Check the address, then subscribe again."
+        )
+    else:
+        retry = f" at {fmt_time(done.next_attempt_at)}" if done.next_attempt_at else ""
+        reason = f" ({safe_terminal_text(done.error)})" if done.error else ""
+        click.echo(
+            f"The confirmation email to {result.email} is not sent yet{reason}; it stays in "
+            f"the outbox and is retried{retry} by the daemon, or now by `tosmon send`."
         )
 
 
@@ -142,11 +169,11 @@ def report(app: AppContext, change_id: int, html_file: Path | None, show_text: b
 @click.option("--limit", type=click.IntRange(min=1), help="Deliver at most this many emails.")
 @click.pass_obj
 def send(app: AppContext, limit: int | None) -> None:
-    """Deliver every pending email now (reports, digests that are due, confirmations)."""
-    stats = app.monitor.deliver(limit=limit)
-    click.echo(
-        f"Sent {stats.sent}, retrying later {stats.retried}, failed {stats.failed}"
-        + (f", cancelled {stats.cancelled}" if stats.cancelled else "")
-        + (f" ({stats.digests} digests built)" if stats.digests else "")
-        + "."
-    )
+    """Deliver every pending email now (reports, digests that are due, confirmations).
+
+    Emails waiting for a retry after an SMTP failure are tried now too (the daemon keeps
+    waiting). Says what is still pending, until when, and why.
+    """
+    from monitor.outbox import send_now
+
+    click.echo(safe_terminal_text(str(send_now(app.sessions, app.config, limit=limit))))

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from monitor.models import Change, ClauseChangeRow, Delivery, Document, Subscriber, Subscription
@@ -65,6 +65,52 @@ def add_subscription(
     session.flush()
     session.refresh(subscriber)
     return subscription
+
+
+def replace_subscriptions(
+    session: Session,
+    subscriber: Subscriber,
+    *,
+    services: Sequence[str],
+    documents: Sequence[str],
+    topics: Sequence[str],
+    min_severity: str,
+    cadence: str,
+    now: datetime,
+) -> Subscription:
+    """Give ``subscriber`` exactly one subscription with these filters (the first one is kept
+    and updated, any others are deleted)."""
+    keep, *others = sorted(subscriber.subscriptions, key=lambda s: s.id)
+    keep.services, keep.documents, keep.topics = list(services), list(documents), list(topics)
+    keep.min_severity, keep.cadence = min_severity, cadence
+    for other in others:
+        session.delete(other)
+    session.flush()
+    session.refresh(subscriber)
+    return keep
+
+
+def open_confirmation(session: Session, subscriber_id: int) -> Delivery | None:
+    """The subscriber's confirmation email not sent yet (waiting, retrying or being sent)."""
+    return session.scalars(
+        select(Delivery)
+        .where(
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.kind == "confirm",
+            Delivery.status.in_(("pending", "sending")),
+        )
+        .order_by(Delivery.id.desc())
+    ).first()
+
+
+def last_confirmation_sent_at(session: Session, subscriber_id: int) -> datetime | None:
+    return session.scalar(
+        select(func.max(Delivery.sent_at)).where(
+            Delivery.subscriber_id == subscriber_id,
+            Delivery.kind == "confirm",
+            Delivery.status == "sent",
+        )
+    )
 
 
 def list_subscribers(session: Session) -> list[Subscriber]:
@@ -156,6 +202,45 @@ def queued_rows(session: Session, *, written_before: datetime) -> list[Delivery]
     )
 
 
+def _queued(ids: Collection[int]) -> Any:
+    return and_(
+        Delivery.id.in_(list(ids)), Delivery.status == "queued", Delivery.digest_id.is_(None)
+    )
+
+
+def _update_queued(session: Session, ids: Collection[int], **values: Any) -> int:
+    result = session.execute(
+        update(Delivery)
+        .where(_queued(ids))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def attach_to_digest(session: Session, ids: Collection[int], digest_id: int) -> int:
+    """Put queued rows in a digest; returns how many were still free to take."""
+    return _update_queued(session, ids, digest_id=digest_id)
+
+
+def detach_from_digest(session: Session, digest_id: int) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.digest_id == digest_id, Delivery.status == "queued")
+        .values(digest_id=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def release_queued(session: Session, ids: Collection[int], *, now: datetime) -> int:
+    """Queued rows become pending reports of their own, due now."""
+    return _update_queued(session, ids, status="pending", due_at=now)
+
+
+def cancel_queued(session: Session, ids: Collection[int], *, reason: str) -> int:
+    return _update_queued(session, ids, status="cancelled", last_error=reason)
+
+
 def rows_of_digest(session: Session, digest_id: int) -> list[Delivery]:
     return list(
         session.scalars(
@@ -181,17 +266,19 @@ def claim_next_delivery(
     lease: timedelta,
     ids: Collection[int] | None = None,
     skip: Collection[int] = (),
+    ignore_backoff: bool = False,
 ) -> Delivery | None:
     """Claim one due row: pending and due, or ``sending`` with an expired lease (its sender died).
+
+    ``ignore_backoff`` also claims pending rows whose next retry is still in the future (an
+    operator's ``tosmon send`` after fixing the SMTP server).
 
     PostgreSQL locks the candidate with ``FOR UPDATE SKIP LOCKED``; on every database the claim
     itself is a conditional UPDATE, so two senders can never both win the same row.
     """
-    due = and_(
-        Delivery.status == "pending",
-        Delivery.due_at <= now,
-        or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now),
-    )
+    due = and_(Delivery.status == "pending", Delivery.due_at <= now)
+    if not ignore_backoff:
+        due = and_(due, or_(Delivery.next_attempt_at.is_(None), Delivery.next_attempt_at <= now))
     stale = and_(Delivery.status == "sending", Delivery.claim_expires_at < now)
     query = select(Delivery.id, Delivery.status, Delivery.claimed_by).where(or_(due, stale))
     if ids is not None:
@@ -229,10 +316,41 @@ def load_claimed(session: Session, delivery_id: int, *, worker: str) -> Delivery
 
 
 def count_by_status(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
     rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
     return {status: int(count) for status, count in rows}
+
+
+def waiting_rows(session: Session) -> tuple[int, int, datetime | None, str | None]:
+    """Rows not sent yet: (pending, sending, soonest next try, the latest retry's error)."""
+    counts = dict(
+        session.execute(
+            select(Delivery.status, func.count())
+            .where(Delivery.status.in_(("pending", "sending")))
+            .group_by(Delivery.status)
+        ).all()
+    )
+    soonest = session.scalar(
+        select(func.min(func.coalesce(Delivery.next_attempt_at, Delivery.due_at))).where(
+            Delivery.status == "pending"
+        )
+    )
+    error = session.scalar(
+        select(Delivery.last_error)
+        .where(Delivery.status == "pending", Delivery.last_error.is_not(None))
+        .order_by(Delivery.next_attempt_at.desc(), Delivery.id.desc())
+        .limit(1)
+    )
+    return int(counts.get("pending", 0)), int(counts.get("sending", 0)), soonest, error
+
+
+def queued_by_cadence(session: Session) -> dict[str, tuple[int, datetime]]:
+    """Queued rows no digest holds yet: cadence -> (count, earliest written)."""
+    rows = session.execute(
+        select(Delivery.cadence, func.count(), func.min(Delivery.created_at))
+        .where(Delivery.status == "queued", Delivery.digest_id.is_(None))
+        .group_by(Delivery.cadence)
+    ).all()
+    return {str(cadence): (int(count), earliest) for cadence, count, earliest in rows}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,3 +414,26 @@ def _position(row: ClauseChangeRow) -> int:
 def load_change_view(session: Session, change_id: int) -> ChangeView | None:
     found = get_change(session, change_id)
     return change_view(*found) if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# [[notify]] targets
+
+
+def checked_changes_since(session: Session, since: datetime) -> list[tuple[Change, Document]]:
+    """Changes found by checks (not imported) at or after ``since``, oldest first."""
+    query = (
+        select(Change, Document)
+        .join(Document, Document.id == Change.document_id)
+        .where(Change.detected_at >= since, Change.source == "check")
+        .order_by(Change.detected_at, Change.id)
+    )
+    return [(change, document) for change, document in session.execute(query).all()]
+
+
+def notified_change_ids(session: Session, *, kind: str, target: str) -> set[int]:
+    """The changes a notify target already has an outbox row for."""
+    query = select(Delivery.change_id).where(
+        Delivery.kind == kind, Delivery.to_address == target, Delivery.change_id.is_not(None)
+    )
+    return {change_id for change_id in session.scalars(query) if change_id is not None}
