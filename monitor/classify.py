@@ -22,6 +22,7 @@ from typing import Any
 from monitor import noise
 from monitor.clauses import ClauseChange, Direction, Severity
 from monitor.errors import ConfigError
+from monitor.scrub import one_line
 
 DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.toml")
 CORE_GROUPS = frozenset({"ai", "content_license"})
@@ -366,7 +367,9 @@ def _span_words(change: ClauseChange) -> tuple[tuple[str, ...], tuple[str, ...]]
     return added, removed
 
 
-def _severity(labels: tuple[str, ...], direction: Direction, expanding: int, taxonomy: Taxonomy):
+def _severity(
+    labels: tuple[str, ...], direction: Direction, expanding: int, taxonomy: Taxonomy
+) -> Severity:
     groups = {taxonomy.topics[t].group for t in labels}
     if groups & CORE_GROUPS:
         return "high" if direction == "expands" else "medium"
@@ -640,11 +643,9 @@ def _analyse_whole(
 
 # --- annotation -----------------------------------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
-
 
 def _quote(text: str, limit: int = 60) -> str:
-    text = _CONTROL.sub(" ", noise.plain_text(text)).strip(" ,;:.")
+    text = one_line(noise.plain_text(text)).strip(" ,;:.")
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
@@ -737,7 +738,7 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
     topic = _primary(analysis.labels, taxonomy)
     if change.kind in ("added", "removed"):
         topic = _agreeing(analysis, taxonomy, added=change.kind == "added") or topic
-        quoted = _quote(change.after if change.kind == "added" else change.before or "", 80)
+        quoted = _quote((change.after if change.kind == "added" else change.before) or "", 80)
         if topic is None:
             verb = "New clause" if change.kind == "added" else "Removed clause"
             return _clip(f"{verb}: '{quoted}'.", limit)
@@ -983,7 +984,7 @@ def headline_for(
     if effective:
         tail.append(effective)
     text = sentence + ("; " + "; ".join(tail) if tail else "")
-    return _clip(_CONTROL.sub(" ", text), 200)
+    return _clip(one_line(text), 200)
 
 
 def _headline_sentence(change: ClauseChange, taxonomy: Taxonomy, service: str) -> str:

@@ -23,7 +23,7 @@ SEVERITIES: tuple[Severity, ...] = ("cosmetic", "low", "medium", "high")
 def severity_rank(severity: str) -> int:
     """0 for cosmetic … 3 for high; raises ValueError naming the bad value."""
     try:
-        return SEVERITIES.index(severity)  # type: ignore[arg-type]
+        return SEVERITIES.index(severity)
     except ValueError:
         raise ValueError(
             f"unknown severity {severity!r}; expected one of {', '.join(SEVERITIES)}"

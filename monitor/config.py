@@ -12,6 +12,7 @@ is read from the environment variable named by ``[mail] password_env``.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.resources
 import ipaddress
 import os
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from monitor import __version__
+from monitor.addresses import email_problem
 from monitor.errors import ConfigError, MonitorError
 from monitor.urls import mask_credentials
 
@@ -37,9 +39,8 @@ CONFIG_ENV = "TOSMON_CONFIG"
 DATA_DIR_ENV = "TOSMON_DATA_DIR"
 SECRET_KEY_ENV = "TOSMON_SECRET_KEY"
 
-DEFAULT_USER_AGENT = (
-    f"tos-monitor/{__version__} (watches published terms of service and privacy policies)"
-)
+DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (+https://github.com/tos-monitor/tos-monitor)"
+"""Sent with every request unless ``[fetch] user_agent`` says otherwise (the Fetcher's too)."""
 
 Security = Literal["starttls", "tls", "none"]
 LogFormat = Literal["text", "json"]
@@ -211,26 +212,11 @@ class Config:
     browser: BrowserConfig = field(default_factory=BrowserConfig)
     notify: tuple[NotifyConfig, ...] = ()
 
-    def check_mail_settings(self, env: Mapping[str, str] = os.environ) -> None:
-        """Fail before any work if mail could not go out: the variable named by ``[mail]
-        password_env`` must be set, and the link-signing key (``TOSMON_SECRET_KEY`` or the key
-        file) usable, the file not readable by group or others. A ConfigError names the variable
-        or the file. Without it, a check would record a change, then stop at its first email."""
-        from monitor.subscriptions import check_secret_key
-
-        self.mail.password(env)
-        check_secret_key(self.secret_key_file, env=env)
-        for target in self.notify:
-            target.target_url(env)
-            target.secret(env)
-
     def all_documents(self) -> tuple[DocumentConfig, ...]:
         """Catalog documents (if ``use_catalog``) then the config's; a config document with the
         same id replaces the catalog's in place."""
         if not self.use_catalog:
             return self.documents
-        from monitor.catalog import catalog_documents
-
         own = {doc.id: doc for doc in self.documents}
         merged = [own.pop(doc.id, doc) for doc in catalog_documents()]
         merged.extend(doc for doc in self.documents if doc.id in own)
@@ -518,15 +504,8 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-_EMAIL = re.compile(
-    r"^[^@\s<>\"(),;:]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9\-]+)*$"
-)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOC_ID = re.compile(r"^[a-z0-9][a-z0-9._\-]*(?:/[a-z0-9][a-z0-9._\-]*)*$")
-
-
-def is_email(text: str) -> bool:
-    return bool(_EMAIL.match(text))
 
 
 def _bind_problem(bind: str) -> str | None:
@@ -594,14 +573,15 @@ NOTIFY_KEYS = (
 
 def _fetch(t: _Table) -> FetchConfig:
     t.check_keys(SECTION_KEYS["fetch"])
+    default = FetchConfig()  # the one home of the fetch defaults (the Fetcher's too)
     return FetchConfig(
-        user_agent=t.get_str("user_agent") or DEFAULT_USER_AGENT,
-        timeout=t.get_float("timeout", 30.0, low=0.1, high=3600),
-        max_bytes=t.get_int("max_bytes", 5_000_000, low=1024),
-        per_host=t.get_int("per_host", 2, low=1),
-        retries=t.get_int("retries", 3, low=0, high=20),
-        concurrency=t.get_int("concurrency", 8, low=1),
-        allow_private=t.get_bool("allow_private", False),
+        user_agent=t.get_str("user_agent") or default.user_agent,
+        timeout=t.get_float("timeout", default.timeout, low=0.1, high=3600),
+        max_bytes=t.get_int("max_bytes", default.max_bytes, low=1024),
+        per_host=t.get_int("per_host", default.per_host, low=1),
+        retries=t.get_int("retries", default.retries, low=0, high=20),
+        concurrency=t.get_int("concurrency", default.concurrency, low=1),
+        allow_private=t.get_bool("allow_private", default.allow_private),
     )
 
 
@@ -622,7 +602,7 @@ def default_sender(base_url: str) -> str | None:
     except ValueError:
         pass
     address = f"tosmon@{host}"
-    return f"tos-monitor <{address}>" if is_email(address) else None
+    return f"tos-monitor <{address}>" if email_problem(address) is None else None
 
 
 def _mail(t: _Table, data_dir: Path, base: Path | None, base_url: str) -> MailConfig:
@@ -646,7 +626,7 @@ def _mail(t: _Table, data_dir: Path, base: Path | None, base_url: str) -> MailCo
             "domain name to derive one from",
         )
     sender = sender or MailConfig.sender
-    if not is_email(parseaddr(sender)[1]):
+    if email_problem(parseaddr(sender)[1], dotless_domain=True):
         raise t.error(
             "sender", f'expected an address such as "Name <me@example.org>", got "{sender}"'
         )
@@ -684,8 +664,9 @@ def _web(t: _Table) -> WebConfig:
 def _alerts(t: _Table) -> AlertsConfig:
     t.check_keys(SECTION_KEYS["alerts"])
     email = t.get_str("email")
-    if email is not None and not is_email(email.strip()):
-        raise t.error("email", f'not an email address: "{email}"')
+    problem = email_problem(email.strip()) if email is not None else None
+    if problem:
+        raise t.error("email", f'not an email address: "{email}" ({problem})')
     return AlertsConfig(
         email=email.strip() if email else None,
         after_failures=t.get_int("after_failures", 3, low=1),
@@ -819,6 +800,36 @@ def parse_notify(value: object, *, path: str, lines: _Lines | None) -> tuple[Not
 
 # ---------------------------------------------------------------------------------------------
 # Loading
+
+
+CATALOG_FIRST = "meta.toml"
+
+
+@functools.cache
+def catalog_documents() -> tuple[DocumentConfig, ...]:
+    """Every document of the built-in catalog (``monitor/catalog/*.toml``), Meta's first; ids are
+    unique across files. Read here, with the config's own validation; the catalog package holds
+    only data, so the two do not import each other."""
+    folder = importlib.resources.files("monitor").joinpath("catalog")
+    files = [f for f in folder.iterdir() if f.name.endswith(".toml")]
+    files.sort(key=lambda f: (f.name != CATALOG_FIRST, f.name))
+    documents: list[DocumentConfig] = []
+    seen: dict[str, str] = {}
+    for file in files:
+        text = file.read_text("utf-8")
+        shown = f"monitor/catalog/{file.name}"
+        data = parse_toml(text, shown)
+        extra = sorted(set(data) - {"documents"})
+        if extra:
+            raise ConfigError("only [[documents]] tables belong here", path=shown, key=extra[0])
+        for doc in parse_documents(data.get("documents", []), path=shown, lines=_Lines(text)):
+            if doc.id in seen:
+                raise ConfigError(
+                    f"duplicate document id {doc.id!r} (also in {seen[doc.id]})", path=shown
+                )
+            seen[doc.id] = shown
+            documents.append(doc)
+    return tuple(documents)
 
 
 def parse_toml(text: str, path: str) -> dict[str, Any]:

@@ -561,6 +561,6 @@ def _slide_to_word_starts(spans: list[WordSpan]) -> None:
 
 def _append(out: list[WordSpan], op: str, text: str) -> None:
     if out and out[-1].op == op:
-        out[-1] = WordSpan(op, out[-1].text + text)  # type: ignore[arg-type]
+        out[-1] = WordSpan(op, out[-1].text + text)
     else:
         out.append(WordSpan(op, text))  # type: ignore[arg-type]

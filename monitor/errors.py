@@ -10,6 +10,7 @@
     ├── ExtractError             a fetched page held no usable text (selectors matched nothing)
     ├── DeliveryError            an email could not be delivered (.transient: retry later)
     ├── SubscriptionError        a bad address, filter or token
+    ├── ArgumentError            an argument names nothing known (a document id, a topic...)
     └── LockError                another daemon already holds what we need
 
 Third-party errors (httpx, smtplib, SQLAlchemy) are translated once, at the module that touches
@@ -85,6 +86,17 @@ class DeliveryError(MonitorError):
 
 class SubscriptionError(MonitorError):
     """A bad email address, filter or token."""
+
+
+class ArgumentError(MonitorError):
+    """An argument names nothing known: a document id, a topic, a change id.
+
+    ``argument`` is how the caller spelt it (``ID``, ``--topic``), for the CLI's usage error.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class LockError(MonitorError):

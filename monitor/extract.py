@@ -25,7 +25,6 @@ compiled to XPath once and cached. This module does no I/O.
 
 from __future__ import annotations
 
-import codecs
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -35,6 +34,7 @@ from typing import Any
 from cssselect import HTMLTranslator
 from lxml import etree
 
+from monitor.charsets import decode
 from monitor.clauses import Clause
 from monitor.errors import ExtractError
 
@@ -296,7 +296,6 @@ _BANNER_TOKEN = re.compile(
 _NEVER_BANNERS = frozenset({"html", "body", "main", "article"})
 _SKIP_LINK_TEXT = re.compile(r"^\s*(skip|jump)\s+to\b|^\s*back\s+to\s+top\s*$", re.IGNORECASE)
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*>")
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 
 
 @lru_cache(maxsize=1024)
@@ -390,28 +389,6 @@ class _Gates:
     def add(self, when: str, element: etree._Element, counter: str, delta: int) -> None:
         table = self.on_start if when == "before" else self.on_end
         table.setdefault(element, []).append((counter, delta))
-
-
-def _decode(content: bytes, charset: str | None) -> str:
-    if charset:
-        try:
-            return content.decode(codecs.lookup(charset).name, errors="replace")
-        except LookupError:
-            pass
-    if content.startswith(codecs.BOM_UTF8):
-        return content[3:].decode("utf-8", errors="replace")
-    if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return content.decode("utf-16", errors="replace")
-    declared = _META_CHARSET.search(content, 0, 4096)
-    if declared:
-        try:
-            return content.decode(codecs.lookup(declared.group(1).decode("ascii")).name, "replace")
-        except LookupError:
-            pass
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        return content.decode("cp1252", errors="replace")
 
 
 def _parse_html(text: str) -> etree._Element:
@@ -917,15 +894,16 @@ def extract_clauses(
     """Ordered clauses of a page: HTML (default), Markdown (``text/markdown``) or ``text/plain``.
 
     ``select`` / ``remove`` (HTML only) are CSS selectors or OTA ranges; several ``select`` items
-    are kept in document order. ``charset`` decodes bytes (else BOM, ``<meta charset>``, UTF-8,
-    then Windows-1252). Raises ``ExtractError`` when ``select`` matches nothing or no text remains.
+    are kept in document order. Bytes are decoded as the fetcher decodes them
+    (``monitor.charsets``: ``charset`` if given, else BOM, ``<meta charset>``, UTF-8, then
+    Windows-1252). Raises ``ExtractError`` when ``select`` matches nothing or no text remains.
     """
     if isinstance(select, (str, Mapping)):
         select = (select,)
     if isinstance(remove, (str, Mapping)):
         remove = (remove,)
     kind = media_type.split(";", 1)[0].strip().lower()
-    text = _decode(content, charset) if isinstance(content, bytes) else content
+    text = decode(content, charset, media_type=kind) if isinstance(content, bytes) else content
     if kind in _MARKDOWN_TYPES:
         clauses = _markdown_clauses(text)
     elif kind in _TEXT_TYPES:

@@ -98,4 +98,5 @@ def render_atom(spec: FeedSpec, views: Sequence[ChangeView], *, base_url: str) -
         for label in sorted({label for c in view.shown_clauses for label in c.labels}):
             _add(entry, "category", term=label, label=xml_text(topic_name(label)))
         _add(entry, "summary", entry_summary(view), type="text")
-    return ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return document

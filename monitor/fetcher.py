@@ -37,7 +37,6 @@ do, ISO-8859-1 and US-ASCII labels decode as windows-1252.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextvars
 import email.utils
 import itertools
@@ -54,7 +53,8 @@ from typing import TYPE_CHECKING, Any
 import httpcore
 import httpx
 
-from monitor import __version__
+from monitor.charsets import codec_for, detect_charset
+from monitor.config import DEFAULT_USER_AGENT, Config, FetchConfig
 from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
 from monitor.netpolicy import Resolver, is_private_address, system_resolver
@@ -72,13 +72,10 @@ __all__ = [
     "parse_retry_after",
 ]
 
-DEFAULT_USER_AGENT = f"tos-monitor/{__version__} (+https://github.com/tos-monitor/tos-monitor)"
 
 ACCEPT = "text/html,application/xhtml+xml,text/markdown;q=0.9,text/plain;q=0.8,*/*;q=0.5"
 ACCEPT_ENCODING = "gzip, deflate"  # what monitor.decoding undoes, with a bounded output
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# How browsers decode these labels (WHATWG Encoding Standard).
-_DECODE_AS = {"iso8859-1": "cp1252", "ascii": "cp1252", "latin-1": "cp1252"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,13 +94,13 @@ class FetchResult:
 
     def text(self) -> str:
         """The body decoded with ``charset``; bytes invalid in it become U+FFFD."""
-        return self.content.decode(_codec_for(self.charset), errors="replace")
+        return self.content.decode(codec_for(self.charset), errors="replace")
 
     @property
     def has_invalid_bytes(self) -> bool:
         """True when the body holds bytes invalid in its charset (``text()`` replaced them)."""
         try:
-            self.content.decode(_codec_for(self.charset))
+            self.content.decode(codec_for(self.charset))
         except UnicodeDecodeError:
             return True
         return False
@@ -113,79 +110,6 @@ GARBLED_MIN_CHARS = 16
 GARBLED_SHARE = 0.01
 """A body with more undecodable characters than this (and this share of its text) is broken,
 not a page: a stray invalid byte in a footer is tolerated, a body of garbage is a failure."""
-
-
-def _codec_for(charset: str | None) -> str:
-    if not charset:
-        return "utf-8"
-    try:
-        name = codecs.lookup(charset).name
-    except LookupError:
-        return "utf-8"
-    if name == "utf-8":
-        return "utf-8-sig"  # drop a BOM
-    return _DECODE_AS.get(name, name)
-
-
-# -- charset ---------------------------------------------------------------------------------
-
-_BOMS = (
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]+encoding\s*=\s*["']([A-Za-z0-9_.:-]+)""", re.I)
-
-
-def _known(label: str | None) -> str | None:
-    if not label:
-        return None
-    label = label.strip().strip("\"'").lower()
-    try:
-        codecs.lookup(label)
-    except LookupError:
-        return None
-    return label
-
-
-def _impossible_wide(charset: str, content: bytes) -> bool:
-    """A UTF-16/32 label on a body with no NUL byte: ASCII-compatible bytes, a false label.
-
-    UTF-16 writes every ASCII character (all of HTML's markup) with a NUL byte; a page without
-    one is not UTF-16, and decoding it as such turns it into a run of CJK characters.
-    """
-    return codecs.lookup(charset).name.startswith(("utf-16", "utf-32")) and (
-        b"\0" not in content[:4096]
-    )
-
-
-def detect_charset(content: bytes, media_type: str, header_charset: str | None) -> str | None:
-    """The charset of ``content``: BOM, header, <meta>/XML declaration, else detected.
-
-    Returns None only for an empty body. Unknown labels are ignored, and so is a UTF-16 or UTF-32
-    label on a body without a BOM or a NUL byte (a misconfigured server: see _impossible_wide).
-    """
-    for bom, name in _BOMS:
-        if content.startswith(bom):
-            return name
-    declared = _known(header_charset)
-    if declared and not _impossible_wide(declared, content):
-        return declared
-    if "html" in media_type or "xml" in media_type:
-        head = content[:4096]
-        for pattern in (_XML_ENCODING, _META_CHARSET):
-            match = pattern.search(head)
-            if match and (found := _known(match.group(1).decode("ascii", "replace"))):
-                # A page that says UTF-16 in ASCII-compatible bytes is not UTF-16.
-                return "utf-8" if found.startswith("utf-16") else found
-    if not content:
-        return None
-    try:
-        content.decode("utf-8")
-    except UnicodeDecodeError:
-        return "windows-1252"
-    return "utf-8"
 
 
 def _sniff_media_type(content: bytes) -> str:
@@ -417,15 +341,15 @@ class Fetcher:
     def __init__(
         self,
         *,
-        user_agent: str = DEFAULT_USER_AGENT,
-        timeout: float = 30.0,
-        max_bytes: int = 5_000_000,
-        per_host: int = 2,
-        retries: int = 3,
+        user_agent: str = FetchConfig.user_agent,
+        timeout: float = FetchConfig.timeout,
+        max_bytes: int = FetchConfig.max_bytes,
+        per_host: int = FetchConfig.per_host,
+        retries: int = FetchConfig.retries,
         backoff: float = 1.0,
         max_retry_after: float = 120.0,
         max_redirects: int = 10,
-        allow_private: bool = False,
+        allow_private: bool = FetchConfig.allow_private,
         resolver: Resolver | None = None,
         network: httpcore.AsyncNetworkBackend | None = None,
         browser_args: Sequence[str] = (),
@@ -452,6 +376,21 @@ class Fetcher:
         self._browser: Browser | None = None
         self._browser_lock = asyncio.Lock()
         self._hosts: dict[str, asyncio.Semaphore] = {}
+
+    @classmethod
+    def from_config(cls, config: Config) -> Fetcher:
+        """The Fetcher ``[fetch]`` and ``[browser]`` describe: how the API, the CLI and the
+        daemon build one."""
+        fetch = config.fetch
+        return cls(
+            user_agent=fetch.user_agent,
+            timeout=fetch.timeout,
+            max_bytes=fetch.max_bytes,
+            per_host=fetch.per_host,
+            retries=fetch.retries,
+            allow_private=fetch.allow_private,
+            browser_executable=config.browser.executable,
+        )
 
     async def __aenter__(self) -> Fetcher:
         transport = httpx.AsyncHTTPTransport(trust_env=False)

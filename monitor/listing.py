@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -26,7 +25,6 @@ from monitor.clauses import (
     severity_rank,
 )
 from monitor.errors import MonitorError
-from monitor.models import ClauseChangeRow
 from monitor.store import history as store
 
 DEFAULT_MIN_SEVERITY = "low"
@@ -45,112 +43,6 @@ def severities_from(min_severity: str) -> list[str]:
     """The severities at or above ``min_severity`` (a ValueError names a bad one)."""
     rank = severity_rank(min_severity)
     return [s for s in SEVERITIES if severity_rank(s) >= rank]
-
-
-def clause_to_json(clause: ClauseChangeRow | ClauseChange) -> dict[str, Any]:
-    return {
-        "kind": clause.kind,
-        "section": list(clause.section),
-        "before": clause.before,
-        "after": clause.after,
-        "labels": list(clause.labels),
-        "direction": clause.direction,
-        "severity": clause.severity,
-        "annotation": clause.annotation,
-    }
-
-
-def change_records(
-    session: Session,
-    *,
-    since: datetime | None = None,
-    services: tuple[str, ...] | list[str] = (),
-    topics: tuple[str, ...] | list[str] = (),
-    min_severity: str = DEFAULT_MIN_SEVERITY,
-    limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Change records across documents, newest first, as plain data (with clause details)."""
-    from monitor.importer import archived_url
-
-    wanted = set(topics)
-    records: list[dict[str, Any]] = []
-    rows = store.find_changes(
-        session,
-        since=since,
-        services=services,
-        min_severity_levels=severities_from(min_severity),
-    )
-    for change, document in rows:
-        if wanted and not wanted.intersection(change.labels):
-            continue
-        records.append(
-            {
-                "id": change.id,
-                "document": document.id,
-                "service": document.service,
-                "type": document.type,
-                "detected_at": change.detected_at,
-                "severity": change.severity,
-                "labels": change.labels,
-                "summary": change.summary,
-                "headline": change.headline or "",
-                "dates": change.dates or [],
-                "opt_outs": change.opt_outs or [],
-                "notes": change.notes,
-                "source": change.source,
-                "archive_url": archived_url(change),
-                "clauses": [clause_to_json(c) for c in change.clauses],
-            }
-        )
-        if limit is not None and len(records) >= limit:
-            break
-    return records
-
-
-def document_history(
-    session: Session, document_id: str, *, min_severity: str = DEFAULT_MIN_SEVERITY
-) -> dict[str, Any]:
-    """Every version of a document, and its changes at or above ``min_severity``.
-
-    ``hidden`` counts the changes left out, so a reader knows they exist.
-    """
-    severities = set(severities_from(min_severity))
-    versions = [
-        {
-            "id": v.id,
-            "seen_at": v.seen_at,
-            "last_seen_at": v.last_seen_at,
-            "clauses": v.clause_count,
-            "text_hash": v.text_hash,
-            "source": v.source,
-        }
-        for v in store.versions_of(session, document_id)
-    ]
-    changes = []
-    hidden = 0
-    for c in store.changes_of(session, document_id):
-        if c.severity not in severities:
-            hidden += 1
-            continue
-        changes.append(
-            {
-                "id": c.id,
-                "detected_at": c.detected_at,
-                "old_version": c.old_version_id,
-                "new_version": c.new_version_id,
-                "severity": c.severity,
-                "labels": c.labels,
-                "summary": c.summary,
-                "source": c.source,
-            }
-        )
-    return {
-        "document": document_id,
-        "min_severity": min_severity,
-        "versions": versions,
-        "changes": changes,
-        "hidden_changes": hidden,
-    }
 
 
 @dataclasses.dataclass(frozen=True)

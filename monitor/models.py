@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -243,6 +243,20 @@ class Subscription(Base):
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
 
 
+DeliveryStatus = Literal["pending", "queued", "sending", "sent", "failed", "cancelled"]
+"""Where an outbox row stands: pending (due, or retrying later), queued (waiting for a digest),
+sending (claimed by a sender, under a lease), sent, failed (given up), cancelled (its subscriber
+left, or it was folded away)."""
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = (
+    "pending",
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "cancelled",
+)
+
+
 class Delivery(Base):
     """The outbox: one email to send (a report, a digest, a confirmation or an operator alert).
 
@@ -260,8 +274,7 @@ class Delivery(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     """report | digest | confirm | alert"""
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    """pending | queued (waiting for a digest) | sending | sent | failed"""
+    status: Mapped[DeliveryStatus] = mapped_column(String(16), default="pending")
     subscriber_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE")
     )

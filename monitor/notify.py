@@ -40,7 +40,7 @@ def target_filter(target: NotifyConfig) -> SubscriptionFilter:
 
 def _start_of(session: Session, target: NotifyConfig, now: datetime) -> datetime:
     """When ``target`` was first seen (recorded now if this is the first time)."""
-    from monitor.outbox import keyed_message_id
+    from monitor.messageids import keyed_message_id
 
     message_id = keyed_message_id(START_KIND, f"{target.kind}:{target.name}")
     mark = store.find_delivery_by_message_id(session, message_id)
@@ -65,7 +65,8 @@ def _start_of(session: Session, target: NotifyConfig, now: datetime) -> datetime
 
 def enqueue_notifications(session: Session, config: Config, *, now: datetime) -> int:
     """Write the outbox rows each target is owed; returns how many were written."""
-    from monitor.outbox import change_facts, keyed_message_id
+    from monitor.messageids import keyed_message_id
+    from monitor.outbox import change_facts
 
     written = 0
     for target in config.notify:

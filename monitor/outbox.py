@@ -22,10 +22,8 @@ itself with SIGKILL at that point (used by the crash tests; never set it in prod
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
-import secrets
 import signal
 import socket
 from collections.abc import Callable, Collection, Sequence
@@ -39,11 +37,14 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render
+from monitor.addresses import validate_email
 from monitor.clauses import severity_rank
+from monitor.clock import utcnow
 from monitor.config import Config, MailConfig
 from monitor.errors import ConfigError, DeliveryError, SubscriptionError
 from monitor.mailer import Mailer, SMTPUnavailable
-from monitor.models import Change, Delivery, Document, Subscriber
+from monitor.messageids import keyed_message_id, new_message_id
+from monitor.models import Change, Delivery, DeliveryStatus, Document, Subscriber
 from monitor.store import mail as store
 from monitor.subscriptions import (
     ChangeFacts,
@@ -56,13 +57,12 @@ from monitor.subscriptions import (
     next_digest_at,
     sign_token,
     subscribe,
-    validate_email,
+    subscription_filter,
 )
 
 log = logging.getLogger(__name__)
 
 CRASH_ENV = "TOSMON_OUTBOX_CRASH_AT"
-MESSAGE_ID_DOMAIN = "tos-monitor"
 MAX_ATTEMPTS = 10
 CADENCE_ORDER = ("immediate", "daily", "weekly")
 BOUNCE_THRESHOLD = 3
@@ -98,10 +98,6 @@ class DeliveryStats:
         return ", ".join(parts)
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -128,7 +124,7 @@ class Waiting:
                 if when is not None and when > self.now
                 else "next attempt with the next delivery run"
             )
-            error = f", last error: {render.one_line(self.last_error, limit=300)}"
+            error = f", last error: {render.one_line(self.last_error or '', limit=300)}"
             parts.append(
                 f"Still pending: {self.pending} ({timing}{error if self.last_error else ''})."
             )
@@ -176,18 +172,7 @@ def backoff(
     attempts: int, *, base: timedelta = BACKOFF_BASE, ceiling: timedelta = BACKOFF_MAX
 ) -> timedelta:
     """How long to wait after ``attempts`` failed tries: 1, 2, 4 ... minutes, at most 6 hours."""
-    return min(base * (2 ** max(attempts - 1, 0)), ceiling)
-
-
-def new_message_id(kind: str, *parts: object) -> str:
-    """A Message-ID unique across installations (fixed in the row, so a re-send keeps it)."""
-    local = ".".join(["tosmon", kind, *(str(p) for p in parts), secrets.token_hex(8)])
-    return f"<{local}@{MESSAGE_ID_DOMAIN}>"
-
-
-def keyed_message_id(kind: str, key: str) -> str:
-    digest = hashlib.sha256(f"{kind}:{key}".encode()).hexdigest()[:32]
-    return f"<tosmon.{kind}.{digest}@{MESSAGE_ID_DOMAIN}>"
+    return min(base * (1 << max(attempts - 1, 0)), ceiling)
 
 
 def _crash_point(name: str) -> None:
@@ -207,16 +192,6 @@ def change_facts(change: Change, document: Document) -> ChangeFacts:
             ClauseFacts(labels=tuple(row.labels or ()), severity=row.severity)
             for row in change.clauses
         ),
-    )
-
-
-def subscription_filter(subscription: object) -> SubscriptionFilter:
-    return SubscriptionFilter(
-        services=tuple(getattr(subscription, "services", None) or ()),
-        documents=tuple(getattr(subscription, "documents", None) or ()),
-        topics=tuple(getattr(subscription, "topics", None) or ()),
-        min_severity=getattr(subscription, "min_severity", "medium"),
-        cadence=getattr(subscription, "cadence", "immediate"),
     )
 
 
@@ -308,23 +283,6 @@ def enqueue_alert(
         subject=render.one_line(subject),
         message_id=message_id,
         payload={"body": body, "key": key},
-        created_at=now,
-        due_at=now,
-    )
-
-
-def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datetime) -> Delivery:
-    """Queue the double opt-in email for a pending subscriber."""
-    return store.add_delivery(
-        session,
-        kind="confirm",
-        status="pending",
-        subscriber_id=subscriber.id,
-        change_id=None,
-        cadence="immediate",
-        to_address=subscriber.email,
-        subject="Confirm your tos-monitor subscription",
-        message_id=new_message_id("confirm", subscriber.id),
         created_at=now,
         due_at=now,
     )
@@ -570,7 +528,7 @@ def deliver_pending(
     sessions: sessionmaker[Session],
     config: Config,
     *,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
     worker: str | None = None,
     limit: int | None = None,
     ids: Collection[int] | None = None,
@@ -663,7 +621,7 @@ def send_now(
     sessions: sessionmaker[Session],
     config: Config,
     *,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
     limit: int | None = None,
 ) -> SendSummary:
     """``tosmon send``: try every pending email now, backoff or not; say what is still waiting."""
@@ -690,7 +648,7 @@ def subscribe_now(
     flt: SubscriptionFilter,
     *,
     confirm: bool = True,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
 ) -> Subscribed:
     """Subscribe (or update) ``email`` and try its confirmation email at once; a confirmation
     the server does not take now stays in the outbox and is retried like any report."""
@@ -840,7 +798,7 @@ def _finish(
     worker: str,
     at: datetime,
     *,
-    status: str,
+    status: DeliveryStatus,
     error: str | None,
 ) -> None:
     with sessions.begin() as session:

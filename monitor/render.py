@@ -9,7 +9,6 @@ colour alone, with explicit text and background colours so dark mode cannot inve
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +16,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from monitor import scrub
 from monitor.clauses import max_severity, severity_rank
 
 SUBJECT_LIMIT = 160
@@ -153,15 +153,10 @@ class DigestView:
 # ---------------------------------------------------------------------------------------------
 # Text helpers
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
-
 
 def one_line(text: str, *, limit: int = SUBJECT_LIMIT) -> str:
     """Untrusted text made safe for a header: no control characters, one line, bounded."""
-    squeezed = " ".join(_CONTROL.sub(" ", text).split())
-    if len(squeezed) > limit:
-        squeezed = squeezed[: limit - 1].rstrip() + "…"
-    return squeezed
+    return scrub.one_line(text, limit=limit)
 
 
 def headline(view: ChangeView) -> str:
@@ -457,7 +452,8 @@ def render_digest(
         return shorten(view, quote_chars=quote_chars, clauses=clauses, full_at=full_at)
 
     context: dict[str, Any] = {"base_url": root, "unsubscribe_url": unsubscribe_url}
-    digest = html = ""
+    digest: DigestView | None = None
+    html = ""
     for attempt_share in (share, 0):  # then every change at its shortest (none is ever left out)
         shown = [fitted(view, attempt_share) for view in views]
         digest = DigestView(
@@ -469,7 +465,7 @@ def render_digest(
         html = _render("digest.html.j2", digest=digest, **context)
         if len(html.encode("utf-8")) <= REPORT_LIMIT:
             break
-    assert isinstance(digest, DigestView)
+    assert digest is not None
     return RenderedEmail(
         subject=digest_subject(digest),
         text=_render("digest.txt.j2", digest=digest, **context),

@@ -113,9 +113,9 @@ def _announcements(clauses: Sequence[Clause]) -> list[_Announcement]:
         for m in _ANNOUNCE_UNTIL.finditer(text):
             found.append(_Announcement("until", m.group("date"), noise.equivalence_key(m.group(0))))
         if not found:
-            m = _ANNOUNCE_UNDATED.search(text)
-            if m:
-                found.append(_Announcement("undated", "", noise.equivalence_key(m.group(0))))
+            undated = _ANNOUNCE_UNDATED.search(text)
+            if undated:
+                found.append(_Announcement("undated", "", noise.equivalence_key(undated.group(0))))
     return found
 
 

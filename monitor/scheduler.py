@@ -59,6 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import __version__
+from monitor.clock import utcnow
 from monitor.config import Config
 from monitor.errors import FetchError, LockError
 from monitor.models import Document
@@ -91,10 +92,6 @@ RESTART_ONLY = {
     ("daemon", "log_level"),
 }
 """Settings a reload notes but cannot apply: they need ``tosmon run`` started again."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def human(delta: timedelta) -> str:
@@ -693,16 +690,7 @@ class Daemon:
     def _new_fetcher(self) -> Any:
         from monitor.fetcher import Fetcher
 
-        fetch = self.config.fetch
-        return Fetcher(
-            user_agent=fetch.user_agent,
-            timeout=fetch.timeout,
-            max_bytes=fetch.max_bytes,
-            per_host=fetch.per_host,
-            retries=fetch.retries,
-            allow_private=fetch.allow_private,
-            browser_executable=self.config.browser.executable,
-        )
+        return Fetcher.from_config(self.config)
 
     async def _serve(self) -> None:
         self._loop_stop = asyncio.Event()

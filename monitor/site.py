@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import feeds, render
 from monitor.clauses import SEVERITIES, severity_rank
+from monitor.clock import utcnow
 from monitor.config import slugify
 from monitor.store import browse
 from monitor.store import history as history_store
@@ -93,7 +94,7 @@ class Site:
         sessions: sessionmaker[Session],
         *,
         base_url: str,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessions = sessions
         self.base_url = base_url.rstrip("/")

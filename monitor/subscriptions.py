@@ -28,14 +28,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from monitor.addresses import validate_email
 from monitor.clauses import SEVERITIES, severity_rank
 from monitor.config import SECRET_KEY_ENV, WEEKDAYS
 from monitor.errors import ConfigError, SubscriptionError
+from monitor.messageids import new_message_id
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from monitor.models import Delivery, Subscriber
 
 Cadence = Literal["immediate", "daily", "weekly"]
 CADENCES: tuple[Cadence, ...] = ("immediate", "daily", "weekly")
@@ -83,41 +87,6 @@ def expand_topics(values: Iterable[str]) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------
 # Addresses
-
-_LOCAL = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+$")
-_DOMAIN_LABEL = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?$")
-
-
-def validate_email(text: str) -> str:
-    """A plain address (``local@domain``), stripped, with a lower-case domain; else an error.
-
-    Display names, comments, quoted local parts, control characters and anything that could
-    smuggle a header (CR, LF) are refused.
-    """
-    if not isinstance(text, str):
-        raise SubscriptionError("an email address must be text")
-    address = text.strip()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in address):
-        raise SubscriptionError("an email address must not contain control characters")
-    local, sep, domain = address.rpartition("@")
-    problem = None
-    if not sep or not local or not domain:
-        problem = "expected local@domain"
-    elif len(address) > 254 or len(local) > 64:
-        problem = "too long"
-    elif not _LOCAL.match(local) or local.startswith(".") or local.endswith(".") or ".." in local:
-        problem = "bad characters before the @"
-    else:
-        labels = domain.split(".")
-        if len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
-            problem = "bad domain"
-    if problem:
-        raise SubscriptionError(f"not a valid email address: {_shown(address)} ({problem})")
-    return f"{local}@{domain.lower()}"
-
-
-def _shown(text: str) -> str:
-    return repr(text[:80])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,9 +159,20 @@ def matches(flt: SubscriptionFilter, facts: ChangeFacts) -> bool:
     return False
 
 
+def subscription_filter(subscription: object) -> SubscriptionFilter:
+    """The filter a stored subscription row holds."""
+    return SubscriptionFilter(
+        services=tuple(getattr(subscription, "services", None) or ()),
+        documents=tuple(getattr(subscription, "documents", None) or ()),
+        topics=tuple(getattr(subscription, "topics", None) or ()),
+        min_severity=getattr(subscription, "min_severity", "medium"),
+        cadence=getattr(subscription, "cadence", "immediate"),
+    )
+
+
 def fastest_cadence(cadences: Iterable[str]) -> Cadence:
     """Of several matching subscriptions, the one that reports soonest wins."""
-    ordered = sorted(cadences, key=CADENCES.index)  # type: ignore[arg-type]
+    ordered = sorted(cadences, key=CADENCES.index)
     return ordered[0] if ordered else "immediate"  # type: ignore[return-value]
 
 
@@ -429,11 +409,10 @@ def subscribe(
     for confirmation gets its confirmation email again, at most once per
     :data:`CONFIRM_RESEND_INTERVAL` (a confirmation not sent yet is reused, not doubled).
     """
-    from monitor import outbox
     from monitor.store import mail as store
 
     address = validate_email(email)
-    fields = {
+    fields: dict[str, Any] = {
         "services": flt.services,
         "documents": flt.documents,
         "topics": flt.topics,
@@ -449,7 +428,7 @@ def subscribe(
         store.set_subscriber_state(session, subscriber, "pending" if confirm else "active", now=now)
     action: Literal["added", "updated", "unchanged"] = "added"
     previous = ""
-    existing = [outbox.subscription_filter(s) for s in subscriber.subscriptions]
+    existing = [subscription_filter(s) for s in subscriber.subscriptions]
     if not existing:
         subscription = store.add_subscription(session, subscriber, **fields, now=now)
     else:
@@ -466,7 +445,7 @@ def subscribe(
         elif last_sent is not None and now - last_sent < CONFIRM_RESEND_INTERVAL:
             held_until = last_sent + CONFIRM_RESEND_INTERVAL
         else:
-            confirmation_id = outbox.enqueue_confirmation(session, subscriber, now=now).id
+            confirmation_id = enqueue_confirmation(session, subscriber, now=now).id
     return SubscribeResult(
         subscriber_id=subscriber.id,
         subscription_id=subscription.id,
@@ -476,6 +455,25 @@ def subscribe(
         action=action,
         previous=previous,
         confirmation_held_until=held_until,
+    )
+
+
+def enqueue_confirmation(session: Session, subscriber: Subscriber, *, now: datetime) -> Delivery:
+    """Queue the double opt-in email for a pending subscriber (the outbox sends it)."""
+    from monitor.store import mail as store
+
+    return store.add_delivery(
+        session,
+        kind="confirm",
+        status="pending",
+        subscriber_id=subscriber.id,
+        change_id=None,
+        cadence="immediate",
+        to_address=subscriber.email,
+        subject="Confirm your tos-monitor subscription",
+        message_id=new_message_id("confirm", subscriber.id),
+        created_at=now,
+        due_at=now,
     )
 
 

@@ -31,11 +31,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.clauses import ChangeReport, Clause, severity_rank
+from monitor.clock import utcnow
 from monitor.errors import ExtractError, FetchError
 from monitor.extract import clauses_to_text, extract_clauses
 from monitor.fetcher import Fetcher, FetchResult
@@ -84,13 +86,18 @@ def page_fingerprint(raw: bytes, media_type: str) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+CheckOutcome = Literal["first", "unchanged", "changed", "failed", "skipped"]
+"""What one check found: a baseline, nothing, a change, a failure; skipped when a running daemon
+held the document at that moment."""
+CHECK_OUTCOMES: tuple[CheckOutcome, ...] = ("first", "unchanged", "changed", "failed", "skipped")
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """What one check of one document found, for the CLI, the logs and the daemon."""
 
     document_id: str
-    outcome: str
-    """first | unchanged | changed | failed"""
+    outcome: CheckOutcome
     detail: str = ""
     change_id: int | None = None
     severity: str | None = None
@@ -672,10 +679,6 @@ def _record_failure(
     return CheckResult(
         document.id, "failed", error, http_status=status, duration=duration, blocked=blocked
     )
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def check_documents(

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import render, subscriptions
+from monitor.clock import utcnow
 from monitor.config import Config
 from monitor.errors import ConfigError, SubscriptionError
 from monitor.site import Site
@@ -70,18 +71,15 @@ SECURITY_HEADERS = {
 }
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class WebServer:
     """A running endpoint: ``.url`` where it listens, ``.stop()`` to shut it down."""
 
     def __init__(self, httpd: _Server, thread: threading.Thread) -> None:
         self._httpd = httpd
         self._thread = thread
-        host, port = httpd.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        address, port = httpd.server_address[:2]
+        host = address.decode() if isinstance(address, bytes) else str(address)
+        shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}"
 
     def stop(self) -> None:
@@ -335,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
         return parts.path.rstrip("/") or "/", token
 
     def _show_form(self, path: str, token: str) -> None:
-        purpose = "confirm" if path == "/confirm" else "unsubscribe"
+        purpose: subscriptions.TokenPurpose = "confirm" if path == "/confirm" else "unsubscribe"
         try:
             claims = subscriptions.peek_token(
                 self.server.key, token, purpose, now=self.server.now()
@@ -430,7 +428,7 @@ def serve(
     config: Config,
     sessions: sessionmaker[Session],
     *,
-    now: Callable[[], datetime] = _utcnow,
+    now: Callable[[], datetime] = utcnow,
     key: bytes | None = None,
     header_timeout: float = HEADER_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,

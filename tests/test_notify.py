@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import Monitor
 from monitor.config import Config, NotifyConfig, load_config
 from monitor.errors import ConfigError
 from monitor.models import Delivery
@@ -209,4 +210,4 @@ def test_a_missing_secret_variable_stops_check_before_any_work(
     monkeypatch.delenv("HOOK_KEY")
     config = with_targets(tmp_path, hook("http://127.0.0.1:9/x"))
     with pytest.raises(ConfigError, match="HOOK_KEY"):
-        config.check_mail_settings()
+        Monitor(config).check_mail_settings()

@@ -1,67 +1,66 @@
-"""What every command shares: the loaded config, the database, output helpers."""
+"""What every command shares: the root group, the ``Monitor`` it opens, output helpers."""
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from monitor.clock import utcnow as utcnow  # commands stamp with the one clock
+from monitor.scrub import neutralise
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from monitor.api import Monitor
     from monitor.config import Config
 
 
 @dataclass
 class AppContext:
+    """What the command line gave (config path, verbosity) and the ``Monitor`` it opens."""
+
     config_path: str | None
     verbose: bool = False
-    _engine: Engine | None = field(default=None, repr=False)
+    _monitor: Monitor | None = field(default=None, repr=False)
 
-    @cached_property
+    @property
+    def monitor(self) -> Monitor:
+        """The library facade every command calls (opened on first use: a bad config stops
+        here with one line naming file, line and key)."""
+        if self._monitor is None:
+            from monitor.api import Monitor
+
+            self._monitor = Monitor.open(self.config_path)
+        return self._monitor
+
+    @property
     def config(self) -> Config:
-
-        return self.load_config()
+        return self.monitor.config
 
     def load_config(self) -> Config:
-        """Read the config file again (``config`` keeps the first reading)."""
+        """Read the config file again (``config`` keeps the first reading): SIGHUP reloads."""
         from monitor.config import load_config
 
         return load_config(Path(self.config_path) if self.config_path else None)
 
     @property
     def engine(self) -> Engine:
-        """The database engine, schema checked (created on first use of an empty database)."""
-        if self._engine is None:
-            from monitor.db import ensure_schema, make_engine
+        return self.monitor.engine
 
-            engine = make_engine(self.config.storage.database_url)
-            ensure_schema(engine)
-            self._engine = engine
-        return self._engine
-
-    @cached_property
+    @property
     def sessions(self) -> sessionmaker[Session]:
-        from monitor.db import session_factory
-
-        return session_factory(self.engine)
+        return self.monitor.sessions
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+        if self._monitor is not None:
+            self._monitor.close()
 
 
 def emit_json(data: Any) -> None:
@@ -91,14 +90,10 @@ def parse_when(text: str, *, option: str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-_UNSAFE_FOR_TERMINALS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-"""C0 and C1 controls (ESC, CSI: escape sequences) and bidi overrides (text that displays
-reordered), everything but newline and tab."""
-
-
 def safe_terminal_text(text: str) -> str:
-    """Page text is untrusted: replace what could drive or disguise the terminal with U+FFFD."""
-    return _UNSAFE_FOR_TERMINALS.sub("\ufffd", text)
+    """Page text is untrusted: replace what could drive or disguise the terminal with U+FFFD
+    (escape sequences, bidi overrides: ``monitor.scrub``)."""
+    return neutralise(text)
 
 
 def is_tty() -> bool:
@@ -107,3 +102,58 @@ def is_tty() -> bool:
 
 def fmt_time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+# ---------------------------------------------------------------------------------------------
+# The root group (each area's commands live in their own module and register on ``main``)
+
+
+class MonitorGroup(click.Group):
+    """Turns MonitorError into a one-line error; exit 2 for config and argument errors, else 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        from monitor.errors import ArgumentError, ConfigError, MonitorError
+
+        try:
+            return super().invoke(ctx)
+        except ArgumentError as exc:
+            raise click.BadParameter(str(exc), param_hint=exc.argument) from exc
+        except ConfigError as exc:
+            _fail(ctx, exc, status=2)
+        except MonitorError as exc:
+            _fail(ctx, exc, status=1)
+        except DBAPIError as exc:  # the database failed mid-command (read-only, went away)
+            from monitor.db import database_unavailable
+
+            app = ctx.find_object(AppContext)
+            url = app.config.storage.database_url if app is not None else ""
+            _fail(ctx, database_unavailable(url, exc), status=2)
+
+
+def _fail(ctx: click.Context, exc: Exception, *, status: int) -> None:
+    app = ctx.find_object(AppContext)
+    if app is not None and app.verbose:
+        import traceback
+
+        traceback.print_exc()
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(status)
+
+
+@click.group(cls=MonitorGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="TOSMON_CONFIG",
+    help="TOML config file (default: $TOSMON_CONFIG, else built-in defaults).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and debug logs.")
+@click.version_option(package_name="tos-monitor")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """tos-monitor: watch terms of service and privacy policies for licence and AI changes."""
+    ctx.obj = AppContext(config_path=config_path, verbose=verbose)
+    ctx.call_on_close(ctx.obj.close)

@@ -7,19 +7,14 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
 
 import click
 
-from monitor.cli import main
-from monitor.cli.app import AppContext, emit_json, fmt_time, safe_terminal_text, utcnow
-from monitor.urls import mask_credentials
+from monitor.cli.app import AppContext, emit_json, fmt_time, main, safe_terminal_text
 
 log = logging.getLogger("monitor.scheduler")
-
-STATUS_DUE_LIMIT = 5
 
 
 @main.command()
@@ -45,10 +40,10 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
     one database; on SQLite only one runs per database file.
     """
     from monitor.logs import configure_logging
-    from monitor.scheduler import Daemon, acquire_daemon_lock, new_worker_id
+    from monitor.scheduler import acquire_daemon_lock, new_worker_id
 
     config = app.config  # a broken config stops here: one line, exit status 2
-    config.check_mail_settings()  # a missing password variable or a bad key file too
+    app.monitor.check_mail_settings()  # a missing password variable or a bad key file too
     worker = new_worker_id()
     level = "DEBUG" if app.verbose else config.daemon.log_level
     configure_logging(log_format=log_format or config.daemon.log_format, level=level, worker=worker)
@@ -65,9 +60,7 @@ def run(app: AppContext, no_web: bool, log_format: str | None) -> None:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        daemon = Daemon(
-            config, app.sessions, worker=worker, web=not no_web, load_config=app.load_config
-        )
+        daemon = app.monitor.daemon(worker=worker, web=not no_web, load_config=app.load_config)
 
         def on_hangup(_signum: int, _frame: FrameType | None) -> None:
             log.info("SIGHUP received: reloading the config")
@@ -132,79 +125,11 @@ def doctor(app: AppContext, as_json: bool) -> None:
 @click.pass_obj
 def status(app: AppContext, as_json: bool) -> None:
     """Whether a daemon runs (and where), what is due next, failing documents, the outbox."""
-    data = _status(app)
+    data = app.monitor.status().as_dict()
     if as_json:
         emit_json(data)
         return
     _print_status(data)
-
-
-def _alive(heartbeat_at: datetime, info: dict[str, Any], now: datetime) -> bool:
-    period = float(info.get("heartbeat_seconds") or 30.0)
-    return now - heartbeat_at <= timedelta(seconds=3 * period + 5)
-
-
-def _status(app: AppContext) -> dict[str, Any]:
-    from monitor.scheduler import daemon_lock_holder
-    from monitor.store import scheduling as store
-
-    config = app.config
-    now = utcnow()
-    declared = [doc.id for doc in config.all_documents()]
-    lock_holder = daemon_lock_holder(config.storage.database_url)
-    with app.sessions() as session:
-        daemons = [
-            {
-                "worker": w.id,
-                "host": w.host,
-                "pid": w.pid,
-                "started_at": w.started_at,
-                "heartbeat_at": w.heartbeat_at,
-                "alive": _alive(w.heartbeat_at, w.info, now),
-                "checks_in_flight": w.info.get("in_flight", 0),
-                "checks_done": w.info.get("checks", 0),
-                "web": w.info.get("web"),
-                "version": w.info.get("version"),
-            }
-            for w in store.running_workers(session)
-        ]
-        due = [
-            {
-                "document": doc.id,
-                "next_check_at": doc.next_check_at,
-                "url": mask_credentials(doc.url),
-            }
-            for doc in store.next_due(session, limit=STATUS_DUE_LIMIT, only=declared)
-        ]
-        failing = [
-            {
-                "document": doc.id,
-                "failing_since": doc.failing_since,
-                "consecutive_failures": doc.consecutive_failures,
-                "last_error": mask_credentials(doc.last_error or "") or None,
-                "alerted_at": doc.failure_alerted_at,
-            }
-            for doc in store.failing_documents(session, only=declared)
-        ]
-        backlog = store.outbox_backlog(session).as_dict()
-        digest = store.last_digest(session)
-        last_digest = (
-            {"sent_at": digest.sent_at, "to": digest.to_address, "cadence": digest.cadence}
-            if digest is not None
-            else None
-        )
-    running = any(d["alive"] for d in daemons) or lock_holder is not None
-    return {
-        "running": running,
-        "lock_holder": lock_holder,
-        "daemons": daemons,
-        "documents": len(declared),
-        "next_due": due,
-        "failing": failing,
-        "outbox": backlog,
-        "last_digest": last_digest,
-        "checked_at": now,
-    }
 
 
 def _print_status(data: dict[str, Any]) -> None:
@@ -263,14 +188,7 @@ def serve(app: AppContext, bind: str | None) -> None:
     The same pages `tosmon run` serves, without checking anything: for a machine that only
     shows what the daemons record. Runs until SIGTERM or SIGINT.
     """
-    import dataclasses
-
-    from monitor.web import serve as start_web
-
-    config = app.config
-    if bind:
-        config = dataclasses.replace(config, web=dataclasses.replace(config.web, bind=bind))
-    server = start_web(config, app.sessions)
+    server = app.monitor.serve(bind=bind)
     click.echo(f"Serving the history at {server.url}/ (feeds at {server.url}/feeds/all.atom)")
     stop = threading.Event()
     previous = {

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,19 +9,16 @@ from typing import TYPE_CHECKING
 import click
 
 from monitor.clauses import SEVERITIES
-from monitor.cli import main
 from monitor.cli.app import (
     AppContext,
     emit_json,
     fmt_time,
     is_tty,
+    main,
     parse_when,
     safe_terminal_text,
-    utcnow,
 )
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
-from monitor.errors import MonitorError
-from monitor.urls import mask_credentials
 
 if TYPE_CHECKING:
     from monitor.tracker import CheckResult
@@ -61,36 +55,11 @@ def db() -> None:
 @click.pass_obj
 def db_upgrade(app: AppContext) -> None:
     """Apply Alembic migrations up to the version this tos-monitor expects."""
-    from monitor.db import current_revision, head_revision, make_engine, upgrade
-
-    engine = make_engine(app.config.storage.database_url)
-    try:
-        before = current_revision(engine)
-        upgrade(engine)
-        after = current_revision(engine)
-    finally:
-        engine.dispose()
+    before, after, head = app.monitor.upgrade_schema()
     if before == after:
-        click.echo(f"Schema already at {after} (head {head_revision(engine)}).")
+        click.echo(f"Schema already at {after} (head {head}).")
     else:
         click.echo(f"Schema upgraded from {before or 'empty'} to {after}.")
-
-
-def _selected_ids(app: AppContext, ids: Sequence[str]) -> list[str]:
-    """Sync declarations into the database; the ids to check (all when none given)."""
-    from monitor.store import history as store
-
-    declarations = app.config.all_documents()
-    known = {d.id for d in declarations}
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown document id(s): {', '.join(unknown)} (see `tosmon documents`)",
-            param_hint="ID",
-        )
-    with app.sessions.begin() as session:
-        store.sync_documents(session, declarations, now=utcnow())
-    return list(ids) if ids else [d.id for d in declarations]
 
 
 @main.command()
@@ -106,62 +75,16 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     status 0 whenever the checks ran, whatever they found. Reports queued by the changes found
     are delivered before the command exits (unless --no-send).
     """
-    from monitor.fetcher import Fetcher
-    from monitor.store import scheduling
-    from monitor.tracker import CheckResult, check_documents, interval_or
-
     if not no_send:
-        app.config.check_mail_settings()  # before any work: not after recording a change
-    selected = _selected_ids(app, ids)
-    fetch = app.config.fetch
-    worker = f"check:{socket.gethostname()}:{os.getpid()}"
-    with app.sessions.begin() as session:
-        claimed = set(
-            scheduling.claim_due_documents(
-                session,
-                worker=worker,
-                now=utcnow(),
-                lease=app.config.daemon.lease,
-                limit=len(selected),
-                only=selected,
-                due_only=False,
-            )
-        )
-    busy = [d for d in selected if d not in claimed]
-    selected = [d for d in selected if d in claimed]
-
-    async def run():  # type: ignore[no-untyped-def]
-        async with Fetcher(
-            user_agent=fetch.user_agent,
-            timeout=fetch.timeout,
-            max_bytes=fetch.max_bytes,
-            per_host=fetch.per_host,
-            retries=fetch.retries,
-            allow_private=fetch.allow_private,
-            browser_executable=app.config.browser.executable,
-        ) as fetcher:
-            return await check_documents(
-                selected,
-                sessions=app.sessions,
-                fetcher=fetcher,
-                interval_for=interval_or(app.config.daemon.interval),
-                concurrency=fetch.concurrency,
-                worker=worker,
-            )
-
-    try:
-        results = asyncio.run(run())
-    finally:
-        with app.sessions.begin() as session:
-            scheduling.release_claims(session, worker=worker)
-    results += [
-        CheckResult(d, "skipped", "being checked by a running daemon right now") for d in busy
-    ]
+        app.monitor.check_mail_settings()  # before any work: not after recording a change
+    results = app.monitor.check(ids)
     if as_json:
         emit_json([r.as_dict() for r in results])
     else:
         _print_results(results)
-    delivered = None if no_send else _deliver(app)  # after the results: a mail error hides none
+    delivered = (
+        None if no_send else str(app.monitor.deliver(hold=False)) or None
+    )  # after the results
     if delivered and not as_json:
         click.echo(delivered)
 
@@ -176,79 +99,32 @@ def _print_results(results: Sequence[CheckResult]) -> None:
         click.echo(f"{r.document_id:<{width}}  {outcome}  {detail}")
 
 
-def _deliver(app: AppContext) -> str | None:
-    """Deliver what is pending in the outbox; a one-line summary, or None if nothing was due."""
-    try:
-        from monitor.outbox import deliver_pending
-    except ImportError:  # the mail feature is not installed in this build
-        return None
-    # the whole cycle is recorded: changes found together leave together, without waiting
-    stats = deliver_pending(app.sessions, app.config, hold=False)
-    text = str(stats)
-    return text if text else None
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_obj
 def documents(app: AppContext, as_json: bool) -> None:
     """Every document: its URL, last check, last change and failure state."""
-    from monitor.store import history as store
-
-    _selected_ids(app, ())
-    with app.sessions() as session:
-        rows = [
-            {
-                "id": doc.id,
-                "service": doc.service,
-                "type": doc.type,
-                "url": mask_credentials(doc.url),
-                "render": doc.render,
-                "last_check_at": doc.last_check_at,
-                "last_change_at": doc.last_change_at,
-                "next_check_at": doc.next_check_at,
-                "versions": store.count_versions(session, doc.id),
-                "failing": doc.consecutive_failures > 0,
-                "consecutive_failures": doc.consecutive_failures,
-                "failing_since": doc.failing_since,
-                "last_error": (
-                    mask_credentials(doc.last_error or "") if doc.consecutive_failures else None
-                ),
-            }
-            for doc in store.list_documents(session)
-        ]
+    rows = app.monitor.documents()
     if as_json:
-        emit_json(rows)
+        emit_json([row.as_dict() for row in rows])
         return
     for row in rows:
         state = (
             "ok"
-            if not row["failing"]
+            if not row.failing
             else click.style(
-                f"failing since {fmt_time(row['failing_since'])} ({row['consecutive_failures']}x): "
-                f"{safe_terminal_text(str(row['last_error']))}",
+                f"failing since {fmt_time(row.failing_since)} ({row.consecutive_failures}x): "
+                f"{safe_terminal_text(str(row.last_error))}",
                 fg="red",
             )
         )
-        if row["last_check_at"] is None:
+        if row.last_check_at is None:
             state = "never checked"
-        click.echo(f"{safe_terminal_text(row['id'])}  {safe_terminal_text(row['url'])}")
+        click.echo(f"{safe_terminal_text(row.id)}  {safe_terminal_text(row.url)}")
         click.echo(
-            f"    last check {fmt_time(row['last_check_at'])}, last change "
-            f"{fmt_time(row['last_change_at'])}, {row['versions']} version(s), {state}"
+            f"    last check {fmt_time(row.last_check_at)}, last change "
+            f"{fmt_time(row.last_change_at)}, {row.versions} version(s), {state}"
         )
-
-
-def _document_or_fail(session, document_id: str):  # type: ignore[no-untyped-def]
-    from monitor.store import history as store
-
-    doc = store.get_document(session, document_id)
-    if doc is None:
-        raise click.BadParameter(
-            f"no document {document_id!r} in the database (see `tosmon documents`)",
-            param_hint="ID",
-        )
-    return doc
 
 
 @main.command()
@@ -280,36 +156,32 @@ def history(
     latest): versions whose change is cosmetic (a variant the page showed before, spelling, link
     targets) are counted, not listed. --all lists everything; --json always lists every version.
     """
-    from monitor.listing import chosen_min_severity, document_history
+    from monitor.listing import chosen_min_severity
 
     level = chosen_min_severity(min_severity, show_all=show_all)
-    with app.sessions() as session:
-        doc = _document_or_fail(session, document_id)
-        record = document_history(session, doc.id, min_severity=level)
+    record = app.monitor.history(document_id, min_severity=level)
     if as_json:
-        emit_json(record)
+        emit_json(record.as_dict())
         return
-    versions, changes = record["versions"], record["changes"]
-    by_new = {c["new_version"]: c for c in changes}
+    versions, changes = record.versions, record.changes
+    by_new = {c.new_version: c for c in changes}
     click.echo(
         f"{document_id}: {len(versions)} version(s), {len(changes)} change(s) at {level} or above"
     )
-    ends = {versions[0]["id"], versions[-1]["id"]} if versions else set()
+    ends = {versions[0].id, versions[-1].id} if versions else set()
     folded = 0
     for v in versions:
-        c = by_new.get(v["id"])
-        if c is None and v["id"] not in ends and level != "cosmetic":
+        c = by_new.get(v.id)
+        if c is None and v.id not in ends and level != "cosmetic":
             folded += 1
             continue
         click.echo(
-            f"  v{v['id']:<6} {fmt_time(v['seen_at'])}  {v['clauses']:>4} clauses  "
-            f"{v['text_hash'][:10]}  {v['source']}"
+            f"  v{v.id:<6} {fmt_time(v.seen_at)}  {v.clauses:>4} clauses  "
+            f"{v.text_hash[:10]}  {v.source}"
         )
         if c is not None:
-            sev = click.style(str(c["severity"]), fg=SEVERITY_COLOURS.get(str(c["severity"])))
-            click.echo(
-                f"           change #{c['id']} [{sev}] {safe_terminal_text(str(c['summary']))}"
-            )
+            sev = click.style(c.severity, fg=SEVERITY_COLOURS.get(c.severity))
+            click.echo(f"           change #{c.id} [{sev}] {safe_terminal_text(c.summary)}")
     if folded:
         click.echo(
             f"  ({folded} version(s) with no change at {level} or above not listed; --all lists "
@@ -323,19 +195,8 @@ def history(
 @click.pass_obj
 def show(app: AppContext, document_id: str, at: str | None) -> None:
     """The text of the version in force at a moment (default: the latest)."""
-    from monitor.store import history as store
-
     when = parse_when(at, option="--at") if at else None
-    with app.sessions() as session:
-        doc = _document_or_fail(session, document_id)
-        version = store.version_at(session, doc.id, when)
-        if version is None:
-            raise MonitorError(
-                f"{document_id} has no version"
-                + (f" at or before {fmt_time(when)}" if when else " yet: run `tosmon check`")
-            )
-        text = store.version_text(session, version)
-    click.echo(safe_terminal_text(text))
+    click.echo(safe_terminal_text(app.monitor.text_at(document_id, when)))
 
 
 @main.command()
@@ -371,50 +232,32 @@ def diff(
     if change_id is not None:
         if from_ or to:
             raise click.UsageError("--change cannot be combined with --from or --to")
-        from monitor.listing import stored_change
-
-        with app.sessions() as session:
-            stored = stored_change(session, change_id)
-        if document_id and document_id != stored.document_id:
-            raise MonitorError(f"change #{change_id} is of {stored.document_id}, not {document_id}")
-        document_id, report = stored.document_id, stored.report
-        old_at, new_at = stored.old_at, stored.new_at
+        comparison = app.monitor.stored_change(change_id, document_id=document_id)
     else:
         if not document_id:
             raise click.UsageError("give a document ID, or --change N")
-        report, old_at, new_at = _compare_versions(app, document_id, from_, to)
+        comparison = app.monitor.diff(
+            document_id,
+            from_at=parse_when(from_, option="--from") if from_ else None,
+            to_at=parse_when(to, option="--to") if to else None,
+        )
+    report = comparison.report
     if by_severity:
         report = order_by_severity(report)
     if as_json:
-        emit_json({"document": document_id, "from": old_at, "to": new_at, **report_to_json(report)})
+        emit_json(
+            {
+                "document": comparison.document,
+                "from": comparison.from_at,
+                "to": comparison.to_at,
+                **report_to_json(report),
+            }
+        )
         return
-    click.echo(f"{document_id}: {fmt_time(old_at)} -> {fmt_time(new_at)}")
-    print_report(report, colour=is_tty())
-
-
-def _compare_versions(app: AppContext, document_id: str, from_: str | None, to: str | None):  # type: ignore[no-untyped-def]
-    from monitor.report import build_report
-    from monitor.store import history as store
-    from monitor.tracker import parse_version
-
-    with app.sessions() as session:
-        doc = _document_or_fail(session, document_id)
-        new = store.version_at(session, doc.id, parse_when(to, option="--to") if to else None)
-        if new is None:
-            raise MonitorError(f"{document_id} has no version to compare")
-        if from_:
-            old = store.version_at(session, doc.id, parse_when(from_, option="--from"))
-        else:
-            earlier = store.recent_versions(session, doc.id, limit=1, before_id=new.id)
-            old = earlier[0] if earlier else None
-        if old is None:
-            raise MonitorError(f"{document_id} has no earlier version to compare with")
-        old_text, new_text = store.version_text(session, old), store.version_text(session, new)
-        old_at, new_at = old.seen_at, new.seen_at
-    report = build_report(
-        parse_version(old_text), parse_version(new_text), document_name=document_id
+    click.echo(
+        f"{comparison.document}: {fmt_time(comparison.from_at)} -> {fmt_time(comparison.to_at)}"
     )
-    return report, old_at, new_at
+    print_report(report, colour=is_tty())
 
 
 @main.command("import")
@@ -454,18 +297,12 @@ def import_(
     upgrades (re-extractions) become versions without a change record, and each change notes the
     address of the archived version (its commit).
     """
-    from monitor.importer import import_dataset
-    from monitor.manifest import ARCHIVE_COMMIT_URL
-
-    wanted = {s.lower() for s in services}
-    summaries = import_dataset(
-        app.sessions,
+    summaries = app.monitor.import_history(
         path,
-        services=wanted,
+        services=services,
         on_document=None if as_json else lambda s: click.echo(s.line()),
-        max_bytes=app.config.fetch.max_bytes,
         collection=collection,
-        archive_url=archive_url or ARCHIVE_COMMIT_URL,
+        archive_url=archive_url,
     )
     if as_json:
         emit_json([s.as_dict() for s in summaries])

@@ -7,33 +7,16 @@ from pathlib import Path
 import click
 
 from monitor.clauses import SEVERITIES
-from monitor.cli import main
-from monitor.cli.app import AppContext, emit_json, fmt_time, is_tty, parse_when, safe_terminal_text
+from monitor.cli.app import (
+    AppContext,
+    emit_json,
+    fmt_time,
+    is_tty,
+    main,
+    parse_when,
+    safe_terminal_text,
+)
 from monitor.cli.terminal import SEVERITY_COLOURS, print_report
-from monitor.errors import MonitorError
-
-
-def media_type_of(path: Path, content: bytes) -> str:
-    """By extension; otherwise HTML if it looks like markup, else plain text."""
-    from monitor.extract import MEDIA_TYPES_BY_SUFFIX
-
-    if path.suffix.lower() in MEDIA_TYPES_BY_SUFFIX:
-        return MEDIA_TYPES_BY_SUFFIX[path.suffix.lower()]
-    head = content[:512].lstrip().lower()
-    return "text/html" if head.startswith((b"<!doctype", b"<html", b"<")) else "text/plain"
-
-
-def read_clauses(path: Path):  # type: ignore[no-untyped-def]
-    from monitor.extract import extract_clauses
-
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        raise MonitorError(f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        return extract_clauses(content, media_type=media_type_of(path, content))
-    except MonitorError as exc:
-        raise MonitorError(f"{path}: {exc}") from exc
 
 
 @main.command()
@@ -50,9 +33,10 @@ def compare(old: Path, new: Path, service: str, as_json: bool) -> None:
 
     No database is involved: use it on documents you saved yourself.
     """
-    from monitor.report import build_report, report_to_json
+    from monitor.api import compare_files
+    from monitor.report import report_to_json
 
-    report = build_report(read_clauses(old), read_clauses(new), document_name=service)
+    report = compare_files(old, new, service=service)
     if as_json:
         emit_json(report_to_json(report))
         return
@@ -94,28 +78,25 @@ def changes(
     Records that are no real change (only cosmetic edits: a variant the page showed before, a
     spelling edition, link targets, another language) are hidden unless --all is given.
     """
-    from monitor.listing import change_records, chosen_min_severity
+    from monitor.listing import chosen_min_severity
 
-    _check_topics(topics)
-    with app.sessions() as session:
-        records = change_records(
-            session,
-            since=parse_when(since, option="--since") if since else None,
-            services=services,
-            topics=topics,
-            min_severity=chosen_min_severity(min_severity, show_all=show_all),
-            limit=limit,
-        )
+    records = app.monitor.changes(
+        since=parse_when(since, option="--since") if since else None,
+        services=services,
+        topics=topics,
+        min_severity=chosen_min_severity(min_severity, show_all=show_all),
+        limit=limit,
+    )
     if as_json:
-        emit_json(records)
+        emit_json([r.as_dict() for r in records])
         return
     if not records:
         click.echo("No changes match.")
     for r in records:
-        sev = click.style(f"{r['severity']:<8}", fg=SEVERITY_COLOURS.get(str(r["severity"])))
+        sev = click.style(f"{r.severity:<8}", fg=SEVERITY_COLOURS.get(r.severity))
         click.echo(
-            f"#{r['id']:<6} {fmt_time(r['detected_at'])}  {sev} {r['document']}: "
-            f"{safe_terminal_text(str(r['headline'] or r['summary']))}"
+            f"#{r.id:<6} {fmt_time(r.detected_at)}  {sev} {r.document}: "
+            f"{safe_terminal_text(r.headline or r.summary)}"
         )
 
 
@@ -136,17 +117,3 @@ def topics(as_json: bool) -> None:
             click.echo(f"{group}:")
         click.echo(f"  {row['id']}")
         click.echo(f"      {row['description']}")
-
-
-def _check_topics(topics: tuple[str, ...]) -> None:
-    if not topics:
-        return
-    from monitor.classify import load_taxonomy
-
-    known = load_taxonomy().topics
-    unknown = [t for t in topics if t not in known]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown topic(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-            param_hint="--topic",
-        )

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
 from monitor.clauses import SEVERITIES
-from monitor.cli import main
-from monitor.cli.app import AppContext, emit_json, fmt_time, safe_terminal_text, utcnow
+from monitor.cli.app import AppContext, emit_json, fmt_time, main, safe_terminal_text
 from monitor.subscriptions import CADENCES
 
 
@@ -108,11 +106,7 @@ def subscribe(
 @click.pass_obj
 def confirm(app: AppContext, token: str) -> None:
     """Confirm a subscription with the TOKEN from its confirmation link."""
-    from monitor.subscriptions import confirm_token, load_secret_key
-
-    key = load_secret_key(app.config.secret_key_file)
-    with app.sessions.begin() as session:
-        email = confirm_token(session, key, token.strip(), now=utcnow())
+    email = app.monitor.confirm(token)
     click.echo(f"Confirmed: reports will be sent to {email}.")
 
 
@@ -121,10 +115,7 @@ def confirm(app: AppContext, token: str) -> None:
 @click.pass_obj
 def unsubscribe(app: AppContext, email: str) -> None:
     """Stop all reports to EMAIL (reports not yet sent are cancelled)."""
-    from monitor.subscriptions import unsubscribe as remove
-
-    with app.sessions.begin() as session:
-        address = remove(session, email, now=utcnow())
+    address = app.monitor.unsubscribe(email)
     click.echo(f"Unsubscribed {address}.")
 
 
@@ -133,47 +124,19 @@ def unsubscribe(app: AppContext, email: str) -> None:
 @click.pass_obj
 def subscribers(app: AppContext, as_json: bool) -> None:
     """List subscribers, their subscriptions, state and last delivery."""
-    from monitor.outbox import subscription_filter
-    from monitor.store import mail as store
-
-    with app.sessions() as session:
-        rows: list[dict[str, Any]] = []
-        for subscriber in store.list_subscribers(session):
-            rows.append(
-                {
-                    "email": subscriber.email,
-                    "state": subscriber.state,
-                    "created_at": subscriber.created_at,
-                    "confirmed_at": subscriber.confirmed_at,
-                    "last_delivery_at": subscriber.last_delivery_at,
-                    "subscriptions": [
-                        {
-                            "id": s.id,
-                            "services": list(s.services),
-                            "documents": list(s.documents),
-                            "topics": list(s.topics),
-                            "min_severity": s.min_severity,
-                            "cadence": s.cadence,
-                            "summary": subscription_filter(s).describe(),
-                        }
-                        for s in subscriber.subscriptions
-                    ],
-                }
-            )
+    rows = app.monitor.subscribers()
     if as_json:
-        emit_json(rows)
+        emit_json([row.as_dict() for row in rows])
         return
     if not rows:
         click.echo("No subscribers yet. Add one with `tosmon subscribe EMAIL`.")
         return
-    width = max(len(row["email"]) for row in rows)
+    width = max(len(row.email) for row in rows)
     click.echo(f"{'EMAIL':<{width}}  {'STATE':<12}  LAST DELIVERY")
     for row in rows:
-        click.echo(
-            f"{row['email']:<{width}}  {row['state']:<12}  {fmt_time(row['last_delivery_at'])}"
-        )
-        for sub in row["subscriptions"]:
-            click.echo(f"{'':<{width}}    - {safe_terminal_text(sub['summary'])}")
+        click.echo(f"{row.email:<{width}}  {row.state:<12}  {fmt_time(row.last_delivery_at)}")
+        for sub in row.subscriptions:
+            click.echo(f"{'':<{width}}    - {safe_terminal_text(sub.summary)}")
 
 
 @main.command()
@@ -189,14 +152,8 @@ def subscribers(app: AppContext, as_json: bool) -> None:
 def report(app: AppContext, change_id: int, html_file: Path | None, show_text: bool) -> None:
     """Render the email that change CHANGE_ID produces (to preview or archive it)."""
     from monitor.errors import MonitorError
-    from monitor.render import render_change
-    from monitor.store import mail as store
 
-    with app.sessions() as session:
-        view = store.load_change_view(session, change_id)
-    if view is None:
-        raise MonitorError(f"no change {change_id} (see `tosmon changes`)")
-    rendered = render_change(view, base_url=app.config.web.base_url, unsubscribe_url=None)
+    rendered = app.monitor.render_report(change_id)
     if html_file is not None:
         try:
             html_file.write_text(rendered.html, encoding="utf-8")

@@ -32,7 +32,7 @@ def print_report(report: ChangeReport, *, colour: bool) -> None:
 def _clause_heading(clause: ClauseChange, *, colour: bool) -> str:
     section = safe_terminal_text(" > ".join(clause.section)) or "(top)"
     labels = f" {', '.join(clause.labels)}" if clause.labels else ""
-    severity = clause.severity
+    severity: str = clause.severity
     if colour:
         severity = click.style(severity, fg=SEVERITY_COLOURS.get(severity), bold=True)
     direction = f", {clause.direction}" if clause.labels else ""

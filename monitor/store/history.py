@@ -7,9 +7,9 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from monitor.clauses import ChangeReport
@@ -314,7 +314,7 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
     """
     documents = Document.__table__.c
     session.execute(
-        update(Document.__table__)
+        update(cast(Table, Document.__table__))
         .where(
             documents.id == bindparam("b_id"),
             documents.current_version_id == bindparam("b_version"),
@@ -341,13 +341,13 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
         ],
     )
     session.execute(
-        update(Version.__table__)
+        update(cast(Table, Version.__table__))
         .where(Version.__table__.c.id == bindparam("b_version"))
         .values(last_seen_at=bindparam("b_at")),
         [{"b_version": c.version_id, "b_at": c.checked_at} for c in checks],
     )
     session.execute(
-        insert(Check.__table__),
+        insert(cast(Table, Check.__table__)),
         [
             {
                 "document_id": c.document_id,

@@ -101,7 +101,7 @@ def release_dead_claims(
             Document.claim_expires_at > now,
         )
     ).all()
-    dead = {pid for (pid,) in rows if pid != process.pid and not alive(pid)}
+    dead = {pid for (pid,) in rows if pid is not None and pid != process.pid and not alive(pid)}
     if not dead:
         return []
     released = session.scalars(
@@ -167,7 +167,7 @@ def claim_due_documents(
         .returning(Document.id, Document.next_check_at)
         .execution_options(synchronize_session=False)
     )
-    rows = session.execute(statement).all()
+    rows = list(session.execute(statement).all())
     rows.sort(key=lambda row: (row[1] is not None, row[1] or now, row[0]))
     return [row[0] for row in rows]
 
