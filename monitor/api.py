@@ -22,6 +22,7 @@ The ``tosmon`` command is a thin layer over this class: parse, one call, print.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -387,6 +388,22 @@ class SubscribeOutcome:
 # The facade
 
 
+def to_json(data: Any) -> str:
+    """The JSON the CLI prints with ``--json`` and the web serves under ``/api/`` (datetimes
+    as ISO 8601)."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
 class Monitor:
     """Config, database and fetcher, and every operation of tos-monitor on top of them.
 
@@ -394,11 +411,19 @@ class Monitor:
     database engine. Safe to call from one thread at a time.
     """
 
-    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        sessions: sessionmaker[Session] | None = None,
+    ) -> None:
+        """``sessions``: share a session factory already open on the database (the web server's,
+        the daemon's); closing this Monitor then leaves its engine alone."""
         self.config = config
         self.clock = clock
         self._engine: Engine | None = None
-        self._sessions: sessionmaker[Session] | None = None
+        self._sessions: sessionmaker[Session] | None = sessions
 
     @classmethod
     def open(cls, config: Config | str | os.PathLike[str] | None = None, **options: Any) -> Monitor:
@@ -597,11 +622,13 @@ class Monitor:
 
     # -- the record ------------------------------------------------------------------------------
 
-    def documents(self) -> list[DocumentInfo]:
-        """Every document in the database (declared ones synced first), by id."""
+    def documents(self, *, sync: bool = True) -> list[DocumentInfo]:
+        """Every document in the database (declared ones written first unless ``sync=False``,
+        which only reads), by id."""
         from monitor.store import history as store
 
-        self._sync()
+        if sync:
+            self._sync()
         with self.sessions() as session:
             return [
                 DocumentInfo(
@@ -753,6 +780,16 @@ class Monitor:
                 if limit is not None and len(records) >= limit:
                     break
         return records
+
+    def change(self, change_id: int) -> ChangeRecord:
+        """One change record, with its clauses (ArgumentError when there is none)."""
+        from monitor.store import mail as store
+
+        with self.sessions() as session:
+            found = store.get_change(session, change_id)
+            if found is None:
+                raise ArgumentError(f"no change {change_id} in the database", argument="ID")
+            return _change_record(*found)
 
     def render_report(self, change_id: int) -> RenderedEmail:
         """The email change ``change_id`` produces (subject, text, HTML), without sending it."""

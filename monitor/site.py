@@ -13,6 +13,12 @@ Routes (all GET; nothing here writes)::
                                         /feeds/documents/<id>.atom, /feeds/topics/<LABEL>.atom),
                                         each with ?min_severity=...
     /static/site.css                    the one stylesheet (the CSP allows no inline style)
+    /api/documents                      JSON, as `tosmon documents --json`
+    /api/documents/<id>/history         as `tosmon history ID --json` (?min_severity=)
+    /api/changes                        as `tosmon changes --json` (?since= &service= &topic=
+                                        &min_severity= &limit=, repeatable service and topic)
+    /api/changes/<id>                   one change record with its clauses
+    /api/stance                         where platforms stand, as data
 
 Everything shown comes from hostile pages: templates autoescape, the raw snapshot is served as
 ``text/plain`` with ``nosniff``, and the Content-Security-Policy allows no script at all.
@@ -33,9 +39,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor import feeds, render
+from monitor.api import Monitor, to_json
 from monitor.clauses import SEVERITIES, severity_rank
 from monitor.clock import utcnow
-from monitor.config import slugify
+from monitor.config import Config, slugify
+from monitor.errors import ArgumentError, MonitorError
 from monitor.store import browse
 from monitor.store import history as history_store
 from monitor.store import mail as mail_store
@@ -44,6 +52,7 @@ from monitor.tracker import version_clauses
 DEFAULT_MIN_SEVERITY = "medium"
 TIMELINE_LIMIT = 300
 CACHE_SIZE = 256
+API_LIMIT = 500
 SITE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -95,8 +104,12 @@ class Site:
         *,
         base_url: str,
         now: Callable[[], datetime] = utcnow,
+        config: Config | None = None,
     ) -> None:
+        """``config``: needed by the JSON API (it answers through :class:`monitor.api.Monitor`);
+        without it ``/api/`` is not served."""
         self.sessions = sessions
+        self.monitor = Monitor(config, sessions=sessions) if config is not None else None
         self.base_url = base_url.rstrip("/")
         self.now = now
         self._cache: OrderedDict[tuple[str, tuple[int, int]], Response] = OrderedDict()
@@ -158,6 +171,8 @@ class Site:
             return self.version(match[1], match[2])
         if match := re.fullmatch(r"/documents/(.{1,200})", path):
             return self.document(match[1], _min_severity(query))
+        if path.startswith("/api/") and self.monitor is not None:
+            return self.api(path[len("/api") :], query)
         if path.startswith("/feeds/") and path.endswith(".atom"):
             return self.feed(path[len("/feeds/") : -len(".atom")], _min_severity(query))
         return None
@@ -301,6 +316,49 @@ class Site:
             table = current_stance(session)
         return _html("site/stance.html.j2", title="Where platforms stand", table=table)
 
+    def api(self, path: str, query: dict[str, list[str]]) -> Response | None:
+        """The JSON API: the CLI's ``--json`` output, from the same :class:`Monitor` calls."""
+        assert self.monitor is not None
+        monitor = self.monitor
+
+        def one(name: str) -> str | None:
+            values = query.get(name)
+            return values[0] if values else None
+
+        data: Any
+        try:
+            if path == "/documents":
+                data = [d.as_dict() for d in monitor.documents(sync=False)]
+            elif match := re.fullmatch(r"/documents/(.{1,200})/history", path):
+                wanted = one("min_severity") or "low"
+                data = monitor.history(match[1], min_severity=wanted).as_dict()
+            elif path == "/changes":
+                since = one("since")
+                data = [
+                    record.as_dict()
+                    for record in monitor.changes(
+                        since=_parse_since(since) if since else None,
+                        services=query.get("service", []),
+                        topics=query.get("topic", []),
+                        min_severity=one("min_severity") or "low",
+                        limit=_limit(one("limit")),
+                    )
+                ]
+            elif match := re.fullmatch(r"/changes/([0-9]{1,9})", path):
+                data = monitor.change(int(match[1])).as_dict()
+            elif path == "/stance":
+                from monitor.stance import current_stance
+
+                with self.sessions() as session:
+                    data = current_stance(session).as_dict()
+            else:
+                return _json_error(404, "There is nothing at this address.")
+        except ArgumentError as exc:
+            return _json_error(404, str(exc))
+        except MonitorError as exc:  # a bad filter value
+            return _json_error(400, str(exc))
+        return Response(200, to_json(data).encode("utf-8"), "application/json; charset=utf-8")
+
     def feed(self, name: str, min_severity: str) -> Response:
         levels = _levels(min_severity)
         with self.sessions() as session:
@@ -347,6 +405,26 @@ class Site:
         )
         body = feeds.render_atom(spec, views, base_url=self.base_url)
         return Response(200, body, "application/atom+xml; charset=utf-8")
+
+
+def _json_error(status: int, message: str) -> Response:
+    return Response(status, to_json({"error": message}).encode(), "application/json; charset=utf-8")
+
+
+def _parse_since(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise MonitorError(f"since: {text!r} is not a date (use e.g. 2025-01-31)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return API_LIMIT
+    if not text.isdigit() or not 1 <= int(text) <= API_LIMIT:
+        raise MonitorError(f"limit: use a number from 1 to {API_LIMIT}")
+    return int(text)
 
 
 def _document_path(document_id: str) -> str:

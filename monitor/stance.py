@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,30 @@ class StanceTable:
     topics: tuple[tuple[str, str, str], ...]
     """(label, short name, description) of each topic shown, in taxonomy order."""
     rows: tuple[StanceRow, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "topics": [
+                {"label": label, "name": short, "description": description}
+                for label, short, description in self.topics
+            ],
+            "services": [
+                {
+                    "service": row.service,
+                    "clauses": {
+                        label: {
+                            "document": cell.document_id,
+                            "quote": cell.quote,
+                            "section": cell.section,
+                            "since": cell.since,
+                            "since_at_least": cell.since_at_least,
+                        }
+                        for label, cell in row.cells.items()
+                    },
+                }
+                for row in self.rows
+            ],
+        }
 
 
 _CACHE: dict[tuple[str, int], dict[str, StanceCell]] = {}

@@ -118,6 +118,7 @@ class _Server(HTTPServer):
         key: bytes,
         base_url: str,
         now: Callable[[], datetime],
+        config: Config | None = None,
         header_timeout: float = HEADER_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         workers: int = WORKERS,
@@ -129,7 +130,7 @@ class _Server(HTTPServer):
         self.key = key
         self.base_url = base_url
         self.now = now
-        self.site = Site(sessions, base_url=base_url, now=now)
+        self.site = Site(sessions, base_url=base_url, now=now, config=config)
         self.header_timeout = header_timeout
         self.read_timeout = read_timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tosmon-web")
@@ -445,6 +446,7 @@ def serve(
             key=key,
             base_url=config.web.base_url,
             now=now,
+            config=config,
             header_timeout=header_timeout,
             read_timeout=read_timeout,
             workers=workers,

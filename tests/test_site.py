@@ -187,3 +187,29 @@ def test_feeds_filter_by_topic_and_severity(site: WebServer) -> None:
         assert "AI_TRAINING_ON_USER_DATA" in {t.term for t in entry.tags}
     high = feedparser.parse(httpx.get(f"{site.url}/feeds/all.atom?min_severity=high").content)
     assert all("high" in {t.term for t in e.tags} for e in high.entries)
+
+
+def test_the_json_api_mirrors_the_cli(site: WebServer, sessions: sessionmaker[Session]) -> None:
+    documents = httpx.get(f"{site.url}/api/documents").json()
+    assert "instagram/terms-of-service" in {d["id"] for d in documents}
+    history = httpx.get(f"{site.url}/api/documents/instagram/terms-of-service/history").json()
+    assert history["document"] == "instagram/terms-of-service" and history["versions"]
+
+    changes = httpx.get(
+        f"{site.url}/api/changes",
+        params={"topic": "AI_TRAINING_ON_USER_DATA", "min_severity": "medium", "limit": "5"},
+    ).json()
+    assert 0 < len(changes) <= 5
+    assert all("AI_TRAINING_ON_USER_DATA" in c["labels"] for c in changes)
+    one = httpx.get(f"{site.url}/api/changes/{changes[0]['id']}").json()
+    assert one["id"] == changes[0]["id"] and one["headline"] and one["clauses"]
+
+    stance = httpx.get(f"{site.url}/api/stance").json()
+    assert {s["service"] for s in stance["services"]} >= {"Instagram", "Facebook"}
+
+    assert httpx.get(f"{site.url}/api/changes/999999").status_code == 404
+    assert httpx.get(f"{site.url}/api/documents/nope/history").status_code == 404
+    bad = httpx.get(f"{site.url}/api/changes", params={"topic": "NOT_A_TOPIC"})
+    assert bad.status_code == 404 and "NOT_A_TOPIC" in bad.json()["error"]
+    assert httpx.get(f"{site.url}/api/changes", params={"since": "soon"}).status_code == 400
+    assert httpx.get(f"{site.url}/api/changes", params={"limit": "0"}).status_code == 400

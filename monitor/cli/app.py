@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,17 +64,9 @@ class AppContext:
 
 def emit_json(data: Any) -> None:
     """Print JSON (datetimes as ISO 8601) to stdout."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+    from monitor.api import to_json
 
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+    click.echo(to_json(data))
 
 
 def parse_when(text: str, *, option: str) -> datetime:
