@@ -750,7 +750,7 @@ def parse_notify(value: object, *, path: str, lines: _Lines | None) -> tuple[Not
     """Validate the ``[[notify]]`` targets: names unique, a URL or the variable holding it,
     webhooks signed (``secret_env`` required), filters as in ``tosmon subscribe``."""
     from monitor.clauses import SEVERITIES
-    from monitor.subscriptions import expand_topics
+    from monitor.topics import expand_topics
 
     root = _Table({"notify": value}, name="", label="", path=path, lines=lines)
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 from monitor import render
 from monitor.config import Config, NotifyConfig
 from monitor.errors import DeliveryError
+from monitor.messageids import keyed_message_id
 from monitor.render import ChangeView
 from monitor.store import mail as store
-from monitor.subscriptions import SubscriptionFilter, default_topics, matches
+from monitor.subscriptions import ChangeFacts, SubscriptionFilter, matches
+from monitor.topics import default_topics
 from monitor.webhooks import change_payload, notify_apprise, post_webhook
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,6 @@ def target_filter(target: NotifyConfig) -> SubscriptionFilter:
 
 def _start_of(session: Session, target: NotifyConfig, now: datetime) -> datetime:
     """When ``target`` was first seen (recorded now if this is the first time)."""
-    from monitor.messageids import keyed_message_id
 
     message_id = keyed_message_id(START_KIND, f"{target.kind}:{target.name}")
     mark = store.find_delivery_by_message_id(session, message_id)
@@ -65,8 +66,6 @@ def _start_of(session: Session, target: NotifyConfig, now: datetime) -> datetime
 
 def enqueue_notifications(session: Session, config: Config, *, now: datetime) -> int:
     """Write the outbox rows each target is owed; returns how many were written."""
-    from monitor.messageids import keyed_message_id
-    from monitor.outbox import change_facts
 
     written = 0
     for target in config.notify:
@@ -74,7 +73,7 @@ def enqueue_notifications(session: Session, config: Config, *, now: datetime) ->
         done = store.notified_change_ids(session, kind=target.kind, target=target.name)
         wanted = target_filter(target)
         for change, document in store.checked_changes_since(session, since):
-            if change.id in done or not matches(wanted, change_facts(change, document)):
+            if change.id in done or not matches(wanted, ChangeFacts.of(change, document)):
                 continue
             store.add_delivery(
                 session,

@@ -184,17 +184,6 @@ def _crash_point(name: str) -> None:
 # Writing to the outbox
 
 
-def change_facts(change: Change, document: Document) -> ChangeFacts:
-    return ChangeFacts(
-        service=document.service,
-        document_id=document.id,
-        clauses=tuple(
-            ClauseFacts(labels=tuple(row.labels or ()), severity=row.severity)
-            for row in change.clauses
-        ),
-    )
-
-
 def reader_floor(subscriptions: Sequence[object], view: render.ChangeView) -> str:
     """The lowest ``min_severity`` among a reader's subscriptions that match the change (of all
     their subscriptions when none does any more): what the email shows in full."""
@@ -227,7 +216,7 @@ def enqueue_change(
     together as one email) and folds daily and weekly ones into their digest.
     """
     session.flush()
-    facts = change_facts(change, document)
+    facts = ChangeFacts.of(change, document)
     if not facts.clauses:
         return 0
     wanted: dict[int, list[str]] = {}

@@ -35,54 +35,20 @@ from monitor.clauses import SEVERITIES, severity_rank
 from monitor.config import SECRET_KEY_ENV, WEEKDAYS
 from monitor.errors import ConfigError, SubscriptionError
 from monitor.messageids import new_message_id
+from monitor.topics import default_topics, expand_topics
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from monitor.models import Delivery, Subscriber
+    from monitor.models import Change, Delivery, Document, Subscriber
 
 Cadence = Literal["immediate", "daily", "weekly"]
 CADENCES: tuple[Cadence, ...] = ("immediate", "daily", "weekly")
 STATES: tuple[str, ...] = ("pending", "active", "unsubscribed", "bouncing")
 
-DEFAULT_GROUPS: tuple[str, ...] = ("ai", "content_license")
 DEFAULT_MIN_SEVERITY = "medium"
 
 CONFIRM_TOKEN_LIFETIME = timedelta(days=14)
-
-
-def topic_groups() -> dict[str, tuple[str, ...]]:
-    """Topic group -> its labels, from the taxonomy (monitor/taxonomy.toml)."""
-    from monitor.classify import load_taxonomy
-
-    return dict(load_taxonomy().groups)
-
-
-def default_topics() -> tuple[str, ...]:
-    groups = topic_groups()
-    return tuple(label for group in DEFAULT_GROUPS for label in groups.get(group, ()))
-
-
-def expand_topics(values: Iterable[str]) -> tuple[str, ...]:
-    """Labels and group names (``ai``, ``content_license``, ...) -> a sorted tuple of labels.
-
-    Unknown names are refused with the list of what is known.
-    """
-    groups = topic_groups()
-    known = {label for labels in groups.values() for label in labels}
-    result: set[str] = set()
-    for raw in values:
-        value = raw.strip()
-        if value.lower() in groups:
-            result.update(groups[value.lower()])
-        elif value.upper() in known:
-            result.add(value.upper())
-        else:
-            raise SubscriptionError(
-                f"unknown topic {raw!r}; use a group ({', '.join(sorted(groups))}) "
-                f"or a label such as {sorted(known)[0]}"
-            )
-    return tuple(sorted(result))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +100,18 @@ class ChangeFacts:
     service: str
     document_id: str
     clauses: tuple[ClauseFacts, ...]
+
+    @classmethod
+    def of(cls, change: Change, document: Document) -> ChangeFacts:
+        """The facts of a stored change (its clause rows' labels and severities)."""
+        return cls(
+            service=document.service,
+            document_id=document.id,
+            clauses=tuple(
+                ClauseFacts(labels=tuple(row.labels or ()), severity=row.severity)
+                for row in change.clauses
+            ),
+        )
 
 
 def _norm_service(name: str) -> str:
