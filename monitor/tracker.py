@@ -456,15 +456,10 @@ def settle(
     session: Session, document: Document, *, now: datetime, notify: bool = True
 ) -> int | None:
     """Report a returned-to text in full once it has stayed ``SETTLE_AFTER``; the change id."""
-    if document.settling_version_id is None or document.reported_version_id is None:
+    pair = _settled_pair(session, document, now=now)
+    if pair is None:
         return None
-    if document.current_version_id != document.settling_version_id:
-        document.settling_version_id = None
-        return None
-    settled = session.get(Version, document.settling_version_id)
-    baseline = session.get(Version, document.reported_version_id)
-    if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
-        return None
+    baseline, settled = pair
     document.settling_version_id = None
     document.reported_version_id = settled.id
     if settled.text_hash == baseline.text_hash:
@@ -526,14 +521,10 @@ def _settle_report(
 
 def prepare_settle(session: Session, document: Document, *, now: datetime) -> None:
     """Build, without writing, the report :func:`settle` will need at ``now`` (if any)."""
-    if document.settling_version_id is None or document.reported_version_id is None:
+    pair = _settled_pair(session, document, now=now, tidy=False)
+    if pair is None:
         return
-    if document.current_version_id != document.settling_version_id:
-        return
-    settled = session.get(Version, document.settling_version_id)
-    baseline = session.get(Version, document.reported_version_id)
-    if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
-        return
+    baseline, settled = pair
     if settled.text_hash != baseline.text_hash:
         _settle_report(session, document, baseline, settled)
 
@@ -542,17 +533,30 @@ def _matured_baseline(session: Session, document: Document, *, now: datetime) ->
     """When a returned-to text has stayed ``SETTLE_AFTER`` and a new text arrives: the last
     reported version, to compare the new text with in one change (``settle`` would report the
     return, then the new text, as two changes at the same moment). None otherwise."""
+    pair = _settled_pair(session, document, now=now)
+    if pair is None:
+        return None
+    document.settling_version_id = None
+    return pair[0]
+
+
+def _settled_pair(
+    session: Session, document: Document, *, now: datetime, tidy: bool = True
+) -> tuple[Version, Version] | None:
+    """(last reported version, returned-to version) once the page has shown the returned-to
+    text for ``SETTLE_AFTER``; None otherwise. ``tidy`` forgets a returned-to text the page
+    has moved on from (the write transaction does; the read-only analysis does not)."""
     if document.settling_version_id is None or document.reported_version_id is None:
         return None
     if document.current_version_id != document.settling_version_id:
-        document.settling_version_id = None
+        if tidy:
+            document.settling_version_id = None
         return None
     settled = session.get(Version, document.settling_version_id)
     baseline = session.get(Version, document.reported_version_id)
     if settled is None or baseline is None or now - settled.seen_at < SETTLE_AFTER:
         return None
-    document.settling_version_id = None
-    return baseline
+    return baseline, settled
 
 
 def _shrunk_text_mark(text: str) -> str:
