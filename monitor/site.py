@@ -186,7 +186,7 @@ class Site:
             services: dict[str, list[Any]] = {}
             for doc in docs:
                 services.setdefault(doc.service, []).append(doc)
-            views = [browse.timeline_view(c, d) for c, d in latest]
+            views = [mail_store.change_view(c, d, texts=False) for c, d in latest]
         rows = [
             {
                 "name": name,
@@ -206,7 +206,7 @@ class Site:
             latest = browse.recent_changes(
                 session, document_ids=[d.id for d in docs], severities=_levels("low"), limit=50
             )
-            views = [browse.timeline_view(c, d) for c, d in latest]
+            views = [mail_store.change_view(c, d, texts=False) for c, d in latest]
             documents = [_document_row(session, d) for d in docs]
         return _html(
             "site/service.html.j2",
@@ -227,7 +227,7 @@ class Site:
                 severities=_levels(min_severity),
                 limit=TIMELINE_LIMIT,
             )
-            views = [browse.timeline_view(c, d) for c, d in rows]
+            views = [mail_store.change_view(c, d, texts=False) for c, d in rows]
             failures = browse.incidents(session, doc.id)
             row = _document_row(session, doc)
         timeline = sorted(

@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from monitor.models import Change, Check, ClauseChangeRow, Document, Version
-from monitor.render import ChangeView, ClauseView
 
 FAILED_OUTCOMES = ("failed", "blocked")
 
@@ -104,31 +103,3 @@ def versions_newest_first(session: Session, document_id: str, *, limit: int) -> 
         .limit(limit)
     )
     return list(session.scalars(query))
-
-
-def timeline_view(change: Change, document: Document) -> ChangeView:
-    """A change as a timeline line needs it: clause labels and severities, no quoted texts
-    (pairs with ``recent_changes(light=True)``, which does not load them)."""
-    return ChangeView(
-        change_id=change.id,
-        service=document.service,
-        document_id=document.id,
-        document_type=document.type,
-        url=document.url,
-        detected_at=change.detected_at,
-        summary=change.summary,
-        severity=change.severity,
-        clauses=tuple(
-            ClauseView(
-                kind=row.kind,
-                section=tuple(str(part) for part in row.section or []),
-                before=None,
-                after=None,
-                labels=tuple(str(label) for label in row.labels or []),
-                direction=row.direction,
-                severity=row.severity,
-                annotation=row.annotation or "",
-            )
-            for row in change.clauses
-        ),
-    )

@@ -367,9 +367,11 @@ def get_change(session: Session, change_id: int) -> tuple[Change, Document] | No
     return change, document
 
 
-def clause_view(row: ClauseChangeRow) -> ClauseView:
+def clause_view(row: ClauseChangeRow, *, texts: bool = True) -> ClauseView:
+    """One clause row as ``render`` needs it; ``texts=False`` leaves out the quoted texts and
+    word diff (a timeline line shows only labels and severity, and they may not be loaded)."""
     words: list[WordView] = []
-    for item in row.words or []:
+    for item in (row.words or []) if texts else []:
         if isinstance(item, dict):
             op, text = item.get("op"), item.get("text")
         else:
@@ -378,8 +380,8 @@ def clause_view(row: ClauseChangeRow) -> ClauseView:
     return ClauseView(
         kind=row.kind,
         section=tuple(str(part) for part in row.section or []),
-        before=row.before,
-        after=row.after,
+        before=row.before if texts else None,
+        after=row.after if texts else None,
         words=tuple(words),
         labels=tuple(str(label) for label in row.labels or []),
         direction=row.direction,
@@ -388,8 +390,9 @@ def clause_view(row: ClauseChangeRow) -> ClauseView:
     )
 
 
-def change_view(change: Change, document: Document) -> ChangeView:
-    """A change and its document as the plain data ``render`` needs."""
+def change_view(change: Change, document: Document, *, texts: bool = True) -> ChangeView:
+    """A change and its document as the plain data ``render`` needs (see :func:`clause_view`
+    for ``texts``)."""
     return ChangeView(
         change_id=change.id,
         service=document.service,
@@ -399,7 +402,9 @@ def change_view(change: Change, document: Document) -> ChangeView:
         detected_at=change.detected_at,
         summary=change.summary,
         severity=change.severity,
-        clauses=tuple(clause_view(row) for row in sorted(change.clauses, key=_position)),
+        clauses=tuple(
+            clause_view(row, texts=texts) for row in sorted(change.clauses, key=_position)
+        ),
         notes=tuple(str(note) for note in change.notes or []),
         headline=change.headline or "",
         dates=tuple(str(d) for d in change.dates or []),
