@@ -677,6 +677,7 @@ class Daemon:
 
     def _loop_main(self) -> None:
         loop = asyncio.new_event_loop()
+        loop.set_exception_handler(_quiet_browser_exit)
         self._loop = loop
         try:
             loop.run_until_complete(self._serve())
@@ -813,3 +814,14 @@ class Daemon:
     def _forget(self, ids: Collection[str]) -> None:
         with self._lock:
             self._in_flight.difference_update(ids)
+
+
+def _quiet_browser_exit(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Ctrl-C reaches Playwright's driver process too (one process group): its pipe then closes
+    under a pending call, which asyncio would log as an error at exit. That is the browser
+    stopping with us, not a fault: log it at debug level; everything else as asyncio would."""
+    exc = context.get("exception")
+    if exc is not None and "Connection closed while reading from the driver" in str(exc):
+        log.debug("the browser driver stopped with the daemon: %s", exc)
+        return
+    loop.default_exception_handler(context)
