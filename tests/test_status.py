@@ -159,7 +159,7 @@ def test_the_outbox_backlog_and_the_last_digest(
     )
     text = status(config)
     assert "Outbox: 2 pending, oldest from" in text
-    assert "1 waiting for a digest, 0 sending, 1 failed." in text
+    assert "1 queued (for a digest or to be grouped), 0 sending, 1 failed." in text
     assert f"Last digest: {now - timedelta(days=1):%Y-%m-%d %H:%M} UTC (weekly)" in text
     data = json.loads(status(config, "--json"))
     assert data["outbox"]["pending"] == 2

@@ -169,7 +169,8 @@ def _print_status(data: dict[str, Any]) -> None:
     out = data["outbox"]
     oldest = f", oldest from {fmt_time(out['oldest_pending_at'])}" if out["pending"] else ""
     click.echo(
-        f"Outbox: {out['pending']} pending{oldest}, {out['queued']} waiting for a digest, "
+        f"Outbox: {out['pending']} pending{oldest}, "
+        f"{out['queued']} queued (for a digest or to be grouped), "
         f"{out['sending']} sending, {out['failed']} failed."
     )
     digest = data["last_digest"]
