@@ -156,16 +156,9 @@ class ClauseRecord:
     annotation: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "section": list(self.section),
-            "before": self.before,
-            "after": self.after,
-            "labels": list(self.labels),
-            "direction": self.direction,
-            "severity": self.severity,
-            "annotation": self.annotation,
-        }
+        from monitor.report import clause_to_json
+
+        return clause_to_json(self)
 
 
 @dataclass(frozen=True, slots=True)

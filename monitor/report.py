@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from monitor import noise
 from monitor.classify import (
@@ -489,22 +489,45 @@ def _facts(changes: Sequence[ClauseChange], old: Sequence[Clause], announced: st
     return facts
 
 
+class ClauseLike(Protocol):
+    """A changed clause as any stage holds it (a report's, a stored record's, a view's)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def section(self) -> Sequence[str]: ...
+    @property
+    def before(self) -> str | None: ...
+    @property
+    def after(self) -> str | None: ...
+    @property
+    def labels(self) -> Sequence[str]: ...
+    @property
+    def direction(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def annotation(self) -> str: ...
+
+
+def clause_to_json(clause: ClauseLike) -> dict[str, Any]:
+    """One changed clause as JSON-ready data: the same keys in `--json`, `/api/` and webhooks."""
+    return {
+        "kind": clause.kind,
+        "section": list(clause.section),
+        "before": clause.before,
+        "after": clause.after,
+        "labels": list(clause.labels),
+        "direction": clause.direction,
+        "severity": clause.severity,
+        "annotation": clause.annotation,
+    }
+
+
 def report_to_json(report: ChangeReport) -> dict[str, Any]:
     """The report as JSON-ready data (for ``--json`` output and the store)."""
     return {
-        "clauses": [
-            {
-                "kind": c.kind,
-                "section": list(c.section),
-                "before": c.before,
-                "after": c.after,
-                "labels": list(c.labels),
-                "direction": c.direction,
-                "severity": c.severity,
-                "annotation": c.annotation,
-            }
-            for c in report.clauses
-        ],
+        "clauses": [clause_to_json(c) for c in report.clauses],
         "summary": report.summary,
         "severity": report.severity,
         "notes": list(report.notes),

@@ -24,6 +24,7 @@ import httpx
 
 from monitor.errors import DeliveryError
 from monitor.render import ChangeView, headline
+from monitor.report import clause_to_json
 from monitor.urls import mask_credentials
 
 TIMEOUT = 15.0
@@ -48,19 +49,7 @@ def change_payload(view: ChangeView, *, base_url: str, target: str) -> dict[str,
         "summary": view.summary,
         "labels": sorted({label for c in view.clauses for label in c.labels}),
         "notes": list(view.notes),
-        "clauses": [
-            {
-                "kind": c.kind,
-                "section": list(c.section),
-                "before": c.before,
-                "after": c.after,
-                "labels": list(c.labels),
-                "direction": c.direction,
-                "severity": c.severity,
-                "annotation": c.annotation,
-            }
-            for c in view.shown_clauses
-        ],
+        "clauses": [clause_to_json(c) for c in view.shown_clauses],
     }
 
 
