@@ -375,6 +375,15 @@ class SubscribeOutcome:
     confirmation_queued: bool
     confirmation_sent: bool
     """The mail server took the confirmation email (else it waits in the outbox)."""
+    action: str = "added"
+    """added | updated (the address had other filters: ``previous``) | unchanged"""
+    previous: str = ""
+    confirmation: str | None = None
+    """sent | pending (retried later) | failed (refused for good) | sending; None: none due"""
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    held_until: datetime | None = None
+    """A confirmation went out less than 10 minutes ago: no other before this time."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -905,9 +914,8 @@ class Monitor:
         ``topics``: labels or groups (``ai``, ``content_license``, ...); none means the ``ai``
         and ``content_license`` groups.
         """
-        from monitor.outbox import deliver_pending
+        from monitor.outbox import subscribe_now
         from monitor.subscriptions import as_filter
-        from monitor.subscriptions import subscribe as add
 
         flt = as_filter(
             services=services,
@@ -916,20 +924,22 @@ class Monitor:
             min_severity=min_severity,
             cadence=cadence,
         )
-        with self.sessions.begin() as session:
-            result = add(session, email, flt, now=self.clock(), confirm=confirm)
-        sent = False
-        if result.confirmation_id is not None:
-            stats = deliver_pending(
-                self.sessions, self.config, now=self.clock, ids=[result.confirmation_id]
-            )
-            sent = stats.sent > 0
+        done = subscribe_now(
+            self.sessions, self.config, email, flt, confirm=confirm, now=self.clock
+        )
+        result = done.result
         return SubscribeOutcome(
             email=result.email,
             state=result.state,
             description=flt.describe(),
             confirmation_queued=result.confirmation_id is not None,
-            confirmation_sent=sent,
+            confirmation_sent=done.confirmation == "sent",
+            action=result.action,
+            previous=result.previous,
+            confirmation=done.confirmation,
+            error=done.error,
+            next_attempt_at=done.next_attempt_at,
+            held_until=result.confirmation_held_until,
         )
 
     def confirm(self, token: str) -> str:

@@ -57,38 +57,35 @@ def subscribe(
     One subscription per address: subscribing an address again replaces its filters (and, while
     it is unconfirmed, sends the confirmation again, at most once per 10 minutes).
     """
-    from monitor.outbox import subscribe_now
-    from monitor.subscriptions import as_filter
-
-    flt = as_filter(
+    done = app.monitor.subscribe(
+        email,
         services=services,
         documents=documents,
         topics=topics,
         min_severity=min_severity,
         cadence=cadence,
+        confirm=not no_confirm,
     )
-    done = subscribe_now(app.sessions, app.config, email, flt, confirm=not no_confirm)
-    result = done.result
-    if result.action == "updated":
-        click.echo(f"Updated {result.email}: {flt.describe()}")
-        click.echo(f"  (was: {safe_terminal_text(result.previous)})")
-    elif result.action == "unchanged":
-        click.echo(f"{result.email} already has this subscription: {flt.describe()}")
+    if done.action == "updated":
+        click.echo(f"Updated {done.email}: {done.description}")
+        click.echo(f"  (was: {safe_terminal_text(done.previous)})")
+    elif done.action == "unchanged":
+        click.echo(f"{done.email} already has this subscription: {done.description}")
     else:
-        click.echo(f"Subscribed {result.email}: {flt.describe()}")
-    if result.confirmation_held_until is not None:
+        click.echo(f"Subscribed {done.email}: {done.description}")
+    if done.held_until is not None:
         click.echo(
-            f"A confirmation email already went to {result.email} less than 10 minutes ago; "
-            f"another can be sent from {fmt_time(result.confirmation_held_until)} "
+            f"A confirmation email already went to {done.email} less than 10 minutes ago; "
+            f"another can be sent from {fmt_time(done.held_until)} "
             "(at most one per address per 10 minutes)."
         )
     elif done.confirmation is None:
-        click.echo(f"{result.email} is {result.state}; reports start with the next change.")
+        click.echo(f"{done.email} is {done.state}; reports start with the next change.")
     elif done.confirmation == "sent":
-        click.echo(f"A confirmation email went to {result.email}; nothing is sent until then.")
+        click.echo(f"A confirmation email went to {done.email}; nothing is sent until then.")
     elif done.confirmation == "failed":
         click.echo(
-            f"The mail server refused the confirmation email to {result.email} "
+            f"The mail server refused the confirmation email to {done.email} "
             f"({safe_terminal_text(done.error or 'no reason given')}); it will not be retried. "
             "Check the address, then subscribe again."
         )
@@ -96,7 +93,7 @@ def subscribe(
         retry = f" at {fmt_time(done.next_attempt_at)}" if done.next_attempt_at else ""
         reason = f" ({safe_terminal_text(done.error)})" if done.error else ""
         click.echo(
-            f"The confirmation email to {result.email} is not sent yet{reason}; it stays in "
+            f"The confirmation email to {done.email} is not sent yet{reason}; it stays in "
             f"the outbox and is retried{retry} by the daemon, or now by `tosmon send`."
         )
 
