@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from monitor import feeds, render
 from monitor.api import Monitor, to_json
 from monitor.clauses import SEVERITIES, severity_rank
-from monitor.clock import utcnow
+from monitor.clock import parse_instant, utcnow
 from monitor.config import Config, slugify
 from monitor.errors import ArgumentError, MonitorError
 from monitor.store import browse
@@ -413,10 +413,9 @@ def _json_error(status: int, message: str) -> Response:
 
 def _parse_since(text: str) -> datetime:
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise MonitorError(f"since: {text!r} is not a date (use e.g. 2025-01-31)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return parse_instant(text)
+    except ValueError as exc:
+        raise MonitorError(f"since: {exc}") from None
 
 
 def _limit(text: str | None) -> int:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from monitor.clock import parse_instant
 from monitor.clock import utcnow as utcnow  # commands stamp with the one clock
 from monitor.scrub import neutralise
 
@@ -72,13 +73,9 @@ def emit_json(data: Any) -> None:
 def parse_when(text: str, *, option: str) -> datetime:
     """A user-given date or datetime (ISO 8601; naive means UTC)."""
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is not a date or datetime (use e.g. 2025-01-31 or 2025-01-31T12:00Z)",
-            param_hint=option,
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return parse_instant(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def safe_terminal_text(text: str) -> str:
