@@ -324,6 +324,86 @@ def test_devset_of_other_services_recall_direction_and_false_alarms() -> None:
     assert alarms / len(non) <= 0.05
 
 
+# --- the held-out set: well-formed and really held out (scores: bench/, not here) -----------------
+
+HELDOUT = {name: _jsonl(name) for name in ("heldout.jsonl", "heldout_tosdr.jsonl")}
+HELDOUT_CASES = [case for cases in HELDOUT.values() for case in cases]
+
+
+def test_heldout_cases_are_well_formed_and_labelled_with_taxonomy_topics() -> None:
+    topics = set(load_taxonomy().topics)
+    ids = [c["id"] for c in HELDOUT_CASES]
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    assert not set(ids) & {c["id"] for c in DEVSET}
+    for case in HELDOUT_CASES:
+        assert set(case) == set(DEVSET[0]), case["id"]
+        assert case["kind"] in ("added", "removed", "modified", "moved"), case["id"]
+        assert (case["before"] is None) == (case["kind"] == "added"), case["id"]
+        assert (case["after"] is None) == (case["kind"] == "removed"), case["id"]
+        assert set(case["labels"]) <= topics, case["id"]
+        assert case["note"] and case["attribution"], case["id"]
+        if case["real"]:
+            assert case["labels"] and case["direction"] in ("expands", "narrows"), case["id"]
+        else:
+            assert case["labels"] == [] and case["direction"] == "neutral", case["id"]
+    assert all(c["attribution"].startswith("Open Terms Archive") for c in HELDOUT["heldout.jsonl"])
+    assert all("CC BY-SA" in c["attribution"] for c in HELDOUT["heldout_tosdr.jsonl"])
+    assert sum(c["real"] for c in HELDOUT_CASES) >= 40
+    assert sum(not c["real"] for c in HELDOUT_CASES) >= 60
+
+
+def _words(text: str) -> str:
+    import html
+
+    return " ".join(re.findall(r"\w+", html.unescape(re.sub(r"<[^>]*>?", " ", text)).lower()))
+
+
+def test_heldout_pairs_come_from_their_sources_and_from_no_devset_transition() -> None:
+    """Every versions-more pair is a clause of its old / new capture, from a transition that
+    overlaps no devset transition of the same document; every ToS;DR quote is its point's text and
+    not one of tosdr_sample.jsonl."""
+    if not CORPUS.exists():
+        pytest.skip("../shared/corpus not present")
+    from monitor.extract import extract_clauses
+
+    texts: dict[str, set[str]] = {}
+
+    def clause_texts(path: str) -> set[str]:
+        if path not in texts:
+            markdown = (CORPUS / path).read_text()
+            texts[path] = {c.text for c in extract_clauses(markdown, media_type="text/markdown")}
+        return texts[path]
+
+    devset_spans: dict[str, list[tuple[str, str]]] = {}
+    for case in DEVSET:
+        document, old_file = case["old"].rsplit("/", 1)
+        devset_spans.setdefault(document, []).append((old_file, case["new"].rsplit("/", 1)[1]))
+    devset_pairs = {(c["before"], c["after"]) for c in DEVSET}
+    for case in HELDOUT["heldout.jsonl"]:
+        document, old_file = case["old"].rsplit("/", 1)
+        new_document, new_file = case["new"].rsplit("/", 1)
+        assert document == new_document and old_file < new_file, case["id"]
+        for start, end in devset_spans.get(document, []):
+            assert new_file <= start or old_file >= end, (case["id"], start, end)
+        assert (case["before"], case["after"]) not in devset_pairs, case["id"]
+        if case["before"] is not None:
+            assert case["before"] in clause_texts(case["old"]), case["id"]
+        if case["after"] is not None:
+            assert case["after"] in clause_texts(case["new"]), case["id"]
+
+    points = {}
+    for line in (CORPUS / "clauses" / "tosdr_points_2021.jsonl").read_text().splitlines():
+        point = json.loads(line)
+        points[point["id"]] = point
+    sample = {json.loads(line)["id"] for line in (DATA / "tosdr_sample.jsonl").open()}
+    for case in HELDOUT["heldout_tosdr.jsonl"]:
+        point_id = case["id"].removeprefix("tosdr-")
+        assert point_id not in sample, case["id"]
+        assert case["old"] == case["new"] == "clauses/tosdr_points_2021.jsonl", case["id"]
+        quote = _words(points[point_id]["quoteText"])
+        assert _words(case["after"]) and _words(case["after"]) in quote, case["id"]
+
+
 _CLAIMED_REMOVED = re.compile(r"(?:Removes|Drops) '([^']+)'|\(drops '([^']+)'\)|\('([^']+)' →")
 _CLAIMED_ADDED = re.compile(r"Adds '([^']+)'|\(adds '([^']+)'\)|→ '([^']+)'\)")
 
