@@ -12,6 +12,7 @@ reading the taxonomy file once.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -272,6 +273,9 @@ class _Analysis:
     minor: bool = False
     stance: str = ""
     """For a whole clause about AI: 'pause', 'use', 'control' or 'promise' when its words say so."""
+    renamed: tuple[tuple[str, str], ...] = ()
+    """Names or numbers swapped like for like ('Subscriber' -> 'User', 'D.7' -> 'D.1') when
+    nothing else changed."""
 
 
 def _ordered(labels: set[str] | tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -425,7 +429,20 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     )
     added_words, removed_words = _span_words(change)
     content_added, content_removed = noise.content_word_changes(before, after)
-    changed = content_added + content_removed
+    renames, only_renames = _renames(before, after, taxonomy)
+    if only_renames:
+        # a product, company or defined term renamed, a section renumbered: same terms
+        return _Analysis(
+            labels,
+            "neutral",
+            "low",
+            added_words=added_words,
+            removed_words=removed_words,
+            minor=True,
+            renamed=renames,
+        )
+    changed = _without(content_added, [w for _, new in renames for w in noise.words(new)])
+    changed += _without(content_removed, [w for old, _ in renames for w in noise.words(old)])
     if not changed and not events and not gained and not lost:
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason="wording")
     minor = (
@@ -452,12 +469,84 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     )
 
 
+_NUMBERING = re.compile(r"^\(?(?:\d+(?:\.\d+)*|[ivxlc]{1,5}|[a-z]|[A-Z]\.?\d+(?:\.\d+)*)[.)]?$")
+"""A section number or cross-reference: '2.', '(c)', '(iii)', 'D.7.'."""
+_NOT_A_NAME = noise.wordset(
+    """we you our your us they their them it its i he she his her this these that those the a an
+    if when where while for and or but not no all any each every some such other"""
+)
+
+
+def _name_token(token: str) -> str:
+    """The token without surrounding punctuation when it is a number or looks like a name
+    (capitalised), else ''."""
+    bare = token.strip("\"'“”‘’,;:!?*[]")
+    if _NUMBERING.match(bare):
+        return bare
+    bare = bare.rstrip(".)").lstrip("(")
+    if len(bare) < 2 or not bare[0].isupper() or bare.lower() in _NOT_A_NAME:
+        return ""
+    if bare.lower() in _STRONG_WORDS:
+        return ""
+    return bare
+
+
+def _is_rename(old: list[str], new: list[str], taxonomy: Taxonomy) -> bool:
+    """A short run of names or numbers replaced by another: 'Subscriber' -> 'User', '2.' -> '4.',
+    'La Plateforme' -> 'Mistral AI Studio'. A word that carries a topic (a cue such as 'AI' or
+    'Affiliates') counts only inside a longer name that starts and ends with plain name words."""
+    if not old or not new or len(old) > 3 or len(new) > 3:
+        return False
+    a, b = (" ".join(noise.words(" ".join(run))) for run in (old, new))
+    if a.rstrip("s") == b.rstrip("s"):
+        return False  # 'Product' -> 'Products' is no new name
+    if {w for w in a.split() if len(w) > 1 and not w.isdigit()} & set(b.split()):
+        return False  # 'Terms' -> 'Terms 3': a word added next to the same name
+    for run in (old, new):
+        names = [_name_token(t) for t in run]
+        if not all(names):
+            return False
+        cued = [any(c.regex.search(n.lower()) for c in taxonomy.cues) for n in names]
+        if any(cued) and (len(run) < 2 or cued[0] or cued[-1]):
+            return False
+    return True
+
+
+def _renames(
+    before: str, after: str, taxonomy: Taxonomy
+) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """Names and numbers swapped like for like between the two wordings, and whether nothing
+    else changed."""
+    old, new = noise.plain_text(before).split(), noise.plain_text(after).split()
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    renames: list[tuple[str, str]] = []
+    only = True
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal" or noise.words(" ".join(old[i1:i2])) == noise.words(" ".join(new[j1:j2])):
+            continue  # the same words, other punctuation
+        if op == "replace" and _is_rename(old[i1:i2], new[j1:j2], taxonomy):
+            renames.append((" ".join(old[i1:i2]), " ".join(new[j1:j2])))
+        else:
+            only = False
+    return tuple(renames), only and bool(renames)
+
+
+def _without(words: list[str], drop: list[str]) -> list[str]:
+    """``words`` less one occurrence of each word of ``drop``."""
+    left = list(words)
+    for word in drop:
+        if word in left:
+            left.remove(word)
+    return left
+
+
 _PLATFORM_PROMISE = re.compile(
     r"(?<!\byou )(?<!\busers )\b(?:do not|don't|will not|won't|shall not|never|are not going to|"
     r"does not|doesn't|is not|are not|isn't|aren't)(?: \w+ly)?(?: be)? (?:use|used|using|share|"
     r"shared|sharing|sell|sold|train|trained|training|disclose|disclosed|provide|provided|licen[cs]e|"
     r"licen[cs]ed|transfer|transferred|collect|collected|access|accessed|read|review|reviewed|upload|"
-    r"uploaded|send|sent|claim|own|store|stored|retain|retained)\b"
+    r"uploaded|send|sent|claim|own|store|stored|retain|retained|extract|extracted|mine|mined|scan|"
+    r"scanned|analy[sz]e|analy[sz]ed)\b"
     r"|\bwe claim no (?:rights|ownership)\b"
     r"|\bwithout (?:relying on|sharing (?:it |them |your data )?with|sending (?:it |them )?to) "
     r"third parties\b|\b(?:data|information|content) (?:remains?|stays?|is kept) (?:private|"
@@ -524,7 +613,8 @@ _VERBS = noise.wordset(
     allow allows apply applies process processes keep keeps store stores give gives provide
     provides we you"""
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|(?<=[a-z][.!?])(?=[A-Z][a-z])")
+"""Between sentences; also where a page glued two together ('your account.For more details')."""
 
 
 def _sentences(text: str) -> list[str]:
@@ -754,6 +844,14 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         text = _fill(template or "{why}", service=service, why=topic.why, short=topic.short)
         return _clip(text, limit)
 
+    if analysis.renamed:
+        swaps = "; ".join(
+            f"'{_quote(a, 40)}' now reads '{_quote(b, 40)}'" for a, b in analysis.renamed[:2]
+        )
+        more = " and more" if len(analysis.renamed) > 2 else ""
+        return _clip(
+            f"Only a name or a number changed: {swaps}{more}. The terms read the same.", limit
+        )
     if analysis.events:
         ordered = sorted(analysis.events, key=lambda e: e.effect != "expands")
         parts = []
