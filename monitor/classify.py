@@ -405,6 +405,12 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason=reason)
     if _only_pointers_changed(before, after):
         return _Analysis(labels, "neutral", "low", cosmetic_reason="pointer")
+    if (
+        labels
+        and all(taxonomy.topics[t].group == "ai" for t in labels)
+        and _only_description_changed(before, after)
+    ):
+        return _Analysis(labels, "neutral", "low", cosmetic_reason="description")
 
     # A label counts as gained (or lost) only when the other side was clearly not about the topic:
     # rewording around the threshold must not make a clause flicker in and out of a topic.
@@ -649,6 +655,18 @@ def _only_pointers_changed(before: str, after: str) -> bool:
     return bool(changed) and all(_is_pointer(x) for x in changed)
 
 
+def _only_description_changed(before: str, after: str) -> bool:
+    """A reworded clause whose new or dropped sentences only describe the platform's AI or
+    point elsewhere (see ``_describes_only``)."""
+    old = {noise.equivalence_key(x) for x in _sentences(before)}
+    new = {noise.equivalence_key(x) for x in _sentences(after)}
+    changed = [x for x in _sentences(after) if noise.equivalence_key(x) not in old]
+    changed += [x for x in _sentences(before) if noise.equivalence_key(x) not in new]
+    return bool(changed) and all(
+        _is_pointer(x) or _describes_only(noise.match_text(x)) for x in changed
+    )
+
+
 def _is_navigation(text: str, section: tuple[str, ...] = ()) -> bool:
     """A short line that only points elsewhere ('Learn more', 'Help Center', a bare link, a line
     under 'Other ways to get help')."""
@@ -661,6 +679,45 @@ def _is_navigation(text: str, section: tuple[str, ...] = ()) -> bool:
         return True
     bare_link = re.fullmatch(r"\s*[*-]?\s*\[[^\]]*\]\([^)]*\)\s*\.?\s*", text) is not None
     return bare_link or bool(_NAVIGATION.match(plain))
+
+
+_STAKE = re.compile(
+    r"\b(?:you|your|yours|user|users|user's|users'|personal|people|people's|individuals?|"
+    r"customers?|members?|accounts?)\b"
+)
+"""Words that put the reader (or their data) in a sentence."""
+_RULE_WORDS = re.compile(
+    r"\b(?:may|might|must|shall|will|won't|should|would|can't|cannot|never|not|no|don't|"
+    r"doesn't|only|solely|unless|except|required|requires?|prohibit\w*|allow\w*|permit\w*|"
+    r"agree\w*|consent\w*|opt\w*|choose|rights?|licen[cs]e\w*|terms|conditions|"
+    r"polic(?:y|ies)|govern\w*|appl(?:y|ies)|us(?:e|es|ed|ing))\b"
+)
+"""Words of a rule, a promise, a permission, a choice, of which terms apply, or of a use."""
+_CONFORMS = re.compile(
+    r"\b(?:is|are) (?:subject to|consistent with|in line with|guided by)\b.{0,80}\b"
+    r"(?:principles|commitments|standards?|values)\b"
+)
+"""'Our use of AI is subject to our AI Principles': a statement of conformity, not a term."""
+_PURPOSE_VERB = noise.wordset(
+    """develop improve provide use train share build create conduct disclose remove operate
+    personalize personalise offer support enable protect comply analyze analyse show research
+    clearly do don't never to for"""
+)
+
+
+def _describes_only(matched: str) -> bool:
+    """A whole clause that only describes the platform's technology ('Microsoft leverages AI in
+    many of our products', 'Data is prepared for pre-training'): it names neither the reader nor
+    their data and states no rule, promise or choice, or only says the platform conforms to its
+    own principles. A list item or a purpose ('develop and improve AI ...') is not description."""
+    if _ENUMERATOR.match(matched) or matched.lstrip().startswith(("*", "-", "(")):
+        return False
+    first = noise.words(matched[:40])
+    if not first or first[0] in _PURPOSE_VERB:
+        return False
+    if _CONFORMS.search(matched):
+        return True
+    return not _STAKE.search(matched) and not _RULE_WORDS.search(matched)
 
 
 def _stance(text: str) -> str:
@@ -691,6 +748,10 @@ def _analyse_whole(
         return _Analysis(labels, "neutral", "low", cosmetic_reason=filler)
     if not labels:
         return _Analysis(labels, "neutral", "low")
+    if all(taxonomy.topics[t].group == "ai" for t in labels) and _describes_only(
+        noise.match_text(text)
+    ):
+        return _Analysis(labels, "neutral", "low", cosmetic_reason="description")
     top = max(taxonomy.topics[t].priority for t in labels)
     chosen = [t for t in labels if taxonomy.topics[t].priority == top]
     directions = [
@@ -826,6 +887,17 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         )
         return f"{what} heading or question; the clauses under it are reported on their own."
     topic = _primary(analysis.labels, taxonomy)
+    if analysis.cosmetic_reason == "description":
+        if change.kind in ("added", "removed"):
+            what = "New" if change.kind == "added" else "Removed"
+            return (
+                f"{what} general description of {service}'s AI; it states no rule, promise or "
+                "choice about your data."
+            )
+        return (
+            f"Only sentences describing {service}'s AI in general, or pointing elsewhere, were "
+            "reworded; no rule, promise or choice about your data changed."
+        )
     if change.kind in ("added", "removed"):
         topic = _agreeing(analysis, taxonomy, added=change.kind == "added") or topic
         quoted = _quote((change.after if change.kind == "added" else change.before) or "", 80)
@@ -925,6 +997,8 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
         return "AI use of your data paused" if change.kind == "added" else "AI pause lifted"
     if analysis.cosmetic_reason in ("pointer", "heading"):
         return analysis.cosmetic_reason
+    if analysis.cosmetic_reason == "description":
+        return "description of AI"
     if change.kind == "added":
         return f"new {topic.short} clause" if topic else "new clause"
     if change.kind == "removed":
