@@ -84,6 +84,9 @@ class Cue:
     kept_by: re.Pattern[str] | None = None
     """Its disappearance is no event while this still matches the new text ('generative' dropped
     from 'generative AI models' while 'AI models' remain)."""
+    only_with: re.Pattern[str] | None = None
+    """It counts only in a sentence that also matches this ('AI' in a sentence that uses data,
+    not in 'due to the nature of AI, outputs may not be unique')."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,6 +176,11 @@ def _parse(data: dict[str, Any], path: Path) -> Taxonomy:
                 kept_by=(
                     _compile(raw["kept_by"], path=path, key=f"cue[{i}].kept_by")
                     if "kept_by" in raw
+                    else None
+                ),
+                only_with=(
+                    _compile(raw["only_with"], path=path, key=f"cue[{i}].only_with")
+                    if "only_with" in raw
                     else None
                 ),
             )
@@ -306,8 +314,8 @@ def _cue_events(
     for cue in taxonomy.cues:
         if not _cue_applies(cue, labels, taxonomy):
             continue
-        found_before = cue.regex.search(before)
-        found_after = cue.regex.search(after)
+        found_before = _cue_match(cue, before)
+        found_after = _cue_match(cue, after)
         if found_after and not found_before:
             word, appeared, other = found_after.group(0), True, before
         elif found_before and not found_after:
@@ -322,6 +330,29 @@ def _cue_events(
         if not _phrase_in(word, _word_line(other)):
             events.append(_Event(cue, appeared, word))
     return tuple(events)
+
+
+def _cue_match(cue: Cue, text: str) -> re.Match[str] | None:
+    """The cue's first occurrence that counts: not in a sentence that only points elsewhere
+    ('more details about the affiliates ... in our Trust Center'), and in a sentence matching
+    ``only_with`` when the cue has one."""
+    found = cue.regex.search(text)
+    if found is None:
+        return None
+    for sentence in _SENTENCE_IN_MATCHED.split(text):
+        if not sentence:
+            continue
+        found = cue.regex.search(sentence)
+        if found is None or _is_pointer(sentence):
+            continue
+        if cue.only_with is not None and not cue.only_with.search(sentence):
+            continue
+        return found
+    return None
+
+
+_SENTENCE_IN_MATCHED = re.compile(r"(?<=[a-z0-9)\"'][.!?;])\s+")
+"""Between sentences of a clause's matching text (lower case, one line)."""
 
 
 def _qualifier_dropped(cue: Cue, word: str, before: str) -> _Event | None:
@@ -424,10 +455,18 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     expanding = sum(e.effect == "expands" for e in counted)
     narrowing = sum(e.effect == "narrows" for e in counted)
     if not events:  # cue words are the precise signal; a topic appearing is the coarse one
+        # ... and coarser still when the clause stays in the topic's group: a ban on reusing AI
+        # outputs that stops saying 'related AI services' is still a ban, not a narrower one
+        groups_before = {taxonomy.topics[t].group for t in lb}
+        groups_after = {taxonomy.topics[t].group for t in la}
         for tid in gained:
+            if taxonomy.topics[tid].group in groups_before:
+                continue
             expanding += taxonomy.topics[tid].on_added == "expands"
             narrowing += taxonomy.topics[tid].on_added == "narrows"
         for tid in lost:
+            if taxonomy.topics[tid].group in groups_after:
+                continue
             expanding += taxonomy.topics[tid].on_removed == "expands"
             narrowing += taxonomy.topics[tid].on_removed == "narrows"
     direction: Direction = (
