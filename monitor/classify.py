@@ -314,8 +314,13 @@ def _cue_events(
     for cue in taxonomy.cues:
         if not _cue_applies(cue, labels, taxonomy):
             continue
-        found_before = _cue_match(cue, before)
-        found_after = _cue_match(cue, after)
+        # an occurrence anywhere keeps the cue present; only one in a sentence that counts
+        # (see _cue_match) makes it appear or disappear
+        found_before, found_after = _cue_match(cue, before), _cue_match(cue, after)
+        if found_before and cue.regex.search(after):
+            found_after = found_after or cue.regex.search(after)
+        if found_after and cue.regex.search(before):
+            found_before = found_before or cue.regex.search(before)
         if found_after and not found_before:
             word, appeared, other = found_after.group(0), True, before
         elif found_before and not found_after:
