@@ -479,7 +479,10 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     )
     added_words, removed_words = _span_words(change)
     content_added, content_removed = noise.content_word_changes(before, after)
-    renames, only_renames = _renames(before, after, taxonomy)
+    renames: tuple[tuple[str, str], ...] = ()
+    only_renames = False
+    if len(content_added) + len(content_removed) <= _RENAME_WORDS:
+        renames, only_renames = _renames(before, after, taxonomy)
     if only_renames:
         # a product, company or defined term renamed, a section renumbered: same terms
         return _Analysis(
@@ -562,12 +565,21 @@ def _is_rename(old: list[str], new: list[str], taxonomy: Taxonomy) -> bool:
     return True
 
 
+_RENAME_WORDS = 16
+"""Renames are looked for only when at most this many content words changed (a rename touches a
+few words; a long rewording is read as a rewording, and the word alignment stays cheap)."""
+_RENAME_TOKENS = 1500
+"""...and only in clauses of at most this many words a side."""
+
+
 def _renames(
     before: str, after: str, taxonomy: Taxonomy
 ) -> tuple[tuple[tuple[str, str], ...], bool]:
     """Names and numbers swapped like for like between the two wordings, and whether nothing
     else changed."""
     old, new = noise.plain_text(before).split(), noise.plain_text(after).split()
+    if max(len(old), len(new)) > _RENAME_TOKENS:
+        return (), False
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     renames: list[tuple[str, str]] = []
     only = True
