@@ -1,32 +1,37 @@
 """Import each corpus document's whole history and print how many changes reach medium or above.
 
     .venv/bin/python bench/replay_counts.py [--collection versions] [--only Instagram]
-                                            [--list] [--jobs 2]
+                                            [--list] [--dump clauses.jsonl] [--jobs 2]
 
 Every document folder of ../shared/corpus/versions, versions-pga and versions-more is imported on
 its own into a fresh SQLite database with the library's importer (exactly what `tosmon import`
 does: variant flips, settling, error pages, manifest upgrades), then the change records are
 counted. Printed per document: captures, change records, records at medium or above; with
-``--list`` each medium+ record's date, severity, labels and summary (what to label by hand).
+``--list`` each medium+ record's date, severity, labels and summary (what to label by hand);
+with ``--dump`` every medium+ clause of those records (before, after, labels, direction,
+annotation) and the capture files on each side, one JSON line each, to read while labelling.
 Corpus: Open Terms Archive (ODbL 1.0 / ODC-By 1.0).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 COLLECTIONS = ("versions", "versions-pga", "versions-more")
+LABELS = Path(__file__).resolve().parents[1] / "tests/data/classify/more_replay_labels.jsonl"
 
 
-def replay(folder: Path, show: bool) -> dict:
+def replay(folder: Path, show: bool, dump: bool = False) -> dict:
     from monitor.clauses import severity_rank
     from monitor.db import ensure_schema, make_engine, session_factory
     from monitor.extract import MEDIA_TYPES_BY_SUFFIX
@@ -61,6 +66,7 @@ def replay(folder: Path, show: bool) -> dict:
                 f"{','.join(c.labels)[:60]} | {c.summary[:200]}"
                 for c in severe
             ]
+            dumped = [_dump(session, folder, c, captures) for c in severe]
         engine.dispose()
     return {
         "document": folder.relative_to(folder.parents[2]).as_posix(),
@@ -69,6 +75,45 @@ def replay(folder: Path, show: bool) -> dict:
         "severe": len(severe),
         "seconds": seconds,
         "shown": shown if show else [],
+        "dumped": dumped if dump else [],
+        "keys": [(d["document"], d["new_capture"]) for d in dumped],
+    }
+
+
+def _dump(session: Any, folder: Path, change: Any, captures: list[tuple[Any, Path]]) -> dict:
+    """One medium+ record with its medium+ clauses and the captures either side of it."""
+    from monitor.clauses import severity_rank
+    from monitor.store import history as store
+
+    old = store.get_version(session, change.old_version_id)
+    new = store.get_version(session, change.new_version_id)
+
+    def capture_at(when: Any) -> str:
+        seen = [path.name for at, path in captures if at <= when.replace(tzinfo=at.tzinfo)]
+        return seen[-1] if seen else ""
+
+    return {
+        "document": folder.relative_to(folder.parents[1]).as_posix(),
+        "change": change.id,
+        "date": f"{change.detected_at:%Y-%m-%d %H:%M}",
+        "severity": change.severity,
+        "summary": change.summary,
+        "old_capture": capture_at(old.last_seen_at) if old else "",
+        "new_capture": capture_at(new.seen_at) if new else "",
+        "clauses": [
+            {
+                "kind": row.kind,
+                "section": row.section,
+                "labels": row.labels,
+                "direction": row.direction,
+                "severity": row.severity,
+                "annotation": row.annotation,
+                "before": row.before,
+                "after": row.after,
+            }
+            for row in change.clauses
+            if severity_rank(row.severity) >= severity_rank("medium")
+        ],
     }
 
 
@@ -78,6 +123,13 @@ def main() -> int:
     parser.add_argument("--collection", action="append", choices=COLLECTIONS)
     parser.add_argument("--only", default="", help="substring of '<collection>/<service>/<doc>'")
     parser.add_argument("--list", action="store_true", help="list every medium+ change")
+    parser.add_argument("--dump", type=Path, help="write each medium+ clause here (JSON lines)")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        default=LABELS,
+        help="hand labels of medium+ records (JSON lines: document, captures, real)",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     if not args.corpus.is_dir():
@@ -90,7 +142,13 @@ def main() -> int:
         if folder.is_dir() and args.only in folder.relative_to(args.corpus).as_posix()
     ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(replay, folders, [args.list] * len(folders)))
+        n = len(folders)
+        results = list(pool.map(replay, folders, [args.list] * n, [bool(args.dump)] * n))
+    if args.dump:
+        with args.dump.open("w") as fh:
+            for r in results:
+                for record in r["dumped"]:
+                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
     print(f"{'document':<52} {'captures':>8} {'changes':>7} {'medium+':>7} {'seconds':>7}")
     for r in results:
         print(
@@ -103,7 +161,36 @@ def main() -> int:
         f"{'total':<52} {sum(r['captures'] for r in results):>8} "
         f"{sum(r['changes'] for r in results):>7} {sum(r['severe'] for r in results):>7}"
     )
+    if args.labels and args.labels.exists():
+        replayed = {r["document"].split("/", 1)[1] for r in results}
+        _score(args.labels, [key for r in results for key in r["keys"]], replayed)
     return 0
+
+
+def _score(path: Path, keys: list[tuple[str, str]], replayed: set[str]) -> None:
+    """Precision of the medium+ records against the hand labels, and the labelled real records
+    that are no longer medium+ (a record is keyed by document and the capture that brought it)."""
+    labels = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            if row["document"] in replayed:
+                labels[(row["document"], row["captures"][1])] = row
+    labelled = [labels[k] for k in keys if k in labels]
+    if not labelled:
+        return
+    real = sum(row["real"] for row in labelled)
+    print(
+        f"hand labels ({path.name}): {real} of {len(labelled)} labelled medium+ records are real "
+        f"(precision {real / len(labelled):.2f}); {len(keys) - len(labelled)} medium+ records "
+        "have no label"
+    )
+    shown = set(keys)
+    lost = [row for k, row in labels.items() if row["real"] and k not in shown]
+    total = sum(row["real"] for row in labels.values())
+    print(f"labelled real records still medium+: {total - len(lost)} of {total}")
+    for row in lost:
+        print(f"  no longer medium+: {row['document']} {row['date']}: {row['why'][:100]}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ reading the taxonomy file once.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ class Cue:
     kept_by: re.Pattern[str] | None = None
     """Its disappearance is no event while this still matches the new text ('generative' dropped
     from 'generative AI models' while 'AI models' remain)."""
+    only_with: re.Pattern[str] | None = None
+    """It counts only in a sentence that also matches this ('AI' in a sentence that uses data,
+    not in 'due to the nature of AI, outputs may not be unique')."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,6 +176,11 @@ def _parse(data: dict[str, Any], path: Path) -> Taxonomy:
                 kept_by=(
                     _compile(raw["kept_by"], path=path, key=f"cue[{i}].kept_by")
                     if "kept_by" in raw
+                    else None
+                ),
+                only_with=(
+                    _compile(raw["only_with"], path=path, key=f"cue[{i}].only_with")
+                    if "only_with" in raw
                     else None
                 ),
             )
@@ -272,6 +281,9 @@ class _Analysis:
     minor: bool = False
     stance: str = ""
     """For a whole clause about AI: 'pause', 'use', 'control' or 'promise' when its words say so."""
+    renamed: tuple[tuple[str, str], ...] = ()
+    """Names or numbers swapped like for like ('Subscriber' -> 'User', 'D.7' -> 'D.1') when
+    nothing else changed."""
 
 
 def _ordered(labels: set[str] | tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -302,8 +314,13 @@ def _cue_events(
     for cue in taxonomy.cues:
         if not _cue_applies(cue, labels, taxonomy):
             continue
-        found_before = cue.regex.search(before)
-        found_after = cue.regex.search(after)
+        # an occurrence anywhere keeps the cue present; only one in a sentence that counts
+        # (see _cue_match) makes it appear or disappear
+        found_before, found_after = _cue_match(cue, before), _cue_match(cue, after)
+        if found_before and cue.regex.search(after):
+            found_after = found_after or cue.regex.search(after)
+        if found_after and cue.regex.search(before):
+            found_before = found_before or cue.regex.search(before)
         if found_after and not found_before:
             word, appeared, other = found_after.group(0), True, before
         elif found_before and not found_after:
@@ -318,6 +335,29 @@ def _cue_events(
         if not _phrase_in(word, _word_line(other)):
             events.append(_Event(cue, appeared, word))
     return tuple(events)
+
+
+def _cue_match(cue: Cue, text: str) -> re.Match[str] | None:
+    """The cue's first occurrence that counts: not in a sentence that only points elsewhere
+    ('more details about the affiliates ... in our Trust Center'), and in a sentence matching
+    ``only_with`` when the cue has one."""
+    found = cue.regex.search(text)
+    if found is None:
+        return None
+    for sentence in _SENTENCE_IN_MATCHED.split(text):
+        if not sentence:
+            continue
+        found = cue.regex.search(sentence)
+        if found is None or _is_pointer(sentence):
+            continue
+        if cue.only_with is not None and not cue.only_with.search(sentence):
+            continue
+        return found
+    return None
+
+
+_SENTENCE_IN_MATCHED = re.compile(r"(?<=[a-z0-9)\"'][.!?;])\s+")
+"""Between sentences of a clause's matching text (lower case, one line)."""
 
 
 def _qualifier_dropped(cue: Cue, word: str, before: str) -> _Event | None:
@@ -401,6 +441,12 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason=reason)
     if _only_pointers_changed(before, after):
         return _Analysis(labels, "neutral", "low", cosmetic_reason="pointer")
+    if (
+        labels
+        and all(taxonomy.topics[t].group == "ai" for t in labels)
+        and _only_description_changed(before, after)
+    ):
+        return _Analysis(labels, "neutral", "low", cosmetic_reason="description")
 
     # A label counts as gained (or lost) only when the other side was clearly not about the topic:
     # rewording around the threshold must not make a clause flicker in and out of a topic.
@@ -414,10 +460,18 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     expanding = sum(e.effect == "expands" for e in counted)
     narrowing = sum(e.effect == "narrows" for e in counted)
     if not events:  # cue words are the precise signal; a topic appearing is the coarse one
+        # ... and coarser still when the clause stays in the topic's group: a ban on reusing AI
+        # outputs that stops saying 'related AI services' is still a ban, not a narrower one
+        groups_before = {taxonomy.topics[t].group for t in lb}
+        groups_after = {taxonomy.topics[t].group for t in la}
         for tid in gained:
+            if taxonomy.topics[tid].group in groups_before:
+                continue
             expanding += taxonomy.topics[tid].on_added == "expands"
             narrowing += taxonomy.topics[tid].on_added == "narrows"
         for tid in lost:
+            if taxonomy.topics[tid].group in groups_after:
+                continue
             expanding += taxonomy.topics[tid].on_removed == "expands"
             narrowing += taxonomy.topics[tid].on_removed == "narrows"
     direction: Direction = (
@@ -425,7 +479,23 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     )
     added_words, removed_words = _span_words(change)
     content_added, content_removed = noise.content_word_changes(before, after)
-    changed = content_added + content_removed
+    renames: tuple[tuple[str, str], ...] = ()
+    only_renames = False
+    if len(content_added) + len(content_removed) <= _RENAME_WORDS:
+        renames, only_renames = _renames(before, after, taxonomy)
+    if only_renames:
+        # a product, company or defined term renamed, a section renumbered: same terms
+        return _Analysis(
+            labels,
+            "neutral",
+            "low",
+            added_words=added_words,
+            removed_words=removed_words,
+            minor=True,
+            renamed=renames,
+        )
+    changed = _without(content_added, [w for _, new in renames for w in noise.words(new)])
+    changed += _without(content_removed, [w for old, _ in renames for w in noise.words(old)])
     if not changed and not events and not gained and not lost:
         return _Analysis(labels, "neutral", "cosmetic", cosmetic_reason="wording")
     minor = (
@@ -452,12 +522,93 @@ def _analyse(change: ClauseChange, taxonomy: Taxonomy) -> _Analysis:
     )
 
 
+_NUMBERING = re.compile(r"^\(?(?:\d+(?:\.\d+)*|[ivxlc]{1,5}|[a-z]|[A-Z]\.?\d+(?:\.\d+)*)[.)]?$")
+"""A section number or cross-reference: '2.', '(c)', '(iii)', 'D.7.'."""
+_NOT_A_NAME = noise.wordset(
+    """we you our your us they their them it its i he she his her this these that those the a an
+    if when where while for and or but not no all any each every some such other"""
+)
+
+
+def _name_token(token: str) -> str:
+    """The token without surrounding punctuation when it is a number or looks like a name
+    (capitalised), else ''."""
+    bare = token.strip("\"'“”‘’,;:!?*[]")
+    if _NUMBERING.match(bare):
+        return bare
+    bare = bare.rstrip(".)").lstrip("(")
+    if len(bare) < 2 or not bare[0].isupper() or bare.lower() in _NOT_A_NAME:
+        return ""
+    if bare.lower() in _STRONG_WORDS:
+        return ""
+    return bare
+
+
+def _is_rename(old: list[str], new: list[str], taxonomy: Taxonomy) -> bool:
+    """A short run of names or numbers replaced by another: 'Subscriber' -> 'User', '2.' -> '4.',
+    'La Plateforme' -> 'Mistral AI Studio'. A word that carries a topic (a cue such as 'AI' or
+    'Affiliates') counts only inside a longer name that starts and ends with plain name words."""
+    if not old or not new or len(old) > 3 or len(new) > 3:
+        return False
+    a, b = (" ".join(noise.words(" ".join(run))) for run in (old, new))
+    if a.rstrip("s") == b.rstrip("s"):
+        return False  # 'Product' -> 'Products' is no new name
+    if {w for w in a.split() if len(w) > 1 and not w.isdigit()} & set(b.split()):
+        return False  # 'Terms' -> 'Terms 3': a word added next to the same name
+    for run in (old, new):
+        names = [_name_token(t) for t in run]
+        if not all(names):
+            return False
+        cued = [any(c.regex.search(n.lower()) for c in taxonomy.cues) for n in names]
+        if any(cued) and (len(run) < 2 or cued[0] or cued[-1]):
+            return False
+    return True
+
+
+_RENAME_WORDS = 16
+"""Renames are looked for only when at most this many content words changed (a rename touches a
+few words; a long rewording is read as a rewording, and the word alignment stays cheap)."""
+_RENAME_TOKENS = 1500
+"""...and only in clauses of at most this many words a side."""
+
+
+def _renames(
+    before: str, after: str, taxonomy: Taxonomy
+) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """Names and numbers swapped like for like between the two wordings, and whether nothing
+    else changed."""
+    old, new = noise.plain_text(before).split(), noise.plain_text(after).split()
+    if max(len(old), len(new)) > _RENAME_TOKENS:
+        return (), False
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    renames: list[tuple[str, str]] = []
+    only = True
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal" or noise.words(" ".join(old[i1:i2])) == noise.words(" ".join(new[j1:j2])):
+            continue  # the same words, other punctuation
+        if op == "replace" and _is_rename(old[i1:i2], new[j1:j2], taxonomy):
+            renames.append((" ".join(old[i1:i2]), " ".join(new[j1:j2])))
+        else:
+            only = False
+    return tuple(renames), only and bool(renames)
+
+
+def _without(words: list[str], drop: list[str]) -> list[str]:
+    """``words`` less one occurrence of each word of ``drop``."""
+    left = list(words)
+    for word in drop:
+        if word in left:
+            left.remove(word)
+    return left
+
+
 _PLATFORM_PROMISE = re.compile(
     r"(?<!\byou )(?<!\busers )\b(?:do not|don't|will not|won't|shall not|never|are not going to|"
     r"does not|doesn't|is not|are not|isn't|aren't)(?: \w+ly)?(?: be)? (?:use|used|using|share|"
     r"shared|sharing|sell|sold|train|trained|training|disclose|disclosed|provide|provided|licen[cs]e|"
     r"licen[cs]ed|transfer|transferred|collect|collected|access|accessed|read|review|reviewed|upload|"
-    r"uploaded|send|sent|claim|own|store|stored|retain|retained)\b"
+    r"uploaded|send|sent|claim|own|store|stored|retain|retained|extract|extracted|mine|mined|scan|"
+    r"scanned|analy[sz]e|analy[sz]ed)\b"
     r"|\bwe claim no (?:rights|ownership)\b"
     r"|\bwithout (?:relying on|sharing (?:it |them |your data )?with|sending (?:it |them )?to) "
     r"third parties\b|\b(?:data|information|content) (?:remains?|stays?|is kept) (?:private|"
@@ -524,7 +675,8 @@ _VERBS = noise.wordset(
     allow allows apply applies process processes keep keeps store stores give gives provide
     provides we you"""
 )
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])|(?<=[a-z][.!?])(?=[A-Z][a-z])")
+"""Between sentences; also where a page glued two together ('your account.For more details')."""
 
 
 def _sentences(text: str) -> list[str]:
@@ -559,6 +711,18 @@ def _only_pointers_changed(before: str, after: str) -> bool:
     return bool(changed) and all(_is_pointer(x) for x in changed)
 
 
+def _only_description_changed(before: str, after: str) -> bool:
+    """A reworded clause whose new or dropped sentences only describe the platform's AI or
+    point elsewhere (see ``_describes_only``)."""
+    old = {noise.equivalence_key(x) for x in _sentences(before)}
+    new = {noise.equivalence_key(x) for x in _sentences(after)}
+    changed = [x for x in _sentences(after) if noise.equivalence_key(x) not in old]
+    changed += [x for x in _sentences(before) if noise.equivalence_key(x) not in new]
+    return bool(changed) and all(
+        _is_pointer(x) or _describes_only(noise.match_text(x)) for x in changed
+    )
+
+
 def _is_navigation(text: str, section: tuple[str, ...] = ()) -> bool:
     """A short line that only points elsewhere ('Learn more', 'Help Center', a bare link, a line
     under 'Other ways to get help')."""
@@ -571,6 +735,45 @@ def _is_navigation(text: str, section: tuple[str, ...] = ()) -> bool:
         return True
     bare_link = re.fullmatch(r"\s*[*-]?\s*\[[^\]]*\]\([^)]*\)\s*\.?\s*", text) is not None
     return bare_link or bool(_NAVIGATION.match(plain))
+
+
+_STAKE = re.compile(
+    r"\b(?:you|your|yours|user|users|user's|users'|personal|people|people's|individuals?|"
+    r"customers?|members?|accounts?)\b"
+)
+"""Words that put the reader (or their data) in a sentence."""
+_RULE_WORDS = re.compile(
+    r"\b(?:may|might|must|shall|will|won't|should|would|can't|cannot|never|not|no|don't|"
+    r"doesn't|only|solely|unless|except|required|requires?|prohibit\w*|allow\w*|permit\w*|"
+    r"agree\w*|consent\w*|opt\w*|choose|rights?|licen[cs]e\w*|terms|conditions|"
+    r"polic(?:y|ies)|govern\w*|appl(?:y|ies)|us(?:e|es|ed|ing))\b"
+)
+"""Words of a rule, a promise, a permission, a choice, of which terms apply, or of a use."""
+_CONFORMS = re.compile(
+    r"\b(?:is|are) (?:subject to|consistent with|in line with|guided by)\b.{0,80}\b"
+    r"(?:principles|commitments|standards?|values)\b"
+)
+"""'Our use of AI is subject to our AI Principles': a statement of conformity, not a term."""
+_PURPOSE_VERB = noise.wordset(
+    """develop improve provide use train share build create conduct disclose remove operate
+    personalize personalise offer support enable protect comply analyze analyse show research
+    clearly do don't never to for"""
+)
+
+
+def _describes_only(matched: str) -> bool:
+    """A whole clause that only describes the platform's technology ('Microsoft leverages AI in
+    many of our products', 'Data is prepared for pre-training'): it names neither the reader nor
+    their data and states no rule, promise or choice, or only says the platform conforms to its
+    own principles. A list item or a purpose ('develop and improve AI ...') is not description."""
+    if _ENUMERATOR.match(matched) or matched.lstrip().startswith(("*", "-", "(")):
+        return False
+    first = noise.words(matched[:40])
+    if not first or first[0] in _PURPOSE_VERB:
+        return False
+    if _CONFORMS.search(matched):
+        return True
+    return not _STAKE.search(matched) and not _RULE_WORDS.search(matched)
 
 
 def _stance(text: str) -> str:
@@ -601,6 +804,10 @@ def _analyse_whole(
         return _Analysis(labels, "neutral", "low", cosmetic_reason=filler)
     if not labels:
         return _Analysis(labels, "neutral", "low")
+    if all(taxonomy.topics[t].group == "ai" for t in labels) and _describes_only(
+        noise.match_text(text)
+    ):
+        return _Analysis(labels, "neutral", "low", cosmetic_reason="description")
     top = max(taxonomy.topics[t].priority for t in labels)
     chosen = [t for t in labels if taxonomy.topics[t].priority == top]
     directions = [
@@ -736,6 +943,17 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         )
         return f"{what} heading or question; the clauses under it are reported on their own."
     topic = _primary(analysis.labels, taxonomy)
+    if analysis.cosmetic_reason == "description":
+        if change.kind in ("added", "removed"):
+            what = "New" if change.kind == "added" else "Removed"
+            return (
+                f"{what} general description of {service}'s AI; it states no rule, promise or "
+                "choice about your data."
+            )
+        return (
+            f"Only sentences describing {service}'s AI in general, or pointing elsewhere, were "
+            "reworded; no rule, promise or choice about your data changed."
+        )
     if change.kind in ("added", "removed"):
         topic = _agreeing(analysis, taxonomy, added=change.kind == "added") or topic
         quoted = _quote((change.after if change.kind == "added" else change.before) or "", 80)
@@ -754,6 +972,14 @@ def _annotate(change: ClauseChange, analysis: _Analysis, taxonomy: Taxonomy, ser
         text = _fill(template or "{why}", service=service, why=topic.why, short=topic.short)
         return _clip(text, limit)
 
+    if analysis.renamed:
+        swaps = "; ".join(
+            f"'{_quote(a, 40)}' now reads '{_quote(b, 40)}'" for a, b in analysis.renamed[:2]
+        )
+        more = " and more" if len(analysis.renamed) > 2 else ""
+        return _clip(
+            f"Only a name or a number changed: {swaps}{more}. The terms read the same.", limit
+        )
     if analysis.events:
         ordered = sorted(analysis.events, key=lambda e: e.effect != "expands")
         parts = []
@@ -827,6 +1053,8 @@ def summarise_change(change: ClauseChange, taxonomy: Taxonomy | None = None) -> 
         return "AI use of your data paused" if change.kind == "added" else "AI pause lifted"
     if analysis.cosmetic_reason in ("pointer", "heading"):
         return analysis.cosmetic_reason
+    if analysis.cosmetic_reason == "description":
+        return "description of AI"
     if change.kind == "added":
         return f"new {topic.short} clause" if topic else "new clause"
     if change.kind == "removed":

@@ -307,8 +307,9 @@ def test_real_meta_pairs_get_their_labels_direction_and_wording(case: dict) -> N
 
 def test_devset_of_other_services_recall_direction_and_false_alarms() -> None:
     """tests/data/classify/devset.jsonl: 63 real AI/licence changes and 109 non-changes from 15
-    other services, hand-labelled. Measured: recall 0.97, direction 0.90, false alarms 0.03
-    (before the rules for output rights, pointers and headings: 0.60, 0.71, 0.17)."""
+    other services, hand-labelled. Measured: recall 0.98, direction 0.92, false alarms 0.00
+    (0.97, 0.90, 0.03 before the rules for descriptions of AI and promises not to collect for
+    training; 0.60, 0.71, 0.17 before the rules for output rights, pointers and headings)."""
     real = [c for c in DEVSET if c["real"]]
     non = [c for c in DEVSET if not c["real"]]
     assert len(real) >= 60 and len(non) >= 100
@@ -319,9 +320,9 @@ def test_devset_of_other_services_recall_direction_and_false_alarms() -> None:
             found += 1
             right += got.direction == case["direction"]
     alarms = sum(classify_change(_change(c)).severity in ("medium", "high") for c in non)
-    assert found / len(real) >= 0.9
-    assert right / found >= 0.85
-    assert alarms / len(non) <= 0.05
+    assert found / len(real) >= 0.95
+    assert right / found >= 0.9
+    assert alarms / len(non) <= 0.02
 
 
 # --- the held-out set: well-formed and really held out (scores: bench/, not here) -----------------
@@ -576,3 +577,30 @@ def test_new_wording_default_on_third_party_training_output_ownership_short_prom
     assert (change.direction, change.severity in ("medium", "high")) == (direction, True)
     if kind == "added" and direction == "narrows":
         assert not change.annotation.startswith("New AI training clause")
+
+
+REPLAY_PAIRS = _jsonl("replay_pairs.jsonl")
+
+
+@pytest.mark.parametrize("case", REPLAY_PAIRS, ids=[c["id"] for c in REPLAY_PAIRS])
+def test_replayed_histories_of_other_services_keep_real_changes_and_drop_the_rest(
+    case: dict,
+) -> None:
+    """Clauses of the medium+ change records that replaying versions-more raised (hand-labelled in
+    more_replay_labels.jsonl): the non-changes (renamed sections, cookie lifetimes, passkeys,
+    messaging bots, descriptions of AI ...) stay below medium, real changes stay medium or above,
+    and no direction or annotation says what the words do not."""
+    got = classify_change(_change(case), service=case["old"].split("/")[1])
+    expect = case["expect"]
+    rank = SEVERITY_ORDER.index(got.severity)
+    assert rank <= SEVERITY_ORDER.index(expect.get("severity_at_most", "high")), got
+    if case["real"]:
+        assert rank >= SEVERITY_ORDER.index("medium"), got
+        assert set(case["labels"]) <= set(got.labels), got
+    if case["direction"]:
+        assert got.direction == case["direction"], got
+    assert got.direction not in expect.get("direction_not", ()), got
+    for phrase in expect.get("annotation_not", ()):
+        assert phrase not in got.annotation, got.annotation
+    for phrase in expect.get("annotation_has", ()):
+        assert phrase in got.annotation, got.annotation
