@@ -14,6 +14,9 @@ Two sets, reported separately:
   ``tests/data/classify/events/events.jsonl`` (a whole report per event: found when a clause
   carries one of the event's labels at medium or above). False alarms: clauses graded medium or
   above on the real noise pairs of ``tests/data/classify/noise``.
+- **licence dev** (``tests/data/classify/tosdr_licence_dev.jsonl``): ToS;DR quotes as added
+  clauses, hand-labelled, drawn from the licence, name / likeness and scraping cases and from
+  unrelated ones: the sample the content-licence rules are tuned on (never the held-out points).
 - **held-out** (``tests/data/classify/heldout.jsonl`` and ``heldout_tosdr.jsonl``): the same
   measure on wording the rules were never tuned on: pairs from ``versions-more`` transitions no
   devset pair comes from, and ToS;DR quotes as added clauses. Each part is reported apart, then
@@ -24,6 +27,7 @@ check cycle shows up here first. Run by hand:
 
     .venv/bin/python bench/classify_devset.py            # add --misses to list what was missed
     .venv/bin/python bench/classify_devset.py --set heldout --misses
+    .venv/bin/python bench/classify_devset.py --set licence-dev --misses
 """
 
 from __future__ import annotations
@@ -171,6 +175,12 @@ def score_noise() -> tuple[int, int]:
     return alarms, total
 
 
+def score_licence_dev(*, show_misses: bool) -> None:
+    """The ToS;DR licence dev sample: content-licence, name / likeness and scraping wording."""
+    cases = _pairs(DATA / "tosdr_licence_dev.jsonl")
+    _print("licence dev, ToS;DR quotes", score_pairs(cases, show_misses=show_misses))
+
+
 def score_devset(*, show_misses: bool) -> None:
     """The devset, Meta's pairs, events and noise, then the cold-cache time of the devset."""
     devset = _pairs(DATA / "devset.jsonl")
@@ -192,13 +202,16 @@ def main() -> int:
     parser.add_argument("--misses", action="store_true", help="list misses and false alarms")
     parser.add_argument(
         "--set",
-        choices=("devset", "heldout", "all"),
+        choices=("devset", "licence-dev", "heldout", "all"),
         default="all",
-        help="the devset (with Meta and the timing), the held-out set, or both (default)",
+        help="the devset (with Meta and the timing), the ToS;DR licence dev sample, the held-out "
+        "set, or all three (default)",
     )
     args = parser.parse_args()
     if args.set in ("devset", "all"):
         score_devset(show_misses=args.misses)
+    if args.set in ("licence-dev", "all"):
+        score_licence_dev(show_misses=args.misses)
     if args.set in ("heldout", "all"):
         score_heldout(show_misses=args.misses)
     return 0

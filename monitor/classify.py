@@ -656,7 +656,10 @@ _ENDS_ON_DELETION = re.compile(
     r"\b(?:until|when|once|after)\b[^.]{0,60}\b(?:is|are|has been|have been|you)?\s*"
     r"(?:fully |permanently )?(?:delet|remov)\w*"
 )
-_SURVIVES = re.compile(r"\bperpetual|\birrevocabl|\bsurviv|\beven (?:after|if) you delet")
+_SURVIVES = re.compile(
+    r"\bperpetual|\birrevocabl|\bsurviv|\beven (?:after|if) you delet"
+    r"|\b(?:continu\w*|keep|keeps|go on|goes on) (?:to )?us(?:e|ing)\b"
+)
 
 
 _ENUMERATOR = re.compile(r"^\s*(?:\(?[0-9ivx]+(?:\.[0-9]+)*[.)]?|\(?[a-z][.)])\s+")
@@ -784,9 +787,75 @@ def _stance(text: str) -> str:
         return "use"
     if _SAY_NO_CONTROL.search(text):
         return "control"
-    if _PLATFORM_PROMISE.search(text):
+    if _platform_promise(text):
         return "promise"
     return ""
+
+
+# --- whole content-licence clauses: who binds whom ------------------------------------------------
+
+_OPENING = re.compile(
+    r"(?:^|(?<=[\s.;:!?]))(?:\(?(?:[0-9]+(?:\.[0-9]+)*|[ivxlc]+|[a-z])[.)])?[\s*\-•>\"'(]*$"
+)
+"""What may precede a sentence's first word: an enumerator, a list bullet, quotes, spaces."""
+
+
+def _platform_promise(text: str) -> bool:
+    """A promise by the platform ("we will not sell your content"), not a rule for the reader put
+    as an imperative ("Don't use any software to crawl the site", "(v) do not access ... by
+    automated means"): a negation that opens a sentence or a list item tells the user what not
+    to do."""
+    for match in _PLATFORM_PROMISE.finditer(text):
+        head = _OPENING.sub("", text[: match.start()])
+        if head and not head.endswith((".", ";", ":", "!", "?")):
+            return True
+    return False
+
+
+_CONTENT_LICENCE = frozenset(
+    {
+        "LICENSE_GRANT",
+        "LICENSE_SUBLICENSE_TRANSFER",
+        "LICENSE_DURATION_SURVIVAL",
+        "LICENSE_PURPOSE_COMMERCIAL",
+        "NAME_LIKENESS_USE",
+    }
+)
+_USER_GRANT = re.compile(
+    r"\b(?:you|customers?|users?|members?|publishers?)(?: hereby| also| further| expressly| "
+    r"irrevocably| specifically| are)*(?: agree to| agree that you)? (?:grant(?:s|ing)?|give|"
+    r"provide|license|licence|assign|authori[sz]e|let|allow)\b(?! (?:us )?(?:no|any)\b)"
+    r"|\bwe have your permission to\b|\bis (?:perpetually |irrevocably |hereby )*licensed to\b"
+)
+"""The user handing rights over: "you grant us", "you give us permission", "you let us use it"."""
+_LIKENESS_CONTROL = re.compile(
+    r"\byou (?:can|may|are able to|will be able to)(?: always| also| easily| at any time)? "
+    r"(?:choose|decide|control|limit|prevent|stop|opt[- ]?out|turn off|switch off|disable|change|"
+    r"adjust|manage|hide|remove|keep)\b"
+    r"|\b(?:settings?|preferences?|controls?)\b[^.]{0,80}\b(?:not|never|won't|don't|doesn't)\b"
+    r"[^.]{0,40}\b(?:appear|show|shown|use|used|display|displayed|include|included)\b"
+    r"|\bif you (?:do not|don't) want\b|\bopt[- ]?out\b|\bthe right to object\b"
+)
+"""A setting or choice that keeps the user's name, photo or voice out of ads or promotions."""
+
+
+def _licence_stance(stance: str, labels: tuple[str, ...], matched: str, *, ai: bool) -> str:
+    """The stance of a whole clause about content licences (and no AI label), when its words
+    decide it better than :func:`_stance`:
+
+    - ``"grant"`` when the user grants rights: "We don't claim ownership of your content, but you
+      grant us a licence" widens the platform's rights whatever the promise around it says;
+    - ``"promise"`` for a setting that keeps your name and photo out of ads: it binds the
+      platform like a promise (and its removal frees it).
+    """
+    if ai or not set(labels) & _CONTENT_LICENCE:
+        return stance
+    grant = _USER_GRANT.search(matched) is not None
+    if stance == "promise" and grant:
+        return "grant"
+    if "NAME_LIKENESS_USE" in labels and not grant and _LIKENESS_CONTROL.search(matched):
+        return "promise"
+    return stance
 
 
 def _analyse_whole(
@@ -820,8 +889,9 @@ def _analyse_whole(
         if "narrows" in directions
         else "neutral"
     )
-    stance = _stance(noise.match_text(text))
     ai = any(taxonomy.topics[t].group == "ai" for t in labels)
+    matched = noise.match_text(text)
+    stance = _licence_stance(_stance(matched), labels, matched, ai=ai)
     if stance == "pause" and ai:
         # "we're delaying our use of your information for AI": the platform holds back
         direction = "narrows" if added else "expands"
