@@ -349,3 +349,22 @@ def is_page_furniture(section: Iterable[str], text: str) -> bool:
         return True  # "X. How will we notify you of changes to this Policy?": a contents entry
     heading = next(iter(reversed(tuple(section))), "")
     return len(plain) <= HELP_LINK_MAX_CHARS and bool(_HELP_SECTION.search(heading))
+
+
+# --- error messages in place of the text ----------------------------------------------------------
+
+_ERROR_NOTICE = re.compile(
+    r"^(?:sorry[,.!]?\s+)?(?:an\s+unexpected\s+error\s+(?:has\s+)?occurred|something\s+went\s+wrong"
+    r"|(?:this|the)\s+page\s+(?:isn't|is\s+not|is\s+no\s+longer)\s+available"
+    r"|the\s+link\s+you\s+followed\s+may\s+be\s+broken|page\s+not\s+found)\b",
+    re.IGNORECASE,
+)
+ERROR_NOTICE_MAX_CHARS = 200
+"""An error message is short: a longer clause that starts like one is text about errors."""
+
+
+def is_error_notice(text: str) -> bool:
+    """A clause that is a site's error message ('An unexpected error has occurred. Try reloading
+    the page or come back later.'), shown where a page of the document failed to load."""
+    plain = plain_text(text)
+    return len(plain) <= ERROR_NOTICE_MAX_CHARS and bool(_ERROR_NOTICE.match(plain))
