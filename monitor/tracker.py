@@ -532,11 +532,17 @@ def _settle_report(
         run = store.recent_versions(
             session, document.id, limit=RECURRING_DEPTH, before_id=settled.id
         )
+        shown = store.distinct_earlier_versions(
+            session, document.id, before_id=baseline.id, limit=HISTORY_DEPTH
+        )
         report = build_report(
             version_clauses(session, baseline),
             version_clauses(session, settled),
             document_name=name,
             recurring=[version_clauses(session, v) for v in reversed(run)],
+            shown_before=[
+                version_clauses(session, v) for v in shown if v.text_hash != baseline.text_hash
+            ],
         )
         with _SETTLE_LOCK:
             _SETTLE_REPORTS[key] = report
