@@ -295,7 +295,7 @@ def _seen_before(change: ClauseChange, history_keys: list[set[str]]) -> bool:
     return any(key in keys for keys in history_keys)
 
 
-# --- numbered notes shown or hidden --------------------------------------------------------------
+# --- blocks the page shows and hides: numbered notes, regional sections ------------------------
 
 _NOTE_NUMBER = re.compile(r"\d{1,3}")
 _NOTE_REFERENCE = re.compile(r"\S\\?\[(\d{1,3})\\?\]")
@@ -412,6 +412,8 @@ def _returning_blocks(
     page changed meanwhile too, that edit went with a change already reported (at most ``low``:
     the notes of an update captured with its notes closed); otherwise it is judged as a
     rewording of its counterpart there, or as a new clause."""
+    from monitor.diff import diff_clauses  # the differ is a sibling pure module
+
     found: dict[int, _Return] = {}
     blocks: list[tuple[list[int], Sequence[Clause] | None, str, bool]] = []
     new_marks = _notes_opened(new, old)
@@ -463,8 +465,6 @@ def _returning_blocks(
             continue
         hidden = [c for c in shown if _key(c.text) not in old_keys]
         wanted = [Clause(changes[k].section, changes[k].after or "") for k in fresh]
-        from monitor.diff import diff_clauses
-
         counterpart = {
             fresh[c.new_index]: c.before
             for c in diff_clauses(hidden, wanted)
@@ -603,9 +603,12 @@ def build_report(
     Independently of both, a clause added or removed while the same wording stays elsewhere on
     the page (a doubled block) is cosmetic, and so is the text of numbered notes that one version
     writes out and the other does not. A clause whose only new or dropped sentences announce an
-    update of the page ('We updated our Privacy Policy on ...') is at most ``low``, and so is new
-    wording inside a returning block of added clauses most of which ``history`` or
-    ``recurring`` shows (edited while the block was not shown).
+    update of the page ('We updated our Privacy Policy on ...') is at most ``low``.
+
+    ``shown_before``: earlier versions, most recent first, in which to find a block of added
+    clauses the page showed before (see ``_returning_blocks``); by default the versions of
+    ``history`` that resemble ``old`` or ``new``. The settling of a return judges with no
+    ``history`` (a revert that stays is news) but still passes them.
     """
     from monitor.diff import diff_clauses  # the differ is a sibling pure module
 
