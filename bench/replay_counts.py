@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/replay_counts.py [--collection versions] [--only Instagram]
                                             [--list] [--dump clauses.jsonl] [--jobs 2]
+                                            [--labels FILE ...]
 
 Every document folder of ../shared/corpus/versions, versions-pga and versions-more is imported on
 its own into a fresh SQLite database with the library's importer (exactly what `tosmon import`
@@ -10,6 +11,9 @@ counted. Printed per document: captures, change records, records at medium or ab
 ``--list`` each medium+ record's date, severity, labels and summary (what to label by hand);
 with ``--dump`` every medium+ clause of those records (before, after, labels, direction,
 annotation) and the capture files on each side, one JSON line each, to read while labelling.
+The hand labels (``--labels``, by default tests/data/classify/meta_replay_labels.jsonl and
+more_replay_labels.jsonl) give the precision of the medium+ records, the records nobody labelled
+yet and the labelled real records that are no longer medium+.
 Corpus: Open Terms Archive (ODbL 1.0 / ODC-By 1.0).
 """
 
@@ -28,7 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 COLLECTIONS = ("versions", "versions-pga", "versions-more")
-LABELS = Path(__file__).resolve().parents[1] / "tests/data/classify/more_replay_labels.jsonl"
+LABELS = tuple(
+    Path(__file__).resolve().parents[1] / "tests/data/classify" / name
+    for name in ("meta_replay_labels.jsonl", "more_replay_labels.jsonl")
+)
 
 
 def replay(folder: Path, show: bool, dump: bool = False) -> dict:
@@ -68,15 +75,16 @@ def replay(folder: Path, show: bool, dump: bool = False) -> dict:
             ]
             dumped = [_dump(session, folder, c, captures) for c in severe]
         engine.dispose()
+    document = folder.relative_to(folder.parents[2]).as_posix()
     return {
-        "document": folder.relative_to(folder.parents[2]).as_posix(),
+        "document": document,
         "captures": len(captures),
         "changes": len(changes),
         "severe": len(severe),
         "seconds": seconds,
         "shown": shown if show else [],
         "dumped": dumped if dump else [],
-        "keys": [(d["document"], d["new_capture"]) for d in dumped],
+        "keys": [(document, f"{c.detected_at:%Y-%m-%d %H:%M}") for c in severe],
     }
 
 
@@ -127,8 +135,9 @@ def main() -> int:
     parser.add_argument(
         "--labels",
         type=Path,
-        default=LABELS,
-        help="hand labels of medium+ records (JSON lines: document, captures, real)",
+        nargs="+",
+        default=list(LABELS),
+        help="hand labels of medium+ records (JSON lines: document, date or capture, real)",
     )
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
@@ -161,36 +170,50 @@ def main() -> int:
         f"{'total':<52} {sum(r['captures'] for r in results):>8} "
         f"{sum(r['changes'] for r in results):>7} {sum(r['severe'] for r in results):>7}"
     )
-    if args.labels and args.labels.exists():
-        replayed = {r["document"].split("/", 1)[1] for r in results}
-        _score(args.labels, [key for r in results for key in r["keys"]], replayed)
+    replayed = {r["document"] for r in results}
+    keys = [key for r in results for key in r["keys"]]
+    _score([path for path in args.labels if path.exists()], keys, replayed)
     return 0
 
 
-def _score(path: Path, keys: list[tuple[str, str]], replayed: set[str]) -> None:
-    """Precision of the medium+ records against the hand labels, and the labelled real records
-    that are no longer medium+ (a record is keyed by document and the capture that brought it)."""
+def _label_key(row: dict) -> tuple[str, str]:
+    """(collection/service/document, date of the change record) of one hand label; labels of
+    versions-more name the document as service/document and carry `date`."""
+    if "service" in row:
+        document = f"{row['collection']}/{row['service']}/{row['document']}"
+    else:
+        document = f"versions-more/{row['document']}"
+    return document, row.get("capture") or row["date"]
+
+
+def _score(paths: list[Path], keys: list[tuple[str, str]], replayed: set[str]) -> None:
+    """Precision of the medium+ records against the hand labels, the records with no label and
+    the labelled real records that are no longer medium+ (keyed by document and date)."""
     labels = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            if row["document"] in replayed:
-                labels[(row["document"], row["captures"][1])] = row
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                key = _label_key(row)
+                if key[0] in replayed:
+                    labels[key] = row
     labelled = [labels[k] for k in keys if k in labels]
     if not labelled:
         return
-    real = sum(row["real"] for row in labelled)
+    real = sum(bool(row["real"]) for row in labelled)
     print(
-        f"hand labels ({path.name}): {real} of {len(labelled)} labelled medium+ records are real "
-        f"(precision {real / len(labelled):.2f}); {len(keys) - len(labelled)} medium+ records "
-        "have no label"
+        f"hand labels: {real} of {len(labelled)} labelled medium+ records are real "
+        f"(precision {real / len(labelled):.2f}); {len(keys) - len(labelled)} have no label"
     )
+    for key in keys:
+        if key not in labels:
+            print(f"  not labelled: {key[0]} {key[1]}")
     shown = set(keys)
-    lost = [row for k, row in labels.items() if row["real"] and k not in shown]
-    total = sum(row["real"] for row in labels.values())
+    lost = [(k, row) for k, row in labels.items() if row["real"] and k not in shown]
+    total = sum(bool(row["real"]) for row in labels.values())
     print(f"labelled real records still medium+: {total - len(lost)} of {total}")
-    for row in lost:
-        print(f"  no longer medium+: {row['document']} {row['date']}: {row['why'][:100]}")
+    for (document, date), row in lost:
+        print(f"  no longer medium+: {document} {date}: {row['why'][:100]}")
 
 
 if __name__ == "__main__":

@@ -56,18 +56,23 @@ _QUOTES = str.maketrans(
     }
 )
 _SPACE = re.compile(r"\s+")
+_NOTE_REFERENCE = re.compile(r"(?<=[^\s\[])\\?\[\d{1,3}\\?\]")
+"""A numbered note reference stuck to a word ('deleted[50].', 'Learn more[8]'): pages renumber
+their notes whenever one is added, so the number says nothing about the terms."""
 _MD_MARKS = re.compile(r"(?<!\w)[*_`]+|[*_`]+(?!\w)|^\s*(?:[#>]+|[-*+]\s)\s*", re.MULTILINE)
 
 
 @lru_cache(maxsize=32768)
 def plain_text(text: str) -> str:
-    """Text as a reader sees it: link text kept, link targets and bare URLs dropped, plain quotes
-    and dashes, Markdown emphasis removed, one space between words."""
+    """Text as a reader sees it: link text kept, link targets, bare URLs and numbered note
+    references ('[50]') dropped, plain quotes and dashes, Markdown emphasis removed, one space
+    between words."""
     text = text.translate(_QUOTES)
     text = _MD_LINK.sub(r"\1", text)
     text = _MD_REF.sub(r"\1", text)
     text = _URL.sub(" ", text)
     text = _MD_MARKS.sub(" ", text)
+    text = _NOTE_REFERENCE.sub("", text)
     text = text.replace("\\", "")
     return _SPACE.sub(" ", text).strip()
 
@@ -349,3 +354,81 @@ def is_page_furniture(section: Iterable[str], text: str) -> bool:
         return True  # "X. How will we notify you of changes to this Policy?": a contents entry
     heading = next(iter(reversed(tuple(section))), "")
     return len(plain) <= HELP_LINK_MAX_CHARS and bool(_HELP_SECTION.search(heading))
+
+
+# --- notices about the page's own updates ---------------------------------------------------------
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_DOCUMENT = (
+    r"(?:(?:our|the|this|these)\s+)?(?:updated\s+|new\s+|previous\s+|earlier\s+|prior\s+)?"
+    r"(?:privacy\s+)?(?:policy|policies|terms(?:\s+of\s+(?:service|use))?|notice|version)"
+)
+_DATE_START = (
+    r"(?:\d|january|february|march|april|may|june|july|august|september|october|november|december)"
+)
+_NOTICE_LEAD = r"(?:(?:policy|other|key|recent|important)\s+updates?:?\s+)?"
+_UPDATE_NOTICE = re.compile(
+    rf"^{_NOTICE_LEAD}(?:"
+    # "We updated our Privacy Policy on April 7, 2025." / "We're updating our Privacy Policy."
+    rf"(?:we|we've|we have|we're|we are)\s+(?:recently\s+)?"
+    rf"(?:updated|updating|changed|changing|revised|revising|made\s+(?:some\s+)?changes\s+to|"
+    rf"reflected\s+(?:this|these)\s+changes?\s+in)\s+{_DOCUMENT}\b"
+    rf"(?:\s+update)?\s*(?:[.!]?$|,?\s+(?:on|effective|as\s+of|from|starting|in)\s+{_DATE_START}"
+    rf"|\s+with\s+(?:more\s+|new\s+)?(?:details|information)\s+(?:about|on)\b"
+    rf"|\s+to\s+(?:reflect|clarify|explain|describe|include|add|give|provide)\b)"
+    # "We've added information about how WhatsApp provides an option ..."
+    rf"|(?:we've|we have)\s+(?:added|included)\s+(?:more\s+)?(?:information|details)"
+    rf"\s+(?:about|on)\b"
+    # "The updates go into effect on April 7, 2025."
+    rf"|(?:the|these)\s+(?:updates?|changes)\s+(?:will\s+)?(?:go|goes|went|come|comes|take|takes|"
+    rf"took|are|is|will\s+be|become|becomes)\s+(?:into\s+|in\s+)?(?:effect|effective)\b"
+    # "View our previous policy." / "Read the new policy."
+    rf"|(?:view|read|see|review|check\s+out|learn\s+more\s+about)\s+{_DOCUMENT}\s*[.!]?$"
+    r")",
+    re.IGNORECASE,
+)
+NOTICE_MAX_CHARS = 300
+"""A sentence longer than this states more than an update of the page."""
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a clause's plain text."""
+    return [x.strip() for x in _SENTENCE.split(plain_text(text)) if x.strip()]
+
+
+def is_update_notice(sentence: str) -> bool:
+    """A sentence about the page's own revision, not a term: 'We updated our Privacy Policy on
+    April 7, 2025.', 'The updates go into effect on ...', 'View our previous policy.', 'We've
+    added information about how WhatsApp provides ...'."""
+    plain = plain_text(sentence).strip(" *-")
+    return len(plain) <= NOTICE_MAX_CHARS and bool(_UPDATE_NOTICE.match(plain))
+
+
+def only_update_notices_changed(before: str | None, after: str | None) -> bool:
+    """True when every sentence gained or lost between the two texts (either may be None: an
+    added or removed clause) is a notice about the page's own update: the edit says *that* the
+    page changed, or when; what changed is in the other clauses."""
+    old = Counter(equivalence_key(x) for x in sentences(before or ""))
+    new = Counter(equivalence_key(x) for x in sentences(after or ""))
+    changed = [x for x in sentences(after or "") if old[equivalence_key(x)] < 1]
+    changed += [x for x in sentences(before or "") if new[equivalence_key(x)] < 1]
+    return bool(changed) and all(is_update_notice(x) for x in changed)
+
+
+# --- error messages in place of the text ----------------------------------------------------------
+
+_ERROR_NOTICE = re.compile(
+    r"^(?:sorry[,.!]?\s+)?(?:an\s+unexpected\s+error\s+(?:has\s+)?occurred|something\s+went\s+wrong"
+    r"|(?:this|the)\s+page\s+(?:isn't|is\s+not|is\s+no\s+longer)\s+available"
+    r"|the\s+link\s+you\s+followed\s+may\s+be\s+broken|page\s+not\s+found)\b",
+    re.IGNORECASE,
+)
+ERROR_NOTICE_MAX_CHARS = 200
+"""An error message is short: a longer clause that starts like one is text about errors."""
+
+
+def is_error_notice(text: str) -> bool:
+    """A clause that is a site's error message ('An unexpected error has occurred. Try reloading
+    the page or come back later.'), shown where a page of the document failed to load."""
+    plain = plain_text(text)
+    return len(plain) <= ERROR_NOTICE_MAX_CHARS and bool(_ERROR_NOTICE.match(plain))

@@ -4,13 +4,15 @@
 
 Pure: plain clause lists in, a ``ChangeReport`` out. ``history`` (earlier versions, most recent
 first, not including ``old``) only serves to recognise variants the page has shown before; with
-``history=()`` the report is the plain, unfiltered comparison of ``old`` and ``new``.
+``history=()`` nothing is judged against earlier versions (the rules that need none still apply:
+page furniture, doubled blocks, numbered notes written out, notices of the page's own update).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -44,6 +46,28 @@ DUPLICATE = "The page repeats (or stops repeating) a clause it also shows elsewh
 RECURRING_TRANSITIONS = 2
 """Flipping this many times in the recent run makes a wording a recurring variant."""
 OTHER_LANGUAGE = "Page served in another language; not a change of terms."
+NOTE_TEXT = (
+    "Text of a numbered note (an example or 'learn more' box) that the page shows in some "
+    "captures and hides in others; not a change of terms."
+)
+UPDATE_NOTICE = (
+    "A notice that the page was or will be updated (or a link to another version), not a term; "
+    "what changed is reported with the clauses themselves."
+)
+RETURNING_BLOCK = (
+    "Part of a block of text the page shows in some captures and not in others: most of the "
+    "block is wording seen before, and this part changed while the block was not shown."
+)
+BLOCK_MIN_CLAUSES = 5
+"""A run of added clauses this long or longer can be a block the page shows and hides."""
+BLOCK_SEEN_SHARE = 0.6
+"""A block is one seen before when this share of its text is wording an earlier version shows."""
+BLOCK_PAGE_EDITS = 3
+BLOCK_PAGE_SHARE = 0.02
+"""While a block was hidden, the rest of the page changed when more than this many (or this
+share) of the compared version's clauses are not in the version that last showed the block."""
+NOTES_MIN = 2
+"""A version shows its notes when at least this many numbered notes are written out."""
 _SUMMARY_ITEMS = 5
 COARSE_NOTE = (
     "This change is too large to mark word by word: some changed passages are shown whole."
@@ -198,10 +222,11 @@ def _comparable_history(
     old: Sequence[Clause],
     new: Sequence[Clause],
     new_text: str,
-) -> list[set[str]]:
-    """Key sets of the history versions in the language of ``new`` that resemble ``old`` or
-    ``new`` (share half their clauses): a page that alternates with an error page or another
-    variant is recognised, while an unrelated capture does not make every clause look seen."""
+) -> list[tuple[Sequence[Clause], set[str]]]:
+    """The history versions in the language of ``new`` that resemble ``old`` or ``new`` (share
+    half their clauses), with their key sets: a page that alternates with an error page or
+    another variant is recognised, while an unrelated capture does not make every clause look
+    seen."""
     if not history:
         return []
     ends = [keys for keys in (_keys(old), _keys(new)) if keys]
@@ -213,22 +238,21 @@ def _comparable_history(
             continue
         keys = _keys(version)
         if any(len(keys & end) >= 0.5 * min(len(keys), len(end)) for end in ends):
-            kept.append(keys)
+            kept.append((version, keys))
     return kept
 
 
-def _recurring_keys(run: Sequence[Sequence[Clause]], wanted: set[str]) -> set[str]:
+def _recurring_keys(run: Sequence[set[str]], wanted: set[str]) -> set[str]:
     """The keys among ``wanted`` whose presence flipped at least ``RECURRING_TRANSITIONS`` times
-    along ``run`` (versions oldest first): blocks that come and go (a regional variant, a partial
-    capture), as opposed to a change made once and, perhaps, undone once."""
+    along ``run`` (the key sets of versions, oldest first, empty captures left out): blocks that
+    come and go (a regional variant, a partial capture), as opposed to a change made once and,
+    perhaps, undone once."""
     if not wanted or len(run) < RECURRING_TRANSITIONS + 1:
         return set()
     flips = dict.fromkeys(wanted, 0)
     before: set[str] | None = None
     for version in run:
-        if not version:
-            continue  # an empty capture says nothing about any clause
-        keys = _keys(version) & wanted
+        keys = version & wanted
         if before is not None:
             for key in keys ^ before:
                 flips[key] += 1
@@ -269,6 +293,213 @@ def _seen_before(change: ClauseChange, history_keys: list[set[str]]) -> bool:
         return any(key not in keys for keys in history_keys)
     key = _key(change.after or "")
     return any(key in keys for keys in history_keys)
+
+
+# --- blocks the page shows and hides: numbered notes, regional sections ------------------------
+
+_NOTE_NUMBER = re.compile(r"\d{1,3}")
+_NOTE_REFERENCE = re.compile(r"\S\\?\[(\d{1,3})\\?\]")
+
+
+def _note_references(clauses: Sequence[Clause]) -> set[str]:
+    return {m.group(1) for c in clauses for m in _NOTE_REFERENCE.finditer(c.text)}
+
+
+def _notes_opened(shown: Sequence[Clause], closed: Sequence[Clause]) -> set[int]:
+    """The note marks of ``shown`` when ``closed`` writes out no notes but refers to most of
+    them: the same notes, open in one capture and closed in the other."""
+    marks = _note_marks(shown)
+    if not marks or _note_marks(closed):
+        return set()
+    referenced = _note_references(closed)
+    numbers = [shown[i].text.strip() for i in marks]
+    return marks if sum(n in referenced for n in numbers) * 2 >= len(numbers) else set()
+
+
+def _note_marks(clauses: Sequence[Clause]) -> set[int]:
+    """Indices of the clauses that open a written-out numbered note: a clause that is only a
+    number N, where another clause of the version refers to note N ('audio[5]', 'Learn
+    more[8]'). Some pages (Meta's privacy policy) show the text of their notes in some captures
+    and only the references in others."""
+    numbered = {
+        i: c.text.strip() for i, c in enumerate(clauses) if _NOTE_NUMBER.fullmatch(c.text.strip())
+    }
+    if len(numbered) < NOTES_MIN:
+        return set()
+    referenced = _note_references(clauses)
+    marks = {i for i, number in numbered.items() if number in referenced}
+    return marks if len(marks) >= NOTES_MIN else set()
+
+
+def _note_text(clauses: Sequence[Clause], marks: set[int], other_keys: set[str]) -> set[int]:
+    """Indices of the clauses written out as notes: from a note's number on, the clauses that
+    the other version does not have, up to where the page's own text resumes (two clauses in a
+    row that the other version has; a note may repeat one line of the page, 'See some
+    examples[51].')."""
+    inside: set[int] = set()
+    for start in sorted(marks):
+        i = start + 1
+        while i < len(clauses) and i not in marks:
+            if _key(clauses[i].text) in other_keys:
+                if i + 1 >= len(clauses) or _key(clauses[i + 1].text) in other_keys:
+                    break
+            else:
+                inside.add(i)
+            i += 1
+        inside.add(start)
+    return inside
+
+
+def _hidden_notes(
+    changes: Sequence[ClauseChange], old: Sequence[Clause], new: Sequence[Clause]
+) -> set[int]:
+    """Positions in ``changes`` of the clauses removed only because ``old`` writes out its
+    numbered notes and ``new`` does not (a capture with its 'learn more' boxes closed)."""
+    old_marks = _notes_opened(old, new)
+    if not old_marks:
+        return set()
+    inside = _note_text(old, old_marks, _keys(new))
+    return {
+        k
+        for k, c in enumerate(changes)
+        if c.kind == "removed" and c.old_index is not None and c.old_index in inside
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Return:
+    """What an added clause is when it belongs to a block the page shows again."""
+
+    why: str
+    """NOTE_TEXT or VARIANT_SEEN (cosmetic), RETURNING_BLOCK (at most low), or "" (reworded
+    since the block was last shown: judge it against ``before``)."""
+    before: str | None = None
+
+
+def _runs(changes: Sequence[ClauseChange], taken: set[int]) -> list[list[int]]:
+    """Positions of added clauses grouped in runs that are consecutive in the new version."""
+    added = sorted(
+        (c.new_index, k)
+        for k, c in enumerate(changes)
+        if c.kind == "added" and c.new_index is not None and k not in taken
+    )
+    runs: list[list[int]] = []
+    last = -2
+    for index, k in added:
+        if index != last + 1:
+            runs.append([])
+        runs[-1].append(k)
+        last = index
+    return runs
+
+
+def _returning_blocks(
+    changes: Sequence[ClauseChange],
+    old: Sequence[Clause],
+    new: Sequence[Clause],
+    earlier: Sequence[tuple[Sequence[Clause], set[str] | None]],
+) -> dict[int, _Return]:
+    """Added clauses that belong to a block the page shows in some captures and not in others,
+    by position in ``changes``: numbered notes written out (recognised by their numbers, even the
+    first time), or a run of added clauses most of whose text an ``earlier`` version showed (a
+    regional section, notes written out without numbers). ``earlier``: versions most recent
+    first, each with its key set when already known.
+
+    Such a block is compared with the last version that showed it. Its clauses worded as there
+    are a variant flip when the block comes and goes (``_recurs``) or is numbered notes; a block
+    shown once before and back (a section restored) is left to the other rules. A clause worded
+    otherwise changed while the block was hidden: if the block comes and goes and the rest of the
+    page changed meanwhile too, that edit went with a change already reported (at most ``low``:
+    the notes of an update captured with its notes closed); otherwise it is judged as a
+    rewording of its counterpart there, or as a new clause."""
+    from monitor.diff import diff_clauses  # the differ is a sibling pure module
+
+    found: dict[int, _Return] = {}
+    blocks: list[tuple[list[int], Sequence[Clause] | None, str, bool]] = []
+    new_marks = _notes_opened(new, old)
+    if new_marks:
+        inside = _note_text(new, new_marks, _keys(old))
+        notes = [
+            k
+            for k, c in enumerate(changes)
+            if c.kind == "added" and c.new_index is not None and c.new_index in inside
+        ]
+        present = [bool(_note_marks(v)) for v, _ in earlier]
+        shown = next((v for (v, _), open_ in zip(earlier, present, strict=True) if open_), None)
+        blocks.append((notes, shown, NOTE_TEXT, _recurs(present)))
+    taken = {k for members, *_ in blocks for k in members}
+    runs = [run for run in _runs(changes, taken) if len(run) >= BLOCK_MIN_CLAUSES]
+    keyed = [(v, _keys(v) if keys is None else keys) for v, keys in earlier] if runs else []
+    for run in runs:
+        total = sum(len(changes[k].after or "") for k in run)
+        present = [
+            total > 0
+            and sum(
+                len(changes[k].after or "") for k in run if _key(changes[k].after or "") in keys
+            )
+            >= BLOCK_SEEN_SHARE * total
+            for _, keys in keyed
+        ]
+        if any(present):
+            shown = keyed[present.index(True)][0]
+            blocks.append((run, shown, VARIANT_SEEN, _recurs(present)))
+    old_keys = _keys(old) if blocks else set()
+    for members, shown, seen_why, recurs in blocks:
+        if shown is None:  # numbered notes written out for the first time
+            found.update(dict.fromkeys(members, _Return(NOTE_TEXT)))
+            continue
+        shown_keys = _keys(shown)
+        fresh = []
+        for k in members:
+            if _key(changes[k].after or "") not in shown_keys:
+                fresh.append(k)
+            elif recurs or seen_why == NOTE_TEXT:
+                found[k] = _Return(seen_why)
+            # else: a block shown once and back (a section restored): the history and the
+            # settling of a return judge it, as any wording seen before
+        if not fresh:
+            continue
+        moved_on = sum(key not in shown_keys for key in old_keys)
+        if recurs and moved_on > max(BLOCK_PAGE_EDITS, BLOCK_PAGE_SHARE * len(old_keys)):
+            found.update(dict.fromkeys(fresh, _Return(RETURNING_BLOCK)))
+            continue
+        hidden = [c for c in shown if _key(c.text) not in old_keys]
+        wanted = [Clause(changes[k].section, changes[k].after or "") for k in fresh]
+        counterpart = {
+            fresh[c.new_index]: c.before
+            for c in diff_clauses(hidden, wanted)
+            if c.kind == "modified" and c.new_index is not None
+        }
+        for k in fresh:
+            found[k] = _Return("", counterpart.get(k))
+    return found
+
+
+def _recurs(present: Sequence[bool]) -> bool:
+    """Whether a block absent from the compared version came and went along the earlier versions
+    (most recent first): shown, hidden and shown again, at least ``RECURRING_TRANSITIONS``
+    times, as opposed to a section removed once and now restored."""
+    flips = sum(a != b for a, b in itertools.pairwise([False, *present]))
+    return flips >= RECURRING_TRANSITIONS
+
+
+def _reworded(change: ClauseChange, before: str, taxonomy: Taxonomy, service: str) -> ClauseChange:
+    """An added clause judged as a rewording of ``before`` (its wording where its block was last
+    shown)."""
+    from monitor.diff import diff_words
+
+    after = change.after or ""
+    reworded = dataclasses.replace(
+        change, kind="modified", before=before, words=diff_words(before, after)
+    )
+    judged = classify_change(clip_for_classification(reworded), taxonomy, service=service)
+    return dataclasses.replace(
+        reworded,
+        labels=judged.labels,
+        direction=judged.direction,
+        severity=judged.severity,
+        annotation=judged.annotation,
+    )
 
 
 # --- size budget ---------------------------------------------------------------------------------
@@ -357,6 +588,7 @@ def build_report(
     document_name: str = "",
     history: Sequence[Sequence[Clause]] = (),
     recurring: Sequence[Sequence[Clause]] = (),
+    shown_before: Sequence[Sequence[Clause]] | None = None,
     taxonomy: Taxonomy | None = None,
 ) -> ChangeReport:
     """Diff ``old`` and ``new``, drop noise, label and grade each clause change, and summarise.
@@ -369,7 +601,14 @@ def build_report(
     ``history``). Clause changes whose wordings came and went at least twice along it are a
     block the page shows and hides (a regional or partial version), marked cosmetic.
     Independently of both, a clause added or removed while the same wording stays elsewhere on
-    the page (a doubled block) is cosmetic.
+    the page (a doubled block) is cosmetic, and so is the text of numbered notes that one version
+    writes out and the other does not. A clause whose only new or dropped sentences announce an
+    update of the page ('We updated our Privacy Policy on ...') is at most ``low``.
+
+    ``shown_before``: earlier versions, most recent first, in which to find a block of added
+    clauses the page showed before (see ``_returning_blocks``); by default the versions of
+    ``history`` that resemble ``old`` or ``new``. The settling of a return judges with no
+    ``history`` (a revert that stays is news) but still passes them.
     """
     from monitor.diff import diff_clauses  # the differ is a sibling pure module
 
@@ -428,15 +667,40 @@ def build_report(
         ]
         notes.append("The page was served in another language; no change of terms is reported.")
     else:
-        history_keys = _comparable_history(history, old, new, new_text)
+        comparable = _comparable_history(history, old, new, new_text)
+        history_keys = [keys for _, keys in comparable]
+        returns = _returning_blocks(
+            changes,
+            old,
+            new,
+            comparable if shown_before is None else [(v, None) for v in shown_before if v],
+        )
+        for i, back in returns.items():
+            if back.before is not None:
+                rejudged = _reworded(changes[i], back.before, taxonomy, service)
+                phrases[i] = summarise_change(rejudged, taxonomy)
+                changes[i] = rejudged
+        if any(back.before is not None for back in returns.values()):
+            notes.append(
+                "Part of the page that some captures do not show is back; its clauses are "
+                "compared with the last capture that showed them."
+            )
+        hidden = _hidden_notes(changes, old, new)
         real = [i for i, c in enumerate(changes) if c.severity != "cosmetic"]
         old_keys, new_keys = _keys(old), _keys(new)
         wanted = {key for i in real for key in _change_keys(changes[i])}
-        comes_and_goes = _recurring_keys(recurring, wanted)
+        run_keys = [_keys(v) for v in recurring if v] if real else []
+        comes_and_goes = _recurring_keys(run_keys, wanted)
+        noted = 0
         for i in real:
             c = changes[i]
+            block = returns.get(i)
             if _is_furniture(c):
                 why = FURNITURE
+            elif i in hidden:
+                why = NOTE_TEXT
+            elif block is not None and block.why in (NOTE_TEXT, VARIANT_SEEN):
+                why = block.why
             elif _is_duplicate(c, old_keys, new_keys):
                 why = DUPLICATE
             elif comes_and_goes and all(k in comes_and_goes for k in _change_keys(c)):
@@ -448,12 +712,39 @@ def build_report(
             changes[i] = dataclasses.replace(
                 c, severity="cosmetic", direction="neutral", annotation=why
             )
-            flips += 1
+            if why == NOTE_TEXT:
+                noted += 1
+            else:
+                flips += 1
+        if noted:
+            notes.append(
+                f"{noted} clause{'s are' if noted != 1 else ' is'} the text of numbered notes that "
+                "one capture writes out and the other does not; marked cosmetic."
+            )
         if flips:
             notes.append(
                 f"{flips} change{'s' if flips != 1 else ''} restore wording the page showed "
                 "before (it alternates between variants, or repeats a block); marked cosmetic."
             )
+        for i, c in enumerate(changes):
+            if (
+                severity_rank(c.severity) > severity_rank("low")
+                and i in returns
+                and returns[i].why == RETURNING_BLOCK
+            ):
+                changes[i] = dataclasses.replace(
+                    c, severity="low", direction="neutral", annotation=RETURNING_BLOCK
+                )
+                phrases[i] = "block shown again"
+            elif (
+                severity_rank(c.severity) > severity_rank("low")
+                and c.kind != "moved"
+                and noise.only_update_notices_changed(c.before, c.after)
+            ):
+                changes[i] = dataclasses.replace(
+                    c, severity="low", direction="neutral", annotation=UPDATE_NOTICE
+                )
+                phrases[i] = "update notice"
         if any(c.severity != "cosmetic" for c in changes):
             announce_notes, date = _announcement_notes(old, new)
             notes.extend(announce_notes)

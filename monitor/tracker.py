@@ -13,6 +13,10 @@ same page but for its per-request tokens, a 304, or the same extracted text), ``
 version and its change record) or ``failed`` (nothing usable came back: the reason is recorded,
 never a version). Each document's failure is isolated: one bad page never stops the others.
 
+A text far shorter than the last version, or one holding a site's error message where a page of
+the document should be ("An unexpected error has occurred"), is refused like a failed fetch until
+it stays: a part that failed to load is not a removal, and its return is not an addition.
+
 Variant flips: a page that returns to a text already seen is recorded as a version, but its change
 is reported at the severity the history allows (usually cosmetic). If it then *stays* for
 ``SETTLE_AFTER``, the tracker reports it in full against the last reported version: a revert that
@@ -36,6 +40,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from monitor import noise
 from monitor.clauses import ChangeReport, Clause, severity_rank
 from monitor.clock import utcnow
 from monitor.errors import ExtractError, FetchError
@@ -61,6 +66,8 @@ SHRINK_MIN_CHARS = 1000
 SHRINK_CONFIRMATIONS = 3
 """A much shorter text is accepted once the same text came back this many checks in a row: a
 page that really got shorter is not refused for ever."""
+ERROR_SCAN = 200
+"""How many recent checks are read to see how long a text with an error message has stayed."""
 
 
 _HIDDEN_BLOCKS = re.compile(
@@ -389,8 +396,27 @@ def record_text(
                 worker=worker,
                 status=status,
                 blocked=True,
-                fingerprint=_shrunk_text_mark(text),
+                fingerprint=_refused_text_mark(text),
             )
+    failed_part = _error_notice(clauses)
+    if (
+        failed_part is not None
+        and (current is None or _error_notice(version_clauses(session, current)) is None)
+        and not _error_confirmed(session, document, text, now=now)
+    ):
+        return _record_failure(
+            session,
+            document,
+            f"part of the page is an error message ({failed_part!r}): a page of the document "
+            f"probably failed to load (accepted if it stays {SETTLE_AFTER.days} days and "
+            f"{SHRINK_CONFIRMATIONS} checks in a row)",
+            now=now,
+            duration=duration,
+            worker=worker,
+            status=status,
+            blocked=True,
+            fingerprint=_refused_text_mark(text),
+        )
     if current is not None:
         # a returned-to text that stuck is folded into this change: one change, not two at once
         folded = _matured_baseline(session, document, now=now)
@@ -506,11 +532,17 @@ def _settle_report(
         run = store.recent_versions(
             session, document.id, limit=RECURRING_DEPTH, before_id=settled.id
         )
+        shown = store.distinct_earlier_versions(
+            session, document.id, before_id=baseline.id, limit=HISTORY_DEPTH
+        )
         report = build_report(
             version_clauses(session, baseline),
             version_clauses(session, settled),
             document_name=name,
             recurring=[version_clauses(session, v) for v in reversed(run)],
+            shown_before=[
+                version_clauses(session, v) for v in shown if v.text_hash != baseline.text_hash
+            ],
         )
         with _SETTLE_LOCK:
             _SETTLE_REPORTS[key] = report
@@ -559,17 +591,34 @@ def _settled_pair(
     return baseline, settled
 
 
-def _shrunk_text_mark(text: str) -> str:
+def _error_notice(clauses: Sequence[Clause]) -> str | None:
+    """The first clause that is a site's error message, if any (see ``noise.is_error_notice``)."""
+    return next((c.text for c in clauses if noise.is_error_notice(c.text)), None)
+
+
+def _refused_text_mark(text: str) -> str:
     return "shrunk:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:56]
 
 
 def _shrink_confirmed(session: Session, document: Document, text: str) -> bool:
     """True when the previous checks all refused this same shorter text (this is the last one)."""
-    mark = _shrunk_text_mark(text)
+    mark = _refused_text_mark(text)
     earlier = store.last_checks(session, document.id, limit=SHRINK_CONFIRMATIONS - 1)
     return len(earlier) == SHRINK_CONFIRMATIONS - 1 and all(
         check.page_fingerprint == mark for check in earlier
     )
+
+
+def _error_confirmed(session: Session, document: Document, text: str, *, now: datetime) -> bool:
+    """True when the checks of the last ``SETTLE_AFTER`` (at least ``SHRINK_CONFIRMATIONS - 1``
+    of them) all refused this same text with an error message: the page has stayed that way."""
+    mark = _refused_text_mark(text)
+    refused = []
+    for check in store.last_checks(session, document.id, limit=ERROR_SCAN):
+        if check.page_fingerprint != mark:
+            break
+        refused.append(check)
+    return len(refused) >= SHRINK_CONFIRMATIONS - 1 and now - refused[-1].checked_at >= SETTLE_AFTER
 
 
 def _record_change(

@@ -308,3 +308,29 @@ def test_a_regional_block_that_keeps_coming_and_going_is_reported_once(
     assert severe == ["2024-02"]
     status, out = tosmon(config_file, "changes", "--json", "--all")
     assert len(json.loads(out)) == 7  # every capture is still a version with its change record
+
+
+PARTIAL = DATA_DIR / "partial"
+
+
+def _dataset(tmp_path: Path, service: str, document: str) -> Path:
+    """A dataset with one document folder of tests/data/partial (real captures, ODbL)."""
+    dataset = tmp_path / "ota"
+    (dataset / service).mkdir(parents=True)
+    (dataset / service / document).symlink_to(PARTIAL / service / document)
+    return dataset
+
+
+def test_captures_with_an_error_message_in_place_of_a_page_are_refused(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """Llama API Terms of Service, 11-14 Nov 2025: the first and last captures hold Meta's error
+    message where the Terms page should be (only the Data Security and Processor Terms loaded).
+    The Terms are the baseline of the one complete capture, not a change, nor their 'removal'."""
+    status, out = tosmon(
+        config_file, "import", str(_dataset(tmp_path, "Llama API", "Terms of Service"))
+    )
+    assert status == 0, out
+    assert "1 imported" in out and "2 refused" in out
+    status, out = tosmon(config_file, "changes", "--json", "--all")
+    assert json.loads(out) == []

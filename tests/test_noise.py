@@ -152,3 +152,153 @@ def test_help_links_and_rename_banners_are_page_furniture() -> None:
     # "navigation", the history check calls the rest "page furniture")
     assert all(c.annotation.endswith("not part of the terms.") for c in with_banner.clauses)
     assert report.FURNITURE in {c.annotation for c in with_banner.clauses}
+
+
+# --- real Meta captures (Open Terms Archive, ODbL 1.0 / ODC-By 1.0; see tests/data/README.md) -----
+
+NOTES = NOISE / "notes"
+FACEBOOK_PRIVACY = "versions/Facebook/Privacy Policy"
+INSTAGRAM_PRIVACY = "versions-pga/Instagram/Privacy Policy"
+
+
+def _capture(folder: Path, path: str, stamp: str) -> list[Clause]:
+    from monitor.extract import extract_clauses
+
+    return extract_clauses((folder / path / f"{stamp}.md").read_bytes(), media_type="text/markdown")
+
+
+def _severe(result: report.ChangeReport) -> list[str]:
+    return [
+        (c.after or c.before or "")[:60] for c in result.clauses if c.severity in ("medium", "high")
+    ]
+
+
+def test_note_reference_numbers_are_not_a_change() -> None:
+    # Facebook's privacy policy renumbers its notes whenever one is added (16 Dec 2022 / 4 Apr
+    # 2023): "...it will be deleted[50]." became "...deleted[51]."
+    before = (
+        "And when you search for something on Facebook, we keep your search history until you "
+        "clear the search in your activity log or delete your account. Once you clear a search or "
+        "delete your account, it will no longer be visible to you, and it will be deleted[50]."
+    )
+    assert noise.is_cosmetic_edit(before, before.replace("[50]", "[51]"))
+    assert noise.plain_text("Learn more[8] about it") == "Learn more about it"
+    assert noise.plain_text("[2] A numbered item") == "[2] A numbered item"
+    assert not noise.is_cosmetic_edit("We keep it for 50 days.", "We keep it for 51 days.")
+
+
+def test_numbered_notes_written_out_or_closed_are_no_change() -> None:
+    """Facebook's privacy policy, 30 Nov and 16 Dec 2022 (first two sections): the second capture
+    writes out the text of the policy's numbered notes (examples, 'learn more' boxes: "For
+    example, if we see someone without an account trying to load too many pages, they could be
+    trying to scrape our site"). That is the page, not a change of terms; the day's real edits
+    (the effective date, special categories of data) stay."""
+    closed = _capture(NOTES, FACEBOOK_PRIVACY, "2022-11-30T18-30-08Z")
+    written = _capture(NOTES, FACEBOOK_PRIVACY, "2022-12-16T00-30-22Z")
+    opened = build_report(closed, written, document_name="Facebook Privacy Policy")
+    assert _severe(opened) == []
+    assert report.NOTE_TEXT in {c.annotation for c in opened.clauses}
+    assert any(
+        c.kind == "modified" and "religious views" in (c.after or "") for c in opened.clauses
+    )
+    shut = build_report(written, closed, document_name="Facebook Privacy Policy")
+    assert _severe(shut) == []
+
+
+def test_a_note_reworded_while_notes_were_closed_is_compared_with_their_last_showing() -> None:
+    """Instagram's privacy policy (pga collection): written out on 4 Apr 2023, closed on 5 Apr,
+    written out again on 28 Jun 2023 with the June AI update inside a note ("Support AI research"
+    -> "Improve our AI technologies ... tools for people and businesses to create content")."""
+    shown = _capture(NOTES, INSTAGRAM_PRIVACY, "2023-04-04T18-31-12Z")
+    closed = _capture(NOTES, INSTAGRAM_PRIVACY, "2023-04-05T00-31-11Z")
+    reopened = _capture(NOTES, INSTAGRAM_PRIVACY, "2023-06-28T18-31-10Z")
+    result = build_report(
+        closed, reopened, document_name="Instagram Privacy Policy", history=[shown]
+    )
+    clause = next(c for c in result.clauses if "create content" in (c.after or ""))
+    assert clause.kind == "modified"
+    assert "Support AI research" in (clause.before or "")
+    assert clause.severity == "high" and "AI_TRAINING_ON_USER_DATA" in clause.labels
+
+
+def test_notes_back_after_the_policy_changed_belong_to_that_change() -> None:
+    """Facebook's privacy policy writes out its notes (no numbers in this layout) in some
+    captures: open on 28 May 2025, closed on 16 June, open on 26 Nov; the December update is
+    captured with them closed (17 Dec, a real AI change), then they are open again on 15 Jan
+    2026 with the December wording. The notes' new AI wording came with the December change; on
+    15 January the page only shows its notes again. A block shown only once before is not such
+    a variant: its new wording is compared with that showing."""
+    may, june, november, december, january = (
+        _capture(NOTES, FACEBOOK_PRIVACY, stamp)
+        for stamp in (
+            "2025-05-28T00-30-56Z",
+            "2025-06-16T12-31-49Z",
+            "2025-11-26T00-30-51Z",
+            "2025-12-17T00-30-45Z",
+            "2026-01-15T00-30-46Z",
+        )
+    )
+    update = build_report(november, december, document_name="Facebook Privacy Policy")
+    assert update.severity == "high"
+    back = build_report(
+        december,
+        january,
+        document_name="Facebook Privacy Policy",
+        history=[november, june, may],
+    )
+    assert _severe(back) == []
+    returned = [c for c in back.clauses if c.annotation == report.RETURNING_BLOCK]
+    assert any("AI at Meta" in (c.after or "") for c in returned)
+    once = build_report(
+        december, january, document_name="Facebook Privacy Policy", history=[november]
+    )
+    assert any("AI at Meta" in clause for clause in _severe(once))
+
+
+UPDATE_NOTICES = NOISE / "update_notices"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "news"),
+    [
+        ("2024-08-16T12-31-14Z", "2024-11-15T00-31-18Z", True),  # "still delaying" AI use
+        ("2024-11-15T00-31-18Z", "2024-12-15T00-31-32Z", False),  # "We updated ... on Nov 14"
+        ("2024-12-15T00-31-32Z", "2025-01-18T00-31-41Z", True),  # "our plans to use ..."
+        ("2025-01-18T00-31-41Z", "2025-02-18T12-31-39Z", False),  # "updates go into effect"
+        ("2025-02-18T12-31-39Z", "2025-04-07T12-31-41Z", False),  # "We updated ... on Apr 7"
+        ("2025-04-09T00-31-42Z", "2025-04-15T00-31-37Z", True),  # public posts for generative AI
+        ("2025-04-15T00-31-37Z", "2025-05-07T12-31-47Z", False),  # "Policy update ..." dropped
+    ],
+)
+def test_notices_of_the_page_own_updates_are_not_changes_of_terms(
+    old: str, new: str, news: bool
+) -> None:
+    """Instagram's privacy policy banner (pga collection), top of each capture: sentences that
+    only say the policy was or will be updated stay low; edits of the AI notice itself do not."""
+    result = build_report(
+        _capture(UPDATE_NOTICES, INSTAGRAM_PRIVACY, old),
+        _capture(UPDATE_NOTICES, INSTAGRAM_PRIVACY, new),
+        document_name="Instagram Privacy Policy",
+    )
+    assert bool(_severe(result)) is news
+    if not news:
+        assert report.UPDATE_NOTICE in {c.annotation for c in result.clauses}
+
+
+def test_update_notice_sentences() -> None:
+    assert noise.is_update_notice("Other updates We updated our Privacy Policy on April 7, 2025.")
+    assert noise.is_update_notice("The updates go into effect on April 7, 2025.")
+    assert noise.is_update_notice("View our previous policy.")
+    assert noise.is_update_notice(
+        "We've added information about how WhatsApp provides an option for users to message with "
+        "Meta AI."
+    )
+    assert not noise.is_update_notice("We updated our terms to use your content for AI training.")
+    assert not noise.is_update_notice("We may update this policy from time to time.")
+    # a banner that states what Meta will do is not only a notice
+    assert not noise.only_update_notices_changed(
+        None,
+        "Based on feedback from regulators, we're delaying our change to the use of your "
+        "information to develop and improve AI at Meta. We've reflected this change in our "
+        "Privacy Policy update on June 26, 2024. View our previous policy.",
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -451,3 +452,92 @@ def test_a_change_keeps_its_headline_and_the_email_leads_with_it(terms, sessions
     email = render.render_change(view, base_url=None, unsubscribe_url=None)
     assert headline in email.text.split("\n\n")[1]
     assert headline in email.html
+
+
+# --- real Meta captures (Open Terms Archive, ODbL 1.0 / ODC-By 1.0; see tests/data/README.md) -----
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _capture(path: Path):  # type: ignore[no-untyped-def]
+    from monitor.extract import extract_clauses
+
+    return extract_clauses(path.read_bytes(), media_type="text/markdown")
+
+
+def test_notes_shown_again_that_stay_are_not_reported_when_they_settle(sessions) -> None:
+    """Facebook's privacy policy (first two sections): notes written out in May 2025, closed in
+    June, open in November, the December update captured with its notes closed, then the notes
+    written out again in January and kept. The page staying with its notes open is not a
+    change: the notes' AI wording came with the December change, reported then."""
+    folder = DATA / "classify" / "noise" / "notes" / "versions" / "Facebook" / "Privacy Policy"
+    may, june, november, december, january = (
+        _capture(folder / f"{stamp}.md")
+        for stamp in (
+            "2025-05-28T00-30-56Z",
+            "2025-06-16T12-31-49Z",
+            "2025-11-26T00-30-51Z",
+            "2025-12-17T00-30-45Z",
+            "2026-01-15T00-30-46Z",
+        )
+    )
+    declare(
+        sessions,
+        DocumentConfig(
+            id="fb/privacy", service="Facebook", type="Privacy Policy", url="http://127.0.0.1:9/"
+        ),
+    )
+    with sessions.begin() as session:
+        document = session.get(Document, "fb/privacy")
+        assert document is not None
+        for day, version in ((-180, may), (-160, june), (0, november)):
+            record_text(
+                session, document, version, raw=None, now=T0 + timedelta(days=day), notify=False
+            )
+        update = record_text(
+            session, document, december, raw=None, now=T0 + timedelta(days=21), notify=False
+        )
+        assert update.severity == "high"
+        back = T0 + timedelta(days=50)
+        record_text(session, document, january, raw=None, now=back, notify=False)
+        stays = record_text(
+            session, document, january, raw=None, now=back + SETTLE_AFTER * 2, notify=False
+        )
+        assert stays.outcome == "unchanged"
+        severe = [
+            c.detected_at
+            for c in store.changes_of(session, "fb/privacy")
+            if c.severity in ("medium", "high")
+        ]
+        assert severe == [T0 + timedelta(days=21)]
+
+
+def test_a_page_of_the_document_showing_an_error_is_refused_until_it_stays(sessions) -> None:
+    """Llama API Terms of Service: three pages in one document; in some captures the first page
+    shows Meta's error message ("This page isn't available. An unexpected error has occurred").
+    Such a capture is not a version (its missing page is not a removal), unless it stays."""
+    folder = DATA / "partial" / "Llama API" / "Terms of Service"
+    complete = _capture(folder / "2025-11-13T00-52-16Z.md")
+    failed = _capture(folder / "2025-11-14T00-52-28Z.md")
+    declare(
+        sessions,
+        DocumentConfig(
+            id="llama/terms", service="Llama API", type="Terms", url="http://127.0.0.1:9/"
+        ),
+    )
+    with sessions.begin() as session:
+        document = session.get(Document, "llama/terms")
+        assert document is not None
+        assert record_text(session, document, complete, raw=None, now=T0).outcome == "first"
+        outcomes = [
+            record_text(session, document, failed, raw=None, now=T0 + timedelta(days=day))
+            for day in (1, 2, 3)
+        ]
+        assert [r.outcome for r in outcomes] == ["failed", "failed", "failed"]
+        assert "error message" in outcomes[0].detail
+        assert store.changes_of(session, "llama/terms") == []
+        # the same text for SETTLE_AFTER and three checks: the page really is that way now
+        kept = record_text(
+            session, document, failed, raw=None, now=T0 + timedelta(days=1) + SETTLE_AFTER
+        )
+        assert kept.outcome == "changed"
