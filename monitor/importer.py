@@ -30,7 +30,7 @@ from monitor.extract import MEDIA_TYPES_BY_SUFFIX, clauses_to_text, extract_clau
 from monitor.manifest import ARCHIVE_COMMIT_URL, Manifest, read_manifest
 from monitor.models import Change, Document
 from monitor.store import history as store
-from monitor.tracker import record_text
+from monitor.tracker import SHRINK_MIN_CHARS, SHRINK_RATIO, record_text
 
 COMMIT_EVERY = 50
 IMPORT_MAX_BYTES = 5_000_000  # the default [fetch] max_bytes: no capture is larger than a page
@@ -235,7 +235,10 @@ def import_document(
                 summary.unreadable.append(f"{path.name}: {exc}")
                 continue
             if manifest.kind(path.name) == "upgrade":
-                record_upgrade(session, document, clauses, now=when)
+                refusal = record_upgrade(session, document, clauses, now=when)
+                if refusal is not None:
+                    summary.unreadable.append(f"{path.name}: {refusal}")
+                    continue
                 document.last_check_at = when
                 summary.imported += 1
                 summary.upgrades += 1
@@ -299,14 +302,25 @@ ARCHIVED_NOTE = "Archived version: "
 
 def record_upgrade(
     session: Session, document: Document, clauses: list[Clause], *, now: datetime
-) -> None:
+) -> str | None:
     """Record a technical upgrade (the archive re-extracted the same page with new selectors): a
-    version, and the baseline later changes are reported against; no change record, no email."""
+    version, and the baseline later changes are reported against; no change record, no email.
+
+    A re-extraction far shorter than the current version (a "Redirecting to ..." stub, an error
+    page) would make the next capture look wholly new: it is refused, and the reason returned.
+    """
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
     if current is not None and store.content_hash(text.encode("utf-8")) == current.text_hash:
         current.last_seen_at = now
-        return
+        return None
+    if current is not None:
+        old_length = len(store.version_text(session, current))
+        if old_length >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * old_length:
+            return (
+                f"technical upgrade of {len(text)} characters, {100 * len(text) // old_length}% "
+                f"of the version before: probably an error or redirect page, not recorded"
+            )
     version = store.add_version(
         session,
         document,
@@ -319,6 +333,7 @@ def record_upgrade(
     document.reported_version_id = version.id
     document.settling_version_id = None
     store.record_success(document, now=now)
+    return None
 
 
 def archived_url(change: Change) -> str | None:

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import itertools
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -275,13 +276,20 @@ def _is_furniture(change: ClauseChange) -> bool:
     return bool(texts) and all(noise.is_page_furniture(change.section, t) for t in texts)
 
 
-def _is_duplicate(change: ClauseChange, old_keys: set[str], new_keys: set[str]) -> bool:
+def _is_duplicate(
+    change: ClauseChange, old_keys: Counter[str], new_keys: Counter[str], moved: Counter[str]
+) -> bool:
     """An added clause the old page already had elsewhere, or a removed one the new page keeps
-    elsewhere: the page doubled or un-doubled a block, its terms did not change."""
+    elsewhere: the page doubled or un-doubled a block, its terms did not change. Also an added
+    clause the new page shows more often than it was added (its other copy came from an edit of
+    an old clause: a block doubled while a name in it changed), and the same for removals.
+    ``moved``: how many times each wording was added or removed by this change."""
     if change.kind == "added":
-        return noise.equivalence_key(change.after or "") in old_keys
+        key = noise.equivalence_key(change.after or "")
+        return key in old_keys or new_keys[key] > moved[key]
     if change.kind == "removed":
-        return noise.equivalence_key(change.before or "") in new_keys
+        key = noise.equivalence_key(change.before or "")
+        return key in new_keys or old_keys[key] > moved[key]
     return False
 
 
@@ -687,7 +695,9 @@ def build_report(
             )
         hidden = _hidden_notes(changes, old, new)
         real = [i for i, c in enumerate(changes) if c.severity != "cosmetic"]
-        old_keys, new_keys = _keys(old), _keys(new)
+        old_keys = Counter(_key(c.text) for c in old)
+        new_keys = Counter(_key(c.text) for c in new)
+        moved = Counter(k for c in changes if c.kind != "modified" for k in _change_keys(c))
         wanted = {key for i in real for key in _change_keys(changes[i])}
         run_keys = [_keys(v) for v in recurring if v] if real else []
         comes_and_goes = _recurring_keys(run_keys, wanted)
@@ -701,7 +711,7 @@ def build_report(
                 why = NOTE_TEXT
             elif block is not None and block.why in (NOTE_TEXT, VARIANT_SEEN):
                 why = block.why
-            elif _is_duplicate(c, old_keys, new_keys):
+            elif _is_duplicate(c, old_keys, new_keys, moved):
                 why = DUPLICATE
             elif comes_and_goes and all(k in comes_and_goes for k in _change_keys(c)):
                 why = VARIANT_RECURRING

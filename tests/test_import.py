@@ -334,3 +334,22 @@ def test_captures_with_an_error_message_in_place_of_a_page_are_refused(
     assert "1 imported" in out and "2 refused" in out
     status, out = tosmon(config_file, "changes", "--json", "--all")
     assert json.loads(out) == []
+
+
+def test_a_redirect_stub_upgrade_is_refused_and_a_doubled_page_is_no_change(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """Le Chat's privacy policy, Nov-Dec 2025: the archive's technical upgrade captured only
+    "Redirecting to legal.mistral.ai"; had it become the baseline, the next capture (the whole
+    policy, shown twice) would have been reported as a wholly new policy, at high."""
+    status, out = tosmon(
+        config_file, "import", str(_dataset(tmp_path, "Le Chat", "Privacy Policy"))
+    )
+    assert status == 0, out
+    assert "2 imported" in out and "1 refused" in out
+    status, out = tosmon(config_file, "history", "le-chat/privacy-policy", "--json", "--all")
+    assert [v["source"] for v in json.loads(out)["versions"]] == ["import", "import"]
+    status, out = tosmon(config_file, "changes", "--json", "--all")
+    [change] = json.loads(out)
+    # the second copy of the policy, and "La Plateforme" renamed, are nothing to tell a reader
+    assert change["severity"] in ("low", "cosmetic"), change
