@@ -30,7 +30,7 @@ from monitor.extract import MEDIA_TYPES_BY_SUFFIX, clauses_to_text, extract_clau
 from monitor.manifest import ARCHIVE_COMMIT_URL, Manifest, read_manifest
 from monitor.models import Change, Document
 from monitor.store import history as store
-from monitor.tracker import SHRINK_MIN_CHARS, SHRINK_RATIO, record_text
+from monitor.tracker import far_shorter, record_text
 
 COMMIT_EVERY = 50
 IMPORT_MAX_BYTES = 5_000_000  # the default [fetch] max_bytes: no capture is larger than a page
@@ -315,11 +315,12 @@ def record_upgrade(
         current.last_seen_at = now
         return None
     if current is not None:
-        old_length = len(store.version_text(session, current))
-        if old_length >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * old_length:
+        old_text = store.version_text(session, current)
+        if far_shorter(text, old_text):
             return (
-                f"technical upgrade of {len(text)} characters, {100 * len(text) // old_length}% "
-                f"of the version before: probably an error or redirect page, not recorded"
+                f"technical upgrade of {len(text)} characters, "
+                f"{100 * len(text) // len(old_text)}% of the version before: probably an error "
+                f"or redirect page, not recorded"
             )
     version = store.add_version(
         session,

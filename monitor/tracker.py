@@ -369,34 +369,39 @@ def record_text(
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
     folded: Version | None = None
+    if current is not None and store.content_hash(text.encode("utf-8")) == current.text_hash:
+        return _record_unchanged(
+            session,
+            document,
+            "same text",
+            now=now,
+            duration=duration,
+            worker=worker,
+            status=status,
+            version_id=current.id,
+            notify=notify,
+        )
+
+    def refuse(reason: str) -> CheckResult:
+        return _record_failure(
+            session,
+            document,
+            reason,
+            now=now,
+            duration=duration,
+            worker=worker,
+            status=status,
+            blocked=True,
+            fingerprint=_refused_text_mark(text),
+        )
+
     if current is not None:
-        if store.content_hash(text.encode("utf-8")) == current.text_hash:
-            return _record_unchanged(
-                session,
-                document,
-                "same text",
-                now=now,
-                duration=duration,
-                worker=worker,
-                status=status,
-                version_id=current.id,
-                notify=notify,
-            )
         old_text = store.version_text(session, current)
-        shrunk = len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text)
-        if shrunk and not _shrink_confirmed(session, document, text):
-            return _record_failure(
-                session,
-                document,
+        if far_shorter(text, old_text) and not _shrink_confirmed(session, document, text):
+            return refuse(
                 f"extracted text is {len(text)} characters, {100 * len(text) // len(old_text)}% "
                 f"of the last version's {len(old_text)}: probably an error or block page "
-                f"(accepted if it stays for {SHRINK_CONFIRMATIONS} checks in a row)",
-                now=now,
-                duration=duration,
-                worker=worker,
-                status=status,
-                blocked=True,
-                fingerprint=_refused_text_mark(text),
+                f"(accepted if it stays for {SHRINK_CONFIRMATIONS} checks in a row)"
             )
     failed_part = _error_notice(clauses)
     if (
@@ -404,18 +409,10 @@ def record_text(
         and (current is None or _error_notice(version_clauses(session, current)) is None)
         and not _error_confirmed(session, document, text, now=now)
     ):
-        return _record_failure(
-            session,
-            document,
+        return refuse(
             f"part of the page is an error message ({failed_part!r}): a page of the document "
             f"probably failed to load (accepted if it stays {SETTLE_AFTER.days} days and "
-            f"{SHRINK_CONFIRMATIONS} checks in a row)",
-            now=now,
-            duration=duration,
-            worker=worker,
-            status=status,
-            blocked=True,
-            fingerprint=_refused_text_mark(text),
+            f"{SHRINK_CONFIRMATIONS} checks in a row)"
         )
     if current is not None:
         # a returned-to text that stuck is folded into this change: one change, not two at once
@@ -594,6 +591,12 @@ def _settled_pair(
 def _error_notice(clauses: Sequence[Clause]) -> str | None:
     """The first clause that is a site's error message, if any (see ``noise.is_error_notice``)."""
     return next((c.text for c in clauses if noise.is_error_notice(c.text)), None)
+
+
+def far_shorter(text: str, old_text: str) -> bool:
+    """Is ``text`` so much shorter than the version before that it is probably an error, block
+    or redirect page rather than the document?"""
+    return len(old_text) >= SHRINK_MIN_CHARS and len(text) < SHRINK_RATIO * len(old_text)
 
 
 def _refused_text_mark(text: str) -> str:
