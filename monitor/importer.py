@@ -296,6 +296,9 @@ def _document(
 
 # --- the archive's manifest: technical upgrades and links to archived versions --------------------
 
+STUB_CHARS = 500
+"""A technical upgrade this short (and far shorter than the version before) is no document."""
+
 ARCHIVED_NOTE = "Archived version: "
 """Prefix of the change note that holds the address of the archived version."""
 
@@ -306,8 +309,10 @@ def record_upgrade(
     """Record a technical upgrade (the archive re-extracted the same page with new selectors): a
     version, and the baseline later changes are reported against; no change record, no email.
 
-    A re-extraction far shorter than the current version (a "Redirecting to ..." stub, an error
-    page) would make the next capture look wholly new: it is refused, and the reason returned.
+    A re-extraction too short to be a document (a "Redirecting to ..." stub) and far shorter than
+    the current version would make the next capture look wholly new: it is refused, and the
+    reason returned. A long one is kept, even far shorter: new selectors may rightly drop most of
+    what the old ones took in (Instagram's privacy policy, pga collection, July 2025).
     """
     text = clauses_to_text(clauses)
     current = store.current_version(session, document)
@@ -316,7 +321,7 @@ def record_upgrade(
         return None
     if current is not None:
         old_text = store.version_text(session, current)
-        if far_shorter(text, old_text):
+        if len(text) < STUB_CHARS and far_shorter(text, old_text):
             return (
                 f"technical upgrade of {len(text)} characters, "
                 f"{100 * len(text) // len(old_text)}% of the version before: probably an error "

@@ -353,3 +353,25 @@ def test_a_redirect_stub_upgrade_is_refused_and_a_doubled_page_is_no_change(
     [change] = json.loads(out)
     # the second copy of the policy, and "La Plateforme" renamed, are nothing to tell a reader
     assert change["severity"] in ("low", "cosmetic"), change
+
+
+def test_an_upgrade_that_rightly_drops_most_of_the_page_is_still_the_baseline(
+    config_file: Path, tmp_path: Path
+) -> None:
+    """New selectors may drop most of what the old ones took in (Instagram's privacy policy in
+    the pga collection went from 624,000 to 95,000 characters in July 2025): such an upgrade is
+    no stub, and the captures after it are compared with it, not refused as error pages."""
+    long_page = "# Terms\n\n" + "".join(
+        f"Help article {n}: how to use feature {n}.\n\n" for n in range(200)
+    )
+    terms = "# Terms\n\nYou grant us a licence to host and share your content.\n\nBe kind.\n"
+    dataset = _dataset_with_manifest(tmp_path, MANIFEST)
+    folder = dataset / "Example" / "Terms of Service"
+    (folder / "2024-01-01T00-00-00Z.md").write_text(long_page + terms)
+    (folder / "2024-02-01T00-00-00Z.md").write_text(terms + "\n" + "Contact us. " * 40)
+    status, out = tosmon(config_file, "import", str(dataset))
+    assert status == 0, out
+    assert "3 imported, 1 technical upgrade" in out and "refused" not in out
+    status, out = tosmon(config_file, "changes", "--json", "--min-severity", "medium")
+    [change] = json.loads(out)  # the licence now covers AI training
+    assert "AI_TRAINING_ON_USER_DATA" in change["labels"]
