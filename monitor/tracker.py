@@ -86,6 +86,25 @@ def page_fingerprint(raw: bytes, media_type: str) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+NOISY_MARK = "noisy:"
+"""A document's ``page_fingerprint`` is ``noisy:<n>`` once its fingerprint differed at a check
+whose extracted text did not: its visible text changes at every request (a "generated in 0.2 s"
+footer, a rotating banner), so the fingerprint would only differ again. Its next checks extract
+the page straight away without computing it (``n`` counts them); the text decides, as before."""
+NOISY_PROBE_AFTER = 8
+"""After this many such checks one computes the fingerprint again and keeps it, so that a page
+that calmed down goes back to the fingerprint shortcut at the check after."""
+
+
+def noisy_checks(stored: str | None) -> int | None:
+    """How many checks in a row skipped the fingerprint of a noisy page (see ``NOISY_MARK``);
+    None when ``stored`` is a fingerprint (or nothing)."""
+    if stored is None or not stored.startswith(NOISY_MARK):
+        return None
+    count = stored[len(NOISY_MARK) :]
+    return int(count) if count.isdigit() else 0
+
+
 CheckOutcome = Literal["first", "unchanged", "changed", "failed", "skipped"]
 """What one check found: a baseline, nothing, a change, a failure; skipped when a running daemon
 held the document at that moment."""
@@ -766,9 +785,10 @@ class QuietChecks:
 
     A document whose page differs from the last one only by its per-request tokens (or that
     answered 304) needs no extraction and no decision. One whose visible text changes at every
-    request (a "generated in 0.2 s" footer, a rotating banner) is extracted, and when the hash
-    of its text is its current version's (``text_hashes``, read for the whole cycle in one
-    query) nothing else is needed either. Their check rows and timestamps are written in batches
+    request (a "generated in 0.2 s" footer, a rotating banner) is extracted (without computing
+    its fingerprint once it is known to be such a page: ``NOISY_MARK``), and when the hash of
+    its text is its current version's (``text_hashes``, read for the whole cycle in one query)
+    nothing else is needed either. Their check rows and timestamps are written in batches
     of ``BATCH`` with three statements, instead of a transaction per document. A crash before a
     flush loses only those check rows; the documents are then simply due again.
     """
@@ -799,14 +819,26 @@ class QuietChecks:
         ):
             return None
         not_modified = fetched.not_modified
-        fingerprint = None
+        fingerprint = None  # computed for this check (on its row)
+        keep = None  # what the document keeps (None: its own)
         detail = "not modified (304)" if not_modified else "same page"
         if not not_modified:
-            fingerprint = page_fingerprint(fetched.content, fetched.media_type)
-            if fingerprint != target.page_fingerprint:
+            stored = target.page_fingerprint
+            skipped = noisy_checks(stored)
+            if skipped is not None and skipped < NOISY_PROBE_AFTER:
+                # a noisy page: its fingerprint would differ again; only the text can tell
                 if not self._same_text(target, fetched):
                     return None
                 detail = "same text"
+                keep = f"{NOISY_MARK}{skipped + 1}"
+            else:
+                fingerprint = keep = page_fingerprint(fetched.content, fetched.media_type)
+                if fingerprint != stored:
+                    if not self._same_text(target, fetched):
+                        return None
+                    detail = "same text"
+                    if stored is not None and skipped is None:
+                        keep = f"{NOISY_MARK}0"  # the same text behind another page: noisy
         status = fetched.status
         self.pending.append(
             store.UnchangedCheck(
@@ -817,6 +849,7 @@ class QuietChecks:
                 duration=duration,
                 http_status=status,
                 fingerprint=fingerprint,
+                page_fingerprint=keep,
                 etag=target.etag if not_modified else fetched.etag,
                 last_modified=(target.last_modified if not_modified else fetched.last_modified),
                 worker=worker,
