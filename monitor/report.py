@@ -103,16 +103,30 @@ class _Announcement:
     sentence_key: str
 
 
+_DIGIT = re.compile(r"\d")
+_UNDATED_WORDS = ("coming", "soon", "preview", "changing")
+"""One of these is in every match of ``_ANNOUNCE_UNDATED`` (in ASCII text, where ignoring case
+is lowering it)."""
+
+
+def _may_be_undated(lowered: str) -> bool:
+    return any(word in lowered for word in _UNDATED_WORDS)
+
+
 def _announcements(clauses: Sequence[Clause]) -> list[_Announcement]:
     found: list[_Announcement] = []
     for clause in clauses:
         text = noise.plain_text(clause.text[:CLASSIFY_CHARS])  # announcements are short
-        for m in _ANNOUNCE_FUTURE.finditer(text):
-            date = m.group("date") or m.group("date2") or m.group("date3")
-            found.append(_Announcement("future", date, noise.equivalence_key(m.group(0))))
-        for m in _ANNOUNCE_UNTIL.finditer(text):
-            found.append(_Announcement("until", m.group("date"), noise.equivalence_key(m.group(0))))
-        if not found:
+        # a dated announcement needs a date, and every date a digit: most clauses have none,
+        # and a digit search costs far less than these patterns
+        if _DIGIT.search(text):
+            for m in _ANNOUNCE_FUTURE.finditer(text):
+                date = m.group("date") or m.group("date2") or m.group("date3")
+                found.append(_Announcement("future", date, noise.equivalence_key(m.group(0))))
+            for m in _ANNOUNCE_UNTIL.finditer(text):
+                key = noise.equivalence_key(m.group(0))
+                found.append(_Announcement("until", m.group("date"), key))
+        if not found and (not text.isascii() or _may_be_undated(text.lower())):
             undated = _ANNOUNCE_UNDATED.search(text)
             if undated:
                 found.append(_Announcement("undated", "", noise.equivalence_key(undated.group(0))))
