@@ -477,7 +477,7 @@ def _noise(
             if _BANNER_TOKEN.search(attribute):
                 noise.add(element)
     for link in _SKIP_LINKS_XPATH(root):
-        label = link.xpath("string()")
+        label = "".join(link.itertext())  # its string value, without an XPath evaluation
         if label.strip() in _ANCHOR_LABELS or _SKIP_LINK_TEXT.search(label):
             noise.add(link)  # "skip to content", or a heading's "#" permalink
     return noise
