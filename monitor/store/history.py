@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from monitor.config import DocumentConfig
 
 COMPRESSION = "zlib"
+COMPRESSION_LEVEL = 4
+"""zlib level of new blobs: 4 takes half the CPU of the default 6 on a 100 KB page (1.3 vs
+2.7 ms) for 7% more bytes; any level reads back the same."""
 
 
 def content_hash(data: bytes) -> str:
@@ -30,7 +33,12 @@ def put_blob(session: Session, data: bytes) -> str:
     digest = content_hash(data)
     if session.get(Blob, digest) is None:
         session.add(
-            Blob(hash=digest, size=len(data), compression=COMPRESSION, data=zlib.compress(data, 6))
+            Blob(
+                hash=digest,
+                size=len(data),
+                compression=COMPRESSION,
+                data=zlib.compress(data, COMPRESSION_LEVEL),
+            )
         )
     return digest
 
