@@ -274,7 +274,7 @@ _BLOCK_TAGS = frozenset(
 _HEADING_TAGS = {f"h{n}": n for n in range(1, 7)}
 _BOLD_TAGS = frozenset({"b", "strong"})
 
-_CHROME_XPATH = etree.XPath("//nav|//form|//dialog|//header|//footer")
+_CHROME_TAGS = ("nav", "form", "dialog", "header", "footer")
 _FLAG_ATTRS_XPATH = etree.XPath("//@role|//@hidden|//@aria-hidden|//@style")
 _CHROME_ROLES = frozenset(
     [
@@ -292,7 +292,6 @@ _CHROME_ROLES = frozenset(
 _HIDDEN_STYLE = re.compile(r"(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
 _BANNER_WORDS = ("cookie", "Cookie", "COOKIE", "consent", "Consent", "CONSENT", "gdpr", "GDPR")
 _ANCHOR_LABELS = frozenset({"", "#", "¶", "§", "🔗"})
-_SKIP_LINKS_XPATH = etree.XPath("//a[starts-with(@href, '#')]")
 _BANNER_TOKEN = re.compile(
     r"consent|gdpr|onetrust|cookiebot|didomi|usercentrics|truste|"
     r"cookie.*(banner|notice|bar|popup|pop-up|modal|dialog|overlay|alert|message|wall|law|notif)|"
@@ -449,7 +448,7 @@ def _noise(
     only from screen readers (``aria-hidden="true"``) are also collected in ``aria_hidden``.
     """
     noise: set[etree._Element] = set()
-    for element in _CHROME_XPATH(root):
+    for element in root.iter(*_CHROME_TAGS):  # one walk in C; XPath's union makes five
         if element.tag in ("header", "footer") and any(
             a.tag in ("main", "article") or a.get("role") == "main" for a in element.iterancestors()
         ):
@@ -476,7 +475,9 @@ def _noise(
                 continue
             if _BANNER_TOKEN.search(attribute):
                 noise.add(element)
-    for link in _SKIP_LINKS_XPATH(root):
+    for link in root.iter("a"):
+        if not (link.get("href") or "").startswith("#"):
+            continue
         label = "".join(link.itertext())  # its string value, without an XPath evaluation
         if label.strip() in _ANCHOR_LABELS or _SKIP_LINK_TEXT.search(label):
             noise.add(link)  # "skip to content", or a heading's "#" permalink
@@ -971,8 +972,14 @@ def _escape_inline(text: str) -> str:
     return _INLINE_SPECIALS.sub(lambda m: "\\" + m.group(0), text)
 
 
+_LINE_START_CHARS = frozenset("#>+-=|~")
+
+
 def _escape(text: str) -> str:
     text = _escape_inline(text)
+    first = text[:1]
+    if not (first in _LINE_START_CHARS or first.isdecimal()):  # all _LINE_START can match
+        return text
     start = _LINE_START.match(text)
     if start:
         token = start.group(0)
