@@ -95,6 +95,8 @@ class _CharTable(dict[int, Any]):
 
 
 _TABLE = _CharTable()
+_SPECIAL_CHAR = re.compile(r"[^\x20-\x7e]")
+"""A character ``normalise_text`` looks up in ``_TABLE`` (printable ASCII is left alone)."""
 _TRAILING_ANCHOR = re.compile(r"(?:^|\s)[#¶]+$")
 
 
@@ -110,14 +112,18 @@ def normalise_text(text: str) -> str:
     """
     if not text.isascii() or not text.isprintable():
         # few distinct characters need work: str.replace on each beats translate per character
-        for ch in set(text):
-            if ch > "~" or ch < " ":
-                replacement = _TABLE[ord(ch)]
-                if replacement != ch:
-                    text = text.replace(ch, replacement or "")
+        for ch in set(_SPECIAL_CHAR.findall(text)):
+            replacement = _TABLE[ord(ch)]
+            if replacement != ch:
+                text = text.replace(ch, replacement or "")
         if not unicodedata.is_normalized("NFC", text):
             text = unicodedata.normalize("NFC", text)
-    text = " ".join(text.split())
+    # every whitespace character is now a plain space (_TABLE maps them all to one): collapsing
+    # runs is only needed where two meet, else stripping the ends is the same as split and join
+    if "  " in text:
+        text = " ".join(text.split())
+    elif text[:1] == " " or text[-1:] == " ":
+        text = text.strip(" ")
     if text.endswith(("#", "¶")):
         text = _TRAILING_ANCHOR.sub("", text).rstrip()
     return text
@@ -268,7 +274,7 @@ _BLOCK_TAGS = frozenset(
 _HEADING_TAGS = {f"h{n}": n for n in range(1, 7)}
 _BOLD_TAGS = frozenset({"b", "strong"})
 
-_CHROME_XPATH = etree.XPath("//nav|//form|//dialog|//header|//footer")
+_CHROME_TAGS = ("nav", "form", "dialog", "header", "footer")
 _FLAG_ATTRS_XPATH = etree.XPath("//@role|//@hidden|//@aria-hidden|//@style")
 _CHROME_ROLES = frozenset(
     [
@@ -286,7 +292,6 @@ _CHROME_ROLES = frozenset(
 _HIDDEN_STYLE = re.compile(r"(?:display\s*:\s*none|visibility\s*:\s*hidden)", re.IGNORECASE)
 _BANNER_WORDS = ("cookie", "Cookie", "COOKIE", "consent", "Consent", "CONSENT", "gdpr", "GDPR")
 _ANCHOR_LABELS = frozenset({"", "#", "¶", "§", "🔗"})
-_SKIP_LINKS_XPATH = etree.XPath("//a[starts-with(@href, '#')]")
 _BANNER_TOKEN = re.compile(
     r"consent|gdpr|onetrust|cookiebot|didomi|usercentrics|truste|"
     r"cookie.*(banner|notice|bar|popup|pop-up|modal|dialog|overlay|alert|message|wall|law|notif)|"
@@ -443,7 +448,7 @@ def _noise(
     only from screen readers (``aria-hidden="true"``) are also collected in ``aria_hidden``.
     """
     noise: set[etree._Element] = set()
-    for element in _CHROME_XPATH(root):
+    for element in root.iter(*_CHROME_TAGS):  # one walk in C; XPath's union makes five
         if element.tag in ("header", "footer") and any(
             a.tag in ("main", "article") or a.get("role") == "main" for a in element.iterancestors()
         ):
@@ -470,8 +475,10 @@ def _noise(
                 continue
             if _BANNER_TOKEN.search(attribute):
                 noise.add(element)
-    for link in _SKIP_LINKS_XPATH(root):
-        label = link.xpath("string()")
+    for link in root.iter("a"):
+        if not (link.get("href") or "").startswith("#"):
+            continue
+        label = "".join(link.itertext())  # its string value, without an XPath evaluation
         if label.strip() in _ANCHOR_LABELS or _SKIP_LINK_TEXT.search(label):
             noise.add(link)  # "skip to content", or a heading's "#" permalink
     return noise
@@ -564,13 +571,24 @@ def _is_clause_item(item: etree._Element) -> bool:
     A bold title followed by more text or a nested list is a titled section and stays a heading."""
     if next(item.iterdescendants("ol", "ul", "dl"), None) is not None:
         return False
-    bold = "".join(
-        text
-        for element in item.iter("b", "strong")
-        if element.getparent().tag not in _BOLD_TAGS
-        for text in element.itertext()
-    )
+    bolds = [e for e in item.iter("b", "strong") if e.getparent().tag not in _BOLD_TAGS]
+    if not bolds:  # most items: a clause item only if it holds no text at all
+        text = item.text
+        return not (text and not text.isspace()) and not "".join(item.itertext()).strip()
+    bold = "".join(text for element in bolds for text in element.itertext())
     return "".join(bold.split()) == "".join("".join(item.itertext()).split())
+
+
+_DROP, _BLOCK, _HEADING, _BOLD, _BR, _SPAN = 1, 2, 3, 4, 5, 6
+_KINDS: dict[object, int] = {
+    **dict.fromkeys(_DROP_TAGS, _DROP),
+    **dict.fromkeys(_BLOCK_TAGS, _BLOCK),
+    **dict.fromkeys(_HEADING_TAGS, _HEADING),
+    **dict.fromkeys(_BOLD_TAGS, _BOLD),
+    "br": _BR,
+    "span": _SPAN,
+}
+"""What the walk does with a tag, in one lookup (0: inline, only its text counts)."""
 
 
 def _walk(
@@ -578,26 +596,40 @@ def _walk(
 ) -> list[Clause]:
     out = _Builder()
     parts: list[str] = []
+    append = parts.append
     plain = False  # saw non-space text outside <b>/<strong> in the current run
     pending_br = False
     bold = 0
-    items = 0  # open list items that are one clause: bold-only text in them is no heading
-    clause_items: set[etree._Element] = set()
+    # open list items; whether one is a clause item (bold-only text in it is then no heading)
+    # matters only for a bold-only run, so it is worked out only then
+    open_items: list[etree._Element] = []
+    clause_items: dict[etree._Element, bool] = {}
     heading_level = 0
     heading_owner: etree._Element | None = None
     counters = {"selected": 0, "removed": 0}
     active = not selecting
     on_start, on_end = gates.on_start, gates.on_end
+    kinds = _KINDS
+
+    def in_clause_item() -> bool:
+        for item in open_items:
+            found = clause_items.get(item)
+            if found is None:
+                found = clause_items[item] = _is_clause_item(item)
+            if found:
+                return True
+        return False
 
     def flush() -> None:
+        # called only when ``parts`` holds something: ``plain`` and ``pending_br`` are only
+        # ever set along with a part, so with no parts there is nothing to reset either
         nonlocal plain, pending_br
-        if parts:
-            text = normalise_text("".join(parts))
-            parts.clear()
-            if heading_level:
-                out.heading(heading_level, text)
-            else:
-                out.paragraph(text, bold_only=not plain and not items)
+        text = normalise_text("".join(parts))
+        parts.clear()
+        if heading_level:
+            out.heading(heading_level, text)
+        elif text:
+            out.paragraph(text, bold_only=not plain and not (open_items and in_clause_item()))
         plain = False
         pending_br = False
 
@@ -607,7 +639,8 @@ def _walk(
             counters[counter] += delta
         now = counters["removed"] <= 0 and (counters["selected"] > 0 or not selecting)
         if now != active:
-            flush()
+            if parts:
+                flush()
             active = now
 
     stacks: dict[etree._Element, bool] = {}
@@ -615,36 +648,37 @@ def _walk(
     skipped: etree._Element | None = None
     for event, element in walker:
         tag = element.tag
+        kind = kinds.get(tag, 0)
         if event == "start":
             if on_start and element in on_start:
                 apply(on_start[element])
-            if tag in _DROP_TAGS or element in skip or not isinstance(tag, str):
+            if kind == _DROP or element in skip or not isinstance(tag, str):
                 walker.skip_subtree()
                 skipped = element
                 continue
-            if tag in _BLOCK_TAGS or (tag == "span" and _in_span_stack(element, stacks)):
-                if not heading_level:
+            if kind == _BLOCK or (kind == _SPAN and _in_span_stack(element, stacks)):
+                if parts and not heading_level:
                     flush()
-                if tag == "li" and _is_clause_item(element):
-                    clause_items.add(element)
-                    items += 1
-            elif tag in _HEADING_TAGS:
+                if tag == "li":
+                    open_items.append(element)
+            elif kind == _HEADING:
                 if not heading_level:
-                    flush()
+                    if parts:
+                        flush()
                     if active:
                         heading_level = _HEADING_TAGS[tag]
                         heading_owner = element
-            elif tag in _BOLD_TAGS:
+            elif kind == _BOLD:
                 bold += 1
-            elif tag == "br":
+            elif kind == _BR:
                 if pending_br:
                     flush()
                 else:
                     pending_br = True
-                    parts.append(" ")
+                    append(" ")
             text = element.text
             if active and text:
-                parts.append(text)
+                append(text)
                 if not text.isspace():
                     pending_br = False
                     if not bold:
@@ -653,26 +687,28 @@ def _walk(
             if skipped is element:
                 skipped = None
             elif element is heading_owner:
-                flush()
+                if parts:
+                    flush()
                 heading_level = 0
                 heading_owner = None
-            elif tag in _BLOCK_TAGS or (tag == "span" and _in_span_stack(element, stacks)):
-                if not heading_level:
+            elif kind == _BLOCK or (kind == _SPAN and _in_span_stack(element, stacks)):
+                if parts and not heading_level:
                     flush()
-                if element in clause_items:
-                    items -= 1
-            elif tag in _BOLD_TAGS:
+                if tag == "li":
+                    open_items.pop()
+            elif kind == _BOLD:
                 bold -= 1
             if on_end and element in on_end:
                 apply(on_end[element])
             tail = element.tail
             if active and tail:
-                parts.append(tail)
+                append(tail)
                 if not tail.isspace():
                     pending_br = False
                     if not bold:
                         plain = True
-    flush()
+    if parts:
+        flush()
     return out.clauses
 
 
@@ -936,8 +972,14 @@ def _escape_inline(text: str) -> str:
     return _INLINE_SPECIALS.sub(lambda m: "\\" + m.group(0), text)
 
 
+_LINE_START_CHARS = frozenset("#>+-=|~")
+
+
 def _escape(text: str) -> str:
     text = _escape_inline(text)
+    first = text[:1]
+    if not (first in _LINE_START_CHARS or first.isdecimal()):  # all _LINE_START can match
+        return text
     start = _LINE_START.match(text)
     if start:
         token = start.group(0)

@@ -96,7 +96,8 @@ class Document(Base):
     etag: Mapped[str | None] = mapped_column(Text)
     last_modified: Mapped[str | None] = mapped_column(Text)
     page_fingerprint: Mapped[str | None] = mapped_column(String(64))
-    """Hash of the last page minus its per-request tokens (see tracker.page_fingerprint)."""
+    """Hash of the last page minus its per-request tokens (see tracker.page_fingerprint), or
+    ``noisy:<n>`` for a page whose visible text changes at every request (tracker.NOISY_MARK)."""
     current_version_id: Mapped[int | None] = mapped_column(Integer)
     """The version in force (no foreign key: documents and versions would refer to each other)."""
     reported_version_id: Mapped[int | None] = mapped_column(Integer)

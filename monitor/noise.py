@@ -55,10 +55,10 @@ _QUOTES = str.maketrans(
         "\u00ad": "",
     }
 )
-_SPACE = re.compile(r"\s+")
 _NOTE_REFERENCE = re.compile(r"(?<=[^\s\[])\\?\[\d{1,3}\\?\]")
 """A numbered note reference stuck to a word ('deleted[50].', 'Learn more[8]'): pages renumber
 their notes whenever one is added, so the number says nothing about the terms."""
+_QUOTE_PAIRS = tuple((chr(code), value) for code, value in _QUOTES.items())
 _MD_MARKS = re.compile(r"(?<!\w)[*_`]+|[*_`]+(?!\w)|^\s*(?:[#>]+|[-*+]\s)\s*", re.MULTILINE)
 
 
@@ -67,14 +67,34 @@ def plain_text(text: str) -> str:
     """Text as a reader sees it: link text kept, link targets, bare URLs and numbered note
     references ('[50]') dropped, plain quotes and dashes, Markdown emphasis removed, one space
     between words."""
-    text = text.translate(_QUOTES)
-    text = _MD_LINK.sub(r"\1", text)
-    text = _MD_REF.sub(r"\1", text)
-    text = _URL.sub(" ", text)
-    text = _MD_MARKS.sub(" ", text)
-    text = _NOTE_REFERENCE.sub("", text)
-    text = text.replace("\\", "")
-    return _SPACE.sub(" ", text).strip()
+    # each step runs only where what it looks for can be (most clauses hold no link, URL or
+    # Markdown mark): a substring test costs far less than a regex scan of the whole text
+    if not text.isascii():  # every character _QUOTES maps is outside ASCII
+        # replacing the few present beats translate's per-character lookup; no replacement is
+        # itself replaced, so the result is translate's
+        for char, replacement in _QUOTE_PAIRS:
+            if char in text:
+                text = text.replace(char, replacement)
+    if "[" in text:
+        text = _MD_LINK.sub(r"\1", text)
+        text = _MD_REF.sub(r"\1", text)
+    if "://" in text or "www." in text.lower():  # only "w" and "W" match w when ignoring case
+        text = _URL.sub(" ", text)
+    if _may_hold_marks(text):
+        text = _MD_MARKS.sub(" ", text)
+    if "[" in text:
+        text = _NOTE_REFERENCE.sub("", text)
+    if "\\" in text:
+        text = text.replace("\\", "")
+    return " ".join(text.split())  # as re.sub(r"\s+", " ", text).strip(): the same whitespace
+
+
+def _may_hold_marks(text: str) -> bool:
+    """Whether ``_MD_MARKS`` can match: an emphasis or code mark, or a heading, quote or list
+    marker at the start of a line."""
+    if "*" in text or "_" in text or "`" in text or "\n" in text:
+        return True
+    return text.lstrip()[:1] in ("#", ">", "-", "+")
 
 
 @lru_cache(maxsize=32768)
@@ -245,7 +265,7 @@ def equivalence_key(text: str) -> str:
     if is_date_line(plain):
         plain = DATE_RE.sub(" <date> ", plain)
     plain = _ENUMERATOR.sub("", plain)
-    return " ".join(us_spelling(w) for w in _WORD.findall(_fold_compounds(plain.lower())))
+    return " ".join(map(us_spelling, _WORD.findall(_fold_compounds(plain.lower()))))
 
 
 def is_cosmetic_edit(before: str | None, after: str | None) -> bool:
@@ -304,7 +324,7 @@ def _english_ratio(sample: str) -> float:
     toks = _LETTERS.findall(match_text(sample))
     if not toks:
         return 0.0
-    return sum(t in _ENGLISH_STOPWORDS for t in toks) / len(toks)
+    return sum(map(_ENGLISH_STOPWORDS.__contains__, toks)) / len(toks)
 
 
 def is_other_language(reference: str, candidate: str) -> bool:

@@ -12,12 +12,13 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from typing import TYPE_CHECKING, Any
 
 from monitor import scrub
 from monitor.clauses import max_severity, severity_rank
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 SUBJECT_LIMIT = 160
 REPORT_LIMIT = 100_000
@@ -245,6 +246,9 @@ def _autoescape(name: str | None) -> bool:
 
 
 def _environment() -> Environment:
+    # Jinja loads with the first email rendered: a check that only queues reports never needs it
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("monitor", "templates"),
         autoescape=_autoescape,

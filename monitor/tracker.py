@@ -36,7 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,7 +47,6 @@ from monitor.errors import ExtractError, FetchError
 from monitor.extract import clauses_to_text, extract_clauses
 from monitor.fetcher import Fetcher, FetchResult
 from monitor.models import Change, Check, Document, Version
-from monitor.report import build_report
 from monitor.store import history as store
 from monitor.urls import mask_credentials
 
@@ -70,8 +69,12 @@ ERROR_SCAN = 200
 """How many recent checks are read to see how long a text with an error message has stayed."""
 
 
+# ``<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>|<!--.*?-->`` unrolled: the same
+# matches (so the same fingerprints), the blocks skipped a run at a time (2x faster)
 _HIDDEN_BLOCKS = re.compile(
-    rb"<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.S | re.I
+    rb"<(script|style|noscript|template)\b[^>]*>[^<]*(?:<(?!/\1\s*>)[^<]*)*</\1\s*>"
+    rb"|<!--[^-]*(?:-(?!->)[^-]*)*-->",
+    re.S | re.I,
 )
 _TOKEN_ATTRIBUTES = re.compile(
     rb"""\s(?:nonce|value|content|href|src|srcset|action|style|integrity|data-[\w.:-]+)"""
@@ -91,6 +94,25 @@ def page_fingerprint(raw: bytes, media_type: str) -> str:
     if "html" in media_type:
         raw = _TOKEN_ATTRIBUTES.sub(b"", _HIDDEN_BLOCKS.sub(b"", raw))
     return hashlib.sha256(raw).hexdigest()
+
+
+NOISY_MARK = "noisy:"
+"""A document's ``page_fingerprint`` is ``noisy:<n>`` once its fingerprint differed at a check
+whose extracted text did not: its visible text changes at every request (a "generated in 0.2 s"
+footer, a rotating banner), so the fingerprint would only differ again. Its next checks extract
+the page straight away without computing it (``n`` counts them); the text decides, as before."""
+NOISY_PROBE_AFTER = 8
+"""After this many such checks one computes the fingerprint again and keeps it, so that a page
+that calmed down goes back to the fingerprint shortcut at the check after."""
+
+
+def noisy_checks(stored: str | None) -> int | None:
+    """How many checks in a row skipped the fingerprint of a noisy page (see ``NOISY_MARK``);
+    None when ``stored`` is a fingerprint (or nothing)."""
+    if stored is None or not stored.startswith(NOISY_MARK):
+        return None
+    count = stored[len(NOISY_MARK) :]
+    return int(count) if count.isdigit() else 0
 
 
 CheckOutcome = Literal["first", "unchanged", "changed", "failed", "skipped"]
@@ -139,6 +161,14 @@ def interval_or(default: timedelta) -> Callable[[Document], timedelta]:
     return pick
 
 
+def build_report(*args: Any, **kwargs: Any) -> ChangeReport:
+    """``monitor.report.build_report``, imported at the first change: a cycle in which nothing
+    changed never loads the report stack (differ, classifier, taxonomy)."""
+    from monitor.report import build_report as build
+
+    return build(*args, **kwargs)
+
+
 def parse_version(text: str) -> list[Clause]:
     """The clauses of a stored version (stored as canonical Markdown)."""
     return extract_clauses(text, media_type="text/markdown")
@@ -176,41 +206,90 @@ class Analysis:
     report: ChangeReport | None = None
     suppressed: bool = False
     """The report only flips back to a variant seen before: hold it until it settles."""
+    fingerprint: str | None = None
+    """The fetched page's fingerprint (the write transaction does not compute it again)."""
+    text: str | None = None
+    """The canonical text of ``clauses`` (nor this)."""
 
 
-def analyse_fetch(session: Session, document: Document, fetched: FetchResult) -> Analysis | None:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the quiet path of a cycle worked out about a page it could not settle (its text
+    differs, or extraction failed): the full path starts from it instead of doing it again."""
+
+    select: list[Any]
+    remove: list[Any]
+    """The document's rules it was extracted with (used only while they are the same)."""
+    fingerprint: str | None = None
+    clauses: tuple[Clause, ...] | None = None
+    text: str | None = None
+    error: str | None = None
+    """Why extraction failed."""
+
+
+def analyse_fetch(
+    session: Session,
+    document: Document,
+    fetched: FetchResult,
+    *,
+    prepared: Prepared | None = None,
+) -> Analysis | None:
     """Extract, diff and classify a fetched page without writing; None if nothing needs it.
 
-    Reads only (the last versions); safe to run outside the write transaction.
+    Reads only (the last versions); safe to run outside the write transaction. ``prepared``:
+    what the cycle's quiet path already found about this fetch.
     """
     if fetched.not_modified:
         return None
-    fingerprint = page_fingerprint(fetched.content, fetched.media_type)
+    if prepared is not None and (
+        prepared.select != document.select or prepared.remove != document.remove
+    ):
+        prepared = dataclasses.replace(prepared, clauses=None, text=None, error=None)
+    fingerprint = (
+        prepared.fingerprint
+        if prepared is not None and prepared.fingerprint is not None
+        else page_fingerprint(fetched.content, fetched.media_type)
+    )
     if fingerprint == document.page_fingerprint and document.current_version_id is not None:
         return None
-    try:
-        clauses = extract_clauses(
-            fetched.content,
-            media_type=fetched.media_type,
-            select=document.select,
-            remove=document.remove,
-            charset=fetched.charset,
-        )
-    except ExtractError as exc:
-        return Analysis(document.current_version_id, error=f"{exc} ({document.url})")
-    return analyse_text(session, document, clauses)
+    failed = prepared.error if prepared is not None else None
+    clauses = prepared.clauses if prepared is not None else None
+    if failed is None and clauses is None:
+        try:
+            clauses = tuple(
+                extract_clauses(
+                    fetched.content,
+                    media_type=fetched.media_type,
+                    select=document.select,
+                    remove=document.remove,
+                    charset=fetched.charset,
+                )
+            )
+        except ExtractError as exc:
+            failed = str(exc)
+    if failed is not None or clauses is None:
+        error = f"{failed} ({document.url})"
+        return Analysis(document.current_version_id, error=error, fingerprint=fingerprint)
+    text = prepared.text if prepared is not None and prepared.clauses is clauses else None
+    analysis = analyse_text(session, document, clauses, text=text)
+    return dataclasses.replace(analysis, fingerprint=fingerprint)
 
 
-def analyse_text(session: Session, document: Document, clauses: Sequence[Clause]) -> Analysis:
-    """Compare extracted clauses with the document's current version (reads only)."""
+def analyse_text(
+    session: Session, document: Document, clauses: Sequence[Clause], *, text: str | None = None
+) -> Analysis:
+    """Compare extracted clauses with the document's current version (reads only); ``text``:
+    their canonical text, when already made."""
+    clauses = tuple(clauses)
+    if text is None:
+        text = clauses_to_text(clauses)
     current = store.current_version(session, document)
     if current is None:
-        return Analysis(None, tuple(clauses))
-    text = clauses_to_text(clauses)
+        return Analysis(None, clauses, text=text)
     if store.content_hash(text.encode("utf-8")) == current.text_hash:
-        return Analysis(current.id, tuple(clauses))
+        return Analysis(current.id, clauses, text=text)
     report, suppressed = _compare(session, document, current, clauses)
-    return Analysis(current.id, tuple(clauses), report=report, suppressed=suppressed)
+    return Analysis(current.id, clauses, report=report, suppressed=suppressed, text=text)
 
 
 def _compare(
@@ -300,7 +379,11 @@ def record_fetch(
             status=status,
         )
     raw = fetched.content
-    fingerprint = page_fingerprint(raw, fetched.media_type)
+    fingerprint = (
+        analysis.fingerprint
+        if analysis is not None and analysis.fingerprint is not None
+        else page_fingerprint(raw, fetched.media_type)
+    )
     document.etag = fetched.etag
     document.last_modified = fetched.last_modified
     if fingerprint == document.page_fingerprint and document.current_version_id is not None:
@@ -366,7 +449,10 @@ def record_text(
     too) and recorded as a failed check, never a version. ``analysis``: the comparison made
     before the transaction, used when it was made against the current version.
     """
-    text = clauses_to_text(clauses)
+    if analysis is not None and analysis.clauses is clauses and analysis.text is not None:
+        text = analysis.text
+    else:
+        text = clauses_to_text(clauses)
     current = store.current_version(session, document)
     folded: Version | None = None
     if current is not None and store.content_hash(text.encode("utf-8")) == current.text_hash:
@@ -792,6 +878,7 @@ async def check_documents(
                 interval_for=interval_for,
                 worker=worker,
                 notify=notify,
+                prepared=quiet.prepared.pop(document_id, None),
             )
             log.info(
                 "check %s %s %.2fs%s",
@@ -818,9 +905,10 @@ class QuietChecks:
 
     A document whose page differs from the last one only by its per-request tokens (or that
     answered 304) needs no extraction and no decision. One whose visible text changes at every
-    request (a "generated in 0.2 s" footer, a rotating banner) is extracted, and when the hash
-    of its text is its current version's (``text_hashes``, read for the whole cycle in one
-    query) nothing else is needed either. Their check rows and timestamps are written in batches
+    request (a "generated in 0.2 s" footer, a rotating banner) is extracted (without computing
+    its fingerprint once it is known to be such a page: ``NOISY_MARK``), and when the hash of
+    its text is its current version's (``text_hashes``, read for the whole cycle in one query)
+    nothing else is needed either. Their check rows and timestamps are written in batches
     of ``BATCH`` with three statements, instead of a transaction per document. A crash before a
     flush loses only those check rows; the documents are then simply due again.
     """
@@ -829,6 +917,8 @@ class QuietChecks:
     pending: list[store.UnchangedCheck]
     text_hashes: dict[str, str] = dataclasses.field(default_factory=dict)
     """Document id -> text hash of its current version (as the cycle began)."""
+    prepared: dict[str, Prepared] = dataclasses.field(default_factory=dict)
+    """Document id -> what ``offer`` found about a page it handed to the full path."""
 
     BATCH = 200
 
@@ -851,14 +941,26 @@ class QuietChecks:
         ):
             return None
         not_modified = fetched.not_modified
-        fingerprint = None
+        fingerprint = None  # computed for this check (on its row)
+        keep = None  # what the document keeps (None: its own)
         detail = "not modified (304)" if not_modified else "same page"
         if not not_modified:
-            fingerprint = page_fingerprint(fetched.content, fetched.media_type)
-            if fingerprint != target.page_fingerprint:
-                if not self._same_text(target, fetched):
+            stored = target.page_fingerprint
+            skipped = noisy_checks(stored)
+            if skipped is not None and skipped < NOISY_PROBE_AFTER:
+                # a noisy page: its fingerprint would differ again; only the text can tell
+                if not self._same_text(target, fetched, None):
                     return None
                 detail = "same text"
+                keep = f"{NOISY_MARK}{skipped + 1}"
+            else:
+                fingerprint = keep = page_fingerprint(fetched.content, fetched.media_type)
+                if fingerprint != stored:
+                    if not self._same_text(target, fetched, fingerprint):
+                        return None
+                    detail = "same text"
+                    if stored is not None and skipped is None:
+                        keep = f"{NOISY_MARK}0"  # the same text behind another page: noisy
         status = fetched.status
         self.pending.append(
             store.UnchangedCheck(
@@ -869,6 +971,7 @@ class QuietChecks:
                 duration=duration,
                 http_status=status,
                 fingerprint=fingerprint,
+                page_fingerprint=keep,
                 etag=target.etag if not_modified else fetched.etag,
                 last_modified=(target.last_modified if not_modified else fetched.last_modified),
                 worker=worker,
@@ -878,24 +981,34 @@ class QuietChecks:
             self.flush()
         return CheckResult(target.id, "unchanged", detail, http_status=status, duration=duration)
 
-    def _same_text(self, target: Document, fetched: FetchResult) -> bool:
+    def _same_text(self, target: Document, fetched: FetchResult, fingerprint: str | None) -> bool:
         """Whether the page's extracted text is its current version's (False when unsure: the
-        full path then decides, and records an extraction failure as such)."""
+        full path then decides, and records an extraction failure as such). What it found
+        otherwise waits in ``prepared`` for the full path."""
+        prepared = Prepared(list(target.select), list(target.remove), fingerprint)
+        self.prepared[target.id] = prepared
         expected = self.text_hashes.get(target.id)
         if expected is None:
             return False
         try:
-            clauses = extract_clauses(
-                fetched.content,
-                media_type=fetched.media_type,
-                select=target.select,
-                remove=target.remove,
-                charset=fetched.charset,
+            clauses = tuple(
+                extract_clauses(
+                    fetched.content,
+                    media_type=fetched.media_type,
+                    select=target.select,
+                    remove=target.remove,
+                    charset=fetched.charset,
+                )
             )
-        except ExtractError:
+        except ExtractError as exc:
+            self.prepared[target.id] = dataclasses.replace(prepared, error=str(exc))
             return False
         text = clauses_to_text(clauses)
-        return store.content_hash(text.encode("utf-8")) == expected
+        if store.content_hash(text.encode("utf-8")) == expected:
+            del self.prepared[target.id]
+            return True
+        self.prepared[target.id] = dataclasses.replace(prepared, clauses=clauses, text=text)
+        return False
 
     def flush(self) -> None:
         if not self.pending:
@@ -915,12 +1028,15 @@ async def _analyse_then_record(
     interval_for: Callable[[Document], timedelta],
     worker: str | None,
     notify: bool,
+    prepared: Prepared | None = None,
 ) -> CheckResult:
     """Analyse in a worker thread (the event loop and the database stay free), then record."""
     analysis: Analysis | None = None
     if isinstance(fetched, FetchResult):
         try:
-            analysis = await asyncio.to_thread(_analyse, sessions, document_id, fetched, now())
+            analysis = await asyncio.to_thread(
+                _analyse, sessions, document_id, fetched, now(), prepared
+            )
         except Exception:  # recorded below, where the analysis is redone and fails again
             log.exception("analysis of %s failed unexpectedly", document_id)
     return _record_in_transaction(
@@ -937,7 +1053,11 @@ async def _analyse_then_record(
 
 
 def _analyse(
-    sessions: sessionmaker[Session], document_id: str, fetched: FetchResult, now: datetime
+    sessions: sessionmaker[Session],
+    document_id: str,
+    fetched: FetchResult,
+    now: datetime,
+    prepared: Prepared | None = None,
 ) -> Analysis | None:
     """The analysis of a fetched page on a read-only session (no write lock is taken)."""
     with sessions() as session:
@@ -945,7 +1065,7 @@ def _analyse(
         if document is None:
             return None
         prepare_settle(session, document, now=now)
-        analysis = analyse_fetch(session, document, fetched)
+        analysis = analyse_fetch(session, document, fetched, prepared=prepared)
         session.rollback()
         return analysis
 

@@ -711,6 +711,12 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000100000001008060000001
         (b"%PDF-1.7\n" + bytes(range(256)) * 8, "application/pdf", "it is a PDF file"),
         # no signature, but a body of controls: decodes "fine" as windows-1252
         (b"<p>" + bytes(range(0, 32)) * 40 + b"</p>", "text/html", "% control"),
+        # C1 controls (U+0080-U+009F), valid UTF-8 among ordinary text
+        (
+            ("<p>Terms " + "".join(map(chr, range(0x80, 0xA0))) * 20 + "</p>").encode(),
+            "text/html; charset=utf-8",
+            "% control",
+        ),
     ],
 )
 def test_binary_bodies_are_refused(

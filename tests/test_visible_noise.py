@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import DocumentConfig
 from monitor.models import Blob, Check, Document, Version
-from monitor.tracker import page_fingerprint
+from monitor.tracker import NOISY_MARK, NOISY_PROBE_AFTER, page_fingerprint
 from tests.pages import AI_TRAINING, terms_page
 from tests.pageserver import PageServer
 from tests.test_tracker import Clock, declare, run_checks
@@ -52,13 +52,18 @@ def test_a_page_with_visible_noise_is_unchanged_and_only_a_real_change_counts(
         assert (result.outcome, result.detail) == ("unchanged", "same text")
         with sessions() as session:
             doc = session.get(Document, "ex/t")
-            assert doc.page_fingerprint == page_fingerprint(page.encode(), "text/html")
+            # known to be noisy from the first such check on: the fingerprint is not computed
+            assert doc.page_fingerprint == f"{NOISY_MARK}{request - 1}"
             assert doc.last_check_at == clock.now
             assert doc.next_check_at == clock.now + timedelta(hours=6)
             assert session.get(Version, doc.current_version_id).last_seen_at == clock.now
     assert count(sessions, Version) == 1
     assert count(sessions, Blob) == blobs  # nothing stored but the check rows
     assert count(sessions, Check) == 4
+    with sessions() as session:
+        computed = session.scalars(select(Check.page_fingerprint).order_by(Check.id)).all()
+    assert computed[1] == page_fingerprint(noisy_page(1).encode(), "text/html")
+    assert computed[2:] == [None, None]
     page_server.set("/tos", noisy_page(4, extra=AI_TRAINING))
     clock.advance(timedelta(hours=6))
     [changed] = run_checks(sessions, ["ex/t"], clock)
@@ -116,3 +121,28 @@ def test_unchanged_text_checks_cost_a_fixed_number_of_statements_not_one_per_pag
         page_server.set(f"/{doc_id}", noisy_page(0))
     run_checks(sessions, ids)  # baselines
     assert statements_for(ids[:2], 1) == statements_for(ids, 2)
+
+
+def test_a_noisy_page_that_calms_down_goes_back_to_the_fingerprint_shortcut(
+    page_server: PageServer, sessions: sessionmaker[Session]
+) -> None:
+    page_server.set("/tos", noisy_page(0))
+    declare(
+        sessions, DocumentConfig(id="ex/t", service="Ex", type="T", url=page_server.url("/tos"))
+    )
+    clock = Clock()
+    run_checks(sessions, ["ex/t"], clock)
+    probe = NOISY_PROBE_AFTER + 2  # one check finds the page noisy, then the probe comes
+    for request in range(1, probe + 1):
+        page_server.set("/tos", noisy_page(request))
+        clock.advance(timedelta(hours=6))
+        [result] = run_checks(sessions, ["ex/t"], clock)
+        assert (result.outcome, result.detail) == ("unchanged", "same text")
+    with sessions() as session:
+        doc = session.get(Document, "ex/t")
+        assert doc.page_fingerprint == page_fingerprint(noisy_page(probe).encode(), "text/html")
+    # the page stops changing at every request: the fingerprint recognises it again
+    for _ in range(2):
+        clock.advance(timedelta(hours=6))
+        [result] = run_checks(sessions, ["ex/t"], clock)
+        assert (result.outcome, result.detail) == ("unchanged", "same page")

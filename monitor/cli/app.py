@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -98,6 +100,18 @@ def fmt_time(value: datetime | None) -> str:
 
 class MonitorGroup(click.Group):
     """Turns MonitorError into a one-line error; exit 2 for config and argument errors, else 1."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **options: Any) -> Any:
+        """Run a command; called without ``args`` (the ``tosmon`` program itself, reading
+        ``sys.argv``) the process ends with the command: the objects the libraries created are
+        then frozen out of the cyclic garbage collector's last pass at exit, which would free
+        nothing that matters and costs 0.05-0.1 s of CPU after a 300-page check. Files,
+        connections and atexit handlers close as usual."""
+        try:
+            return super().main(args, *rest, **options)
+        finally:
+            if args is None:
+                gc.freeze()
 
     def invoke(self, ctx: click.Context) -> Any:
         from sqlalchemy.exc import DBAPIError
