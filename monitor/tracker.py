@@ -44,7 +44,7 @@ from monitor import noise
 from monitor.clauses import ChangeReport, Clause, severity_rank
 from monitor.clock import utcnow
 from monitor.errors import ExtractError, FetchError
-from monitor.extract import clauses_to_text, extract_clauses
+from monitor.extract import Selector, clauses_to_text, extract_clauses
 from monitor.fetcher import Fetcher, FetchResult
 from monitor.models import Change, Check, Document, Version
 from monitor.store import history as store
@@ -256,15 +256,7 @@ def analyse_fetch(
     clauses = prepared.clauses if prepared is not None else None
     if failed is None and clauses is None:
         try:
-            clauses = tuple(
-                extract_clauses(
-                    fetched.content,
-                    media_type=fetched.media_type,
-                    select=document.select,
-                    remove=document.remove,
-                    charset=fetched.charset,
-                )
-            )
+            clauses = _extract(fetched, select=document.select, remove=document.remove)
         except ExtractError as exc:
             failed = str(exc)
     if failed is not None or clauses is None:
@@ -679,6 +671,21 @@ def _error_notice(clauses: Sequence[Clause]) -> str | None:
     return next((c.text for c in clauses if noise.is_error_notice(c.text)), None)
 
 
+def _extract(
+    fetched: FetchResult, *, select: Sequence[Selector], remove: Sequence[Selector]
+) -> tuple[Clause, ...]:
+    """The clauses of a fetched page under the document's selectors (ExtractError if none)."""
+    return tuple(
+        extract_clauses(
+            fetched.content,
+            media_type=fetched.media_type,
+            select=select,
+            remove=remove,
+            charset=fetched.charset,
+        )
+    )
+
+
 def far_shorter(text: str, old_text: str) -> bool:
     """Is ``text`` so much shorter than the version before that it is probably an error, block
     or redirect page rather than the document?"""
@@ -991,15 +998,7 @@ class QuietChecks:
         if expected is None:
             return False
         try:
-            clauses = tuple(
-                extract_clauses(
-                    fetched.content,
-                    media_type=fetched.media_type,
-                    select=target.select,
-                    remove=target.remove,
-                    charset=fetched.charset,
-                )
-            )
+            clauses = _extract(fetched, select=target.select, remove=target.remove)
         except ExtractError as exc:
             self.prepared[target.id] = dataclasses.replace(prepared, error=str(exc))
             return False
