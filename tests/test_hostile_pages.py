@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
+import subprocess
+import sys
 import zlib
 from datetime import timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from monitor.store import history as store
 from monitor.tracker import CheckResult, check_documents
 from tests.network import PUBLIC, Routes, names
 from tests.pageserver import TERMS_HTML, PageServer
+from tests.test_api import write_config
 from tests.test_tracker import T0, count, declare, run_checks
 
 
@@ -136,3 +140,47 @@ def test_allow_private_in_the_config_opts_in(
     )
     assert result.outcome == "first"
     assert count(sessions, Version) == 1
+
+
+# -- markup that made the regular expressions quadratic -------------------------------------------
+
+UNCLOSED = {
+    # after a real page: the page fingerprint scans all of it
+    "terms-then-unclosed-scripts": TERMS_HTML.replace("</body>", "<script>" * 125_000),
+    "terms-then-unclosed-comments": TERMS_HTML.replace("</body>", "<!--" * 250_000),
+    # no word at all: block detection strips the tags of the whole page
+    "unclosed-styles-only": "<html><body>" + "<style>" * 140_000,
+    "lone-openings-only": "<html><body>" + "<" * 1_000_000,
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNCLOSED))
+def test_a_megabyte_of_unclosed_markup_does_not_hold_the_check(
+    page_server: PageServer, database_url: str, tmp_path: Path, case: str
+) -> None:
+    """Each unclosed <script>, <style> or <!-- made the expressions that strip them scan to the
+    end of the page again: a 1 MB page took half an hour of CPU (5 MB, the default size limit,
+    days), and the daemon's cycle waited. Two `tosmon check` runs now end, each in a child
+    process with a time limit (a regular expression holds the interpreter: no thread could
+    time it out)."""
+    page_server.set("/tos", UNCLOSED[case])
+    config = write_config(tmp_path / "tosmon.toml", database_url, page_server.url("/tos"))
+    command = [sys.executable, "-m", "monitor", "--config", str(config), "check", "--no-send"]
+    outcomes = []
+    for _ in range(2):
+        try:
+            done = subprocess.run(
+                [*command, "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail("the check of a page of unclosed markup did not end")
+        [result] = json.loads(done.stdout)
+        outcomes.append(result["outcome"])
+    if case == "unclosed-styles-only":  # nothing a reader sees: failed checks, no version
+        assert outcomes == ["failed", "failed"]
+    else:  # the terms (or a page of "<" signs shown as text): a first version, then unchanged
+        assert outcomes == ["first", "unchanged"]

@@ -1,0 +1,50 @@
+"""Blocks and tags cut out of raw markup: what the regular expressions cut, in linear time."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from monitor.markup import strip_hidden_blocks, strip_tags
+from tests.conftest import DATA_DIR
+
+# what the fetcher's block detection and the page fingerprint used to run, as written
+TAGS = re.compile(r"<(script|style|noscript)\b.*?</\1\s*>|<[^>]*>", re.I | re.S)
+HIDDEN = re.compile(
+    rb"<(script|style|noscript|template)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.I | re.S
+)
+
+PIECES = (
+    "<script>", "</script>", "</SCRIPT >", "<style a='>'>", "</style>", "<!--", "-->", "--", ">",
+    "<", "<b>", "terms ", "<noscript", "</noscript\n>", "<template x>", "</template>",
+    "<scriptx>", "\n", "é", "<!-->", "-", "İ",
+)  # fmt: skip
+
+
+def _pages() -> list[str]:
+    pages = [path.read_text(errors="replace") for path in sorted(DATA_DIR.rglob("*.html"))]
+    rng = random.Random(7)
+    pages += ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 14))) for _ in range(20_000)]
+    return pages
+
+
+@pytest.mark.parametrize("which", ["tags", "hidden blocks"])
+def test_the_same_cut_as_the_expressions_on_real_pages_and_unclosed_markup(which: str) -> None:
+    pages = _pages()
+    assert len(pages) >= 20_008  # the real snapshots are there too
+    for page in pages:
+        if which == "tags":
+            assert strip_tags(page) == TAGS.sub(" ", page), page[:200]
+        else:
+            raw = page.encode()
+            assert strip_hidden_blocks(raw) == HIDDEN.sub(b"", raw), page[:200]
+
+
+def test_unclosed_blocks_are_kept_and_what_follows_them_is_still_cut() -> None:
+    # an unclosed <script> is only a tag: the text after it stays, as the expression left it
+    assert strip_tags("<p>Terms<script>var a") == " Terms var a"
+    assert strip_hidden_blocks(b"<!-- a --><p>Terms<!-- no end") == b"<p>Terms<!-- no end"
+    page = "<script>" * 50_000 + "<p>Terms</p>"
+    assert strip_tags(page).split() == ["Terms"]
