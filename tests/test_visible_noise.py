@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import DocumentConfig
@@ -14,7 +14,7 @@ from monitor.models import Blob, Check, Document, Version
 from monitor.tracker import NOISY_MARK, NOISY_PROBE_AFTER, page_fingerprint
 from tests.pages import AI_TRAINING, terms_page
 from tests.pageserver import PageServer
-from tests.test_tracker import Clock, declare, run_checks
+from tests.test_tracker import Clock, count, declare, run_checks
 
 PROMOS = ("Spring sale: 30% off", "New: albums for families", "Join our webinar on Thursday")
 
@@ -28,21 +28,21 @@ def noisy_page(request: int, *, extra: str | None = None) -> str:
     )
 
 
-def count(sessions: sessionmaker[Session], model: type) -> int:
-    with sessions() as session:
-        return session.scalar(select(func.count()).select_from(model)) or 0
+def first_check(page_server: PageServer, sessions: sessionmaker[Session], clock: Clock) -> str:
+    """Serve the noisy page at /tos, declare it as ex/t and check it once; the outcome."""
+    page_server.set("/tos", noisy_page(0))
+    declare(
+        sessions, DocumentConfig(id="ex/t", service="Ex", type="T", url=page_server.url("/tos"))
+    )
+    [result] = run_checks(sessions, ["ex/t"], clock)
+    return result.outcome
 
 
 def test_a_page_with_visible_noise_is_unchanged_and_only_a_real_change_counts(
     page_server: PageServer, sessions: sessionmaker[Session]
 ) -> None:
-    page_server.set("/tos", noisy_page(0))
-    declare(
-        sessions, DocumentConfig(id="ex/t", service="Ex", type="T", url=page_server.url("/tos"))
-    )
     clock = Clock()
-    [first] = run_checks(sessions, ["ex/t"], clock)
-    assert first.outcome == "first"
+    assert first_check(page_server, sessions, clock) == "first"
     blobs = count(sessions, Blob)
     for request in range(1, 4):
         page = noisy_page(request)
@@ -74,11 +74,7 @@ def test_a_page_with_visible_noise_is_unchanged_and_only_a_real_change_counts(
 def test_a_recovering_document_is_not_batched_so_its_failure_state_clears(
     page_server: PageServer, sessions: sessionmaker[Session]
 ) -> None:
-    page_server.set("/tos", noisy_page(0))
-    declare(
-        sessions, DocumentConfig(id="ex/t", service="Ex", type="T", url=page_server.url("/tos"))
-    )
-    run_checks(sessions, ["ex/t"])
+    first_check(page_server, sessions, Clock())
     page_server.set("/tos", "down", status=503)
     [failed] = run_checks(sessions, ["ex/t"])
     assert failed.outcome == "failed"
@@ -126,12 +122,8 @@ def test_unchanged_text_checks_cost_a_fixed_number_of_statements_not_one_per_pag
 def test_a_noisy_page_that_calms_down_goes_back_to_the_fingerprint_shortcut(
     page_server: PageServer, sessions: sessionmaker[Session]
 ) -> None:
-    page_server.set("/tos", noisy_page(0))
-    declare(
-        sessions, DocumentConfig(id="ex/t", service="Ex", type="T", url=page_server.url("/tos"))
-    )
     clock = Clock()
-    run_checks(sessions, ["ex/t"], clock)
+    first_check(page_server, sessions, clock)
     probe = NOISY_PROBE_AFTER + 2  # one check finds the page noisy, then the probe comes
     for request in range(1, probe + 1):
         page_server.set("/tos", noisy_page(request))
