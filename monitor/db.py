@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
 UPGRADE_HINT = "run `tosmon db upgrade` to bring it up to date"
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 """The Alembic head this code expects (a test keeps it equal to migrations/): every command
 checks the schema with one query instead of loading Alembic."""
 

@@ -25,10 +25,12 @@ compiled to XPath once and cached. This module does no I/O.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from cssselect import HTMLTranslator
@@ -41,7 +43,7 @@ from monitor.errors import ExtractError
 Selector = str | Mapping[str, str]
 """A CSS selector, or an Open Terms Archive range ``{"startBefore": css, "endAfter": css}``."""
 
-__all__ = ["Selector", "clauses_to_text", "extract_clauses", "normalise_text"]
+__all__ = ["Extraction", "Selector", "clauses_to_text", "extract_clauses", "normalise_text"]
 
 _MARKDOWN_TYPES = frozenset({"text/markdown", "text/x-markdown", "text/md"})
 _TEXT_TYPES = frozenset({"text/plain"})
@@ -421,25 +423,17 @@ def _parse_html(text: str) -> etree._Element:
     return root
 
 
-def _banner_words(text: str) -> list[str]:
-    """The cookie-banner words that occur inside an id or class attribute of the raw page."""
-    found = []
-    for word in _BANNER_WORDS:
-        at = text.find(word)
-        checked = 0
-        while at != -1 and checked < 64:
-            low = max(0, at - 200)
-            attribute = max(text.rfind(" class=", low, at), text.rfind(" id=", low, at))
-            if attribute != -1 and text.find(">", attribute, at) == -1:
-                found.append(word)
-                break
-            at = text.find(word, at + len(word))
-            checked += 1
-    return found
+_ID_AND_CLASS_XPATH = etree.XPath("//@id | //@class")
+
+
+def _banner_words(root: etree._Element) -> list[str]:
+    """The cookie-banner words that occur inside an id or class attribute of the page."""
+    values = " ".join(_ID_AND_CLASS_XPATH(root))
+    return [word for word in _BANNER_WORDS if word in values]
 
 
 def _noise(
-    root: etree._Element, text: str, aria_hidden: set[etree._Element] | None = None
+    root: etree._Element, aria_hidden: set[etree._Element] | None = None
 ) -> set[etree._Element]:
     """Page chrome: navigation, forms, dialogs, hidden elements, cookie banners, skip links.
 
@@ -466,7 +460,7 @@ def _noise(
             noise.add(attribute.getparent())
             if aria_hidden is not None:
                 aria_hidden.add(attribute.getparent())
-    words = _banner_words(text)
+    words = _banner_words(root)
     if words:
         tests = " or ".join(f"contains(., '{word}')" for word in words)
         for attribute in _compile_xpath(f"//@id[{tests}] | //@class[{tests}]")(root):
@@ -484,57 +478,130 @@ def _noise(
     return noise
 
 
+class _HtmlPage:
+    """A parsed page with what the walk needs: the gates of the selectors, and what it skips."""
+
+    __slots__ = ("gates", "hidden", "root", "selecting", "skip")
+
+    def __init__(self, text: str, select: Sequence[Selector], remove: Sequence[Selector]) -> None:
+        root = self.root = _parse_html(text)
+        gates = self.gates = _Gates()
+        gates.removed.update(_matching(root, [item for item in remove if isinstance(item, str)]))
+        for item in remove:
+            if not isinstance(item, str):
+                anchors = _range_anchors(root, item)
+                if anchors is not None:
+                    (when, start), end = anchors
+                    gates.add(when, start, "removed", 1)
+                    if end is not None:
+                        gates.add(end[0], end[1], "removed", -1)
+        protected = _matching(root, [item for item in select if isinstance(item, str)])
+        for element in protected:
+            gates.add("before", element, "selected", 1)
+            gates.add("after", element, "selected", -1)
+        for item in select:
+            if not isinstance(item, str):
+                anchors = _range_anchors(root, item)
+                if anchors is not None:
+                    (when, start), end = anchors
+                    gates.add(when, start, "selected", 1)
+                    protected.append(start)
+                    if end is not None:
+                        gates.add(end[0], end[1], "selected", -1)
+                        protected.append(end[1])
+        if select and not protected:
+            shown = ", ".join(repr(s) if isinstance(s, str) else repr(dict(s)) for s in select)
+            raise ExtractError(f"the selector {shown} matches nothing on the page")
+        self.selecting = bool(select)
+
+        aria_hidden: set[etree._Element] = set()
+        noise = _noise(root, aria_hidden)
+        if protected and noise:
+            # what the declaration explicitly selects is never chrome, nor are its ancestors
+            for element in protected:
+                noise.discard(element)
+                for ancestor in element.iterancestors():
+                    noise.discard(ancestor)
+        self.skip = noise | gates.removed
+        self.hidden = (aria_hidden & noise) - gates.removed
+        """Chrome hidden only from screen readers: walked after all when too little is left."""
+
+    def clauses(self) -> list[Clause]:
+        clauses = _walk(self.root, self.gates, self.skip, selecting=self.selecting)
+        hidden = self.hidden
+        if hidden and _text_size(clauses) < ARIA_HIDDEN_FALLBACK_CHARS:
+            # Rendered pages mark the whole content aria-hidden while a dialog (a cookie or
+            # login prompt) is open: that text is still what every sighted reader sees. When
+            # hardly anything is left without it, keep it.
+            fuller = _walk(self.root, self.gates, self.skip - hidden, selecting=self.selecting)
+            if _text_size(fuller) > 2 * _text_size(clauses):
+                return fuller
+        return clauses
+
+    def digest(self) -> str | None:
+        """A hash of everything the walk reads, without walking: equal digests, equal clauses.
+
+        The tree goes into it with its attributes stripped (the walk reads none: the selectors
+        and the chrome detection, which do, have already run, and what they found goes in as
+        marks) and with the content of the elements the walk skips cut out, so per-request
+        tokens and chrome whose text changes at every request (a rotating banner in the site
+        header, a "generated in 0.2 s" footer) leave it unchanged. The content of a skipped
+        element stays where a walk can still read it: inside a list item (whether the item is
+        one bold clause reads all its text) and in chrome hidden only from screen readers (see
+        ``clauses``). The page is changed for good: take it after the selectors and the chrome
+        detection, as here, and walk it only for ``clauses``. None if the tree cannot be
+        serialised.
+        """
+        root, skip, hidden = self.root, self.skip, self.hidden
+        cut = [element for element in skip if element not in hidden]
+        cut += root.iter(*_DROP_TAGS)
+        for element in cut:
+            if next(element.iterancestors("li"), None) is None:
+                element.clear(keep_tail=True)
+        for element in root.iter():
+            element.attrib.clear()
+        for element in skip:
+            element.set("tosmon-skip", "hidden" if element in hidden else "")
+        for name, table in (
+            ("tosmon-start", self.gates.on_start),
+            ("tosmon-end", self.gates.on_end),
+        ):
+            for element, actions in table.items():
+                element.set(name, " ".join(f"{counter}{delta:+d}" for counter, delta in actions))
+        try:
+            serialised = etree.tostring(root)
+        except (ValueError, etree.LxmlError):
+            return None
+        digest = hashlib.sha256(_code_id())
+        digest.update(b"select" if self.selecting else b"whole")
+        digest.update(serialised)
+        return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _code_id() -> bytes:
+    """What identifies the code a digest was made with: this module's source, the clause type's
+    and the Python version (``str`` methods and Unicode data). A digest from other code means
+    nothing."""
+    import sys
+
+    from monitor import clauses
+
+    parts = [sys.version.encode(), unicodedata.unidata_version.encode()]
+    for module in (sys.modules[__name__], clauses):
+        try:
+            parts.append(Path(module.__file__ or "").read_bytes())
+        except OSError:
+            from monitor import __version__
+
+            parts.append(f"tos-monitor {__version__}".encode())
+    return hashlib.sha256(b"\0".join(parts)).digest()
+
+
 def _html_clauses(
     text: str, select: Sequence[Selector], remove: Sequence[Selector]
 ) -> list[Clause]:
-    root = _parse_html(text)
-    gates = _Gates()
-    gates.removed.update(_matching(root, [item for item in remove if isinstance(item, str)]))
-    for item in remove:
-        if not isinstance(item, str):
-            anchors = _range_anchors(root, item)
-            if anchors is not None:
-                (when, start), end = anchors
-                gates.add(when, start, "removed", 1)
-                if end is not None:
-                    gates.add(end[0], end[1], "removed", -1)
-    protected = _matching(root, [item for item in select if isinstance(item, str)])
-    for element in protected:
-        gates.add("before", element, "selected", 1)
-        gates.add("after", element, "selected", -1)
-    for item in select:
-        if not isinstance(item, str):
-            anchors = _range_anchors(root, item)
-            if anchors is not None:
-                (when, start), end = anchors
-                gates.add(when, start, "selected", 1)
-                protected.append(start)
-                if end is not None:
-                    gates.add(end[0], end[1], "selected", -1)
-                    protected.append(end[1])
-    if select and not protected:
-        shown = ", ".join(repr(s) if isinstance(s, str) else repr(dict(s)) for s in select)
-        raise ExtractError(f"the selector {shown} matches nothing on the page")
-
-    aria_hidden: set[etree._Element] = set()
-    noise = _noise(root, text, aria_hidden)
-    if protected and noise:
-        # what the declaration explicitly selects is never chrome, nor are its ancestors
-        for element in protected:
-            noise.discard(element)
-            for ancestor in element.iterancestors():
-                noise.discard(ancestor)
-    skip = noise | gates.removed
-    clauses = _walk(root, gates, skip, selecting=bool(select))
-    hidden = (aria_hidden & noise) - gates.removed
-    if hidden and _text_size(clauses) < ARIA_HIDDEN_FALLBACK_CHARS:
-        # Rendered pages mark the whole content aria-hidden while a dialog (a cookie or login
-        # prompt) is open: that text is still what every sighted reader sees. When hardly anything
-        # is left without it, keep it.
-        fuller = _walk(root, gates, skip - hidden, selecting=bool(select))
-        if _text_size(fuller) > 2 * _text_size(clauses):
-            return fuller
-    return clauses
+    return _HtmlPage(text, select, remove).clauses()
 
 
 ARIA_HIDDEN_FALLBACK_CHARS = 200
@@ -919,6 +986,66 @@ MEDIA_TYPES_BY_SUFFIX = {
 """The media type of a local file (``tosmon compare``, ``tosmon import``) by its ending."""
 
 
+class Extraction:
+    """A page read for extraction: its clauses, and for HTML a digest of what they depend on.
+
+    Reading parses the page and applies ``select`` and ``remove`` (ExtractError when the page
+    is empty or unreadable, or ``select`` matches nothing); the clauses are made when first
+    asked for. ``digest()`` tells, without making them, whether they are the clauses of an
+    earlier read whose digest was kept (see ``_HtmlPage.digest``): the quiet path of a check
+    compares it with the one stored for the document's current text.
+    """
+
+    __slots__ = ("_clauses", "_digest", "_html", "_text", "kind")
+
+    def __init__(
+        self,
+        content: str | bytes,
+        *,
+        media_type: str = "text/html",
+        select: Sequence[Selector] | Selector = (),
+        remove: Sequence[Selector] | Selector = (),
+        charset: str | None = None,
+    ) -> None:
+        if isinstance(select, (str, Mapping)):
+            select = (select,)
+        if isinstance(remove, (str, Mapping)):
+            remove = (remove,)
+        kind = self.kind = media_type.split(";", 1)[0].strip().lower()
+        self._text = (
+            decode(content, charset, media_type=kind) if isinstance(content, bytes) else content
+        )
+        self._html = None
+        if kind not in _MARKDOWN_TYPES and kind not in _TEXT_TYPES:
+            self._html = _HtmlPage(self._text, select, remove)
+        self._clauses: list[Clause] | None = None
+        self._digest: str | None = None
+
+    def clauses(self) -> list[Clause]:
+        """The ordered clauses (ExtractError when no text remains)."""
+        if self._clauses is None:
+            if self._html is not None:
+                clauses = self._html.clauses()
+            elif self.kind in _MARKDOWN_TYPES:
+                clauses = _markdown_clauses(self._text)
+            else:
+                clauses = _text_clauses(self._text)
+            clauses = _split_long_clauses(clauses)
+            if not clauses:
+                raise ExtractError("no text remains after extraction")
+            self._clauses = clauses
+        return self._clauses
+
+    def digest(self) -> str | None:
+        """For HTML, a hash of everything the clauses depend on (None for other pages): the
+        same digest, the same clauses, with this version of the code."""
+        if self._html is None:
+            return None
+        if self._digest is None:
+            self._digest = self._html.digest()
+        return self._digest
+
+
 def extract_clauses(
     content: str | bytes,
     *,
@@ -934,22 +1061,9 @@ def extract_clauses(
     (``monitor.charsets``: ``charset`` if given, else BOM, ``<meta charset>``, UTF-8, then
     Windows-1252). Raises ``ExtractError`` when ``select`` matches nothing or no text remains.
     """
-    if isinstance(select, (str, Mapping)):
-        select = (select,)
-    if isinstance(remove, (str, Mapping)):
-        remove = (remove,)
-    kind = media_type.split(";", 1)[0].strip().lower()
-    text = decode(content, charset, media_type=kind) if isinstance(content, bytes) else content
-    if kind in _MARKDOWN_TYPES:
-        clauses = _markdown_clauses(text)
-    elif kind in _TEXT_TYPES:
-        clauses = _text_clauses(text)
-    else:
-        clauses = _html_clauses(text, select, remove)
-    clauses = _split_long_clauses(clauses)
-    if not clauses:
-        raise ExtractError("no text remains after extraction")
-    return clauses
+    return Extraction(
+        content, media_type=media_type, select=select, remove=remove, charset=charset
+    ).clauses()
 
 
 _INLINE_SPECIALS = re.compile(r"([\\`*_\[\]])|<(?=[A-Za-z/!])")

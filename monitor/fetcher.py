@@ -60,7 +60,7 @@ from monitor.charsets import codec_for, detect_charset
 from monitor.config import DEFAULT_USER_AGENT, Config, FetchConfig
 from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
-from monitor.markup import strip_tags
+from monitor.markup import body_start, strip_tags
 from monitor.netpolicy import Resolver, is_private_address, system_resolver
 from monitor.urls import mask_credentials
 
@@ -167,10 +167,12 @@ _PREFIX_CHARS = 32_768
 
 def _classify_block(text: str, status: int) -> tuple[str, bool] | None:
     """(reason, transient) when ``text`` served with ``status`` is a bot wall, else None."""
-    # count words only as far as the largest limit: a long terms page is never a wall, and a
-    # prefix of the page usually tells so without stripping the tags of all of it
+    # count words only as far as the largest limit: a long terms page is never a wall, and the
+    # start of its body usually tells so without stripping the tags of all of it (a long page
+    # is read from its <body>: its head often holds tens of KB of styles and scripts)
     limit = max(CHALLENGE_MAX_WORDS, PHRASE_MAX_WORDS, LOGIN_MAX_WORDS) + 1
-    visible = strip_tags(text[:_PREFIX_CHARS])
+    start = body_start(text) if len(text) > _PREFIX_CHARS else 0
+    visible = strip_tags(text[start : start + _PREFIX_CHARS])
     words = len(list(itertools.islice(_WORDS.finditer(visible), limit)))
     if words < limit and len(text) > _PREFIX_CHARS:
         visible = strip_tags(text)

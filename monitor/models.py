@@ -98,6 +98,9 @@ class Document(Base):
     page_fingerprint: Mapped[str | None] = mapped_column(String(64))
     """Hash of the last page minus its per-request tokens (see tracker.page_fingerprint), or
     ``noisy:<n>`` for a page whose visible text changes at every request (tracker.NOISY_MARK)."""
+    content_digest: Mapped[str | None] = mapped_column(String(64))
+    """What the current text was last extracted from: the digest of the parsed page
+    (``Extraction.digest``) bound to the current version's text hash (tracker.content_key)."""
     current_version_id: Mapped[int | None] = mapped_column(Integer)
     """The version in force (no foreign key: documents and versions would refer to each other)."""
     reported_version_id: Mapped[int | None] = mapped_column(Integer)

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from monitor.config import DocumentConfig
+from monitor.extract import extract_clauses
 from monitor.models import Blob, Check, Document, Version
-from monitor.tracker import NOISY_MARK, NOISY_PROBE_AFTER, page_fingerprint
+from monitor.tracker import NOISY_MARK, NOISY_PROBE_AFTER, page_fingerprint, record_text
 from tests.pages import AI_TRAINING, terms_page
 from tests.pageserver import PageServer
 from tests.test_tracker import Clock, count, declare, run_checks
@@ -138,3 +140,58 @@ def test_a_noisy_page_that_calms_down_goes_back_to_the_fingerprint_shortcut(
         clock.advance(timedelta(hours=6))
         [result] = run_checks(sessions, ["ex/t"], clock)
         assert (result.outcome, result.detail) == ("unchanged", "same page")
+
+
+def test_a_noisy_page_is_recognised_by_its_content_and_a_one_word_edit_still_counts(
+    page_server: PageServer, sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first check the page's parsed content (chrome and tokens left out) is kept as a
+    digest: a later page with the same content is not walked into clauses again; an edit of one
+    word of the licence is still a change."""
+    import monitor.extract
+
+    walks: list[object] = []
+    walk = monitor.extract._walk
+
+    def counting_walk(*args: Any, **kwargs: Any) -> Any:
+        walks.append(args)
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(monitor.extract, "_walk", counting_walk)
+    clock = Clock()
+    assert first_check(page_server, sessions, clock) == "first"
+    with sessions() as session:
+        assert session.get(Document, "ex/t").content_digest is not None
+    walks.clear()
+    for request in range(1, 4):
+        page_server.set("/tos", noisy_page(request))
+        clock.advance(timedelta(hours=6))
+        [result] = run_checks(sessions, ["ex/t"], clock)
+        assert (result.outcome, result.detail) == ("unchanged", "same text")
+    assert walks == []
+    edited = noisy_page(4).replace("a non-exclusive", "an exclusive")
+    assert edited != noisy_page(4)
+    page_server.set("/tos", edited)
+    clock.advance(timedelta(hours=6))
+    [changed] = run_checks(sessions, ["ex/t"], clock)
+    assert changed.outcome == "changed"
+    assert len(walks) >= 1
+
+
+def test_a_content_digest_only_vouches_for_the_text_it_was_made_with(
+    page_server: PageServer, sessions: sessionmaker[Session]
+) -> None:
+    """The digest is kept with the hash of its text: once another text is current (recorded
+    by an import here), the same page is walked and compared again, and reported."""
+    clock = Clock()
+    first_check(page_server, sessions, clock)
+    clock.advance(timedelta(hours=1))
+    with sessions.begin() as session:
+        doc = session.get(Document, "ex/t")
+        other = extract_clauses(terms_page(extra=AI_TRAINING))
+        imported = record_text(session, doc, other, raw=None, now=clock.now, source="import")
+        assert imported.outcome == "changed"
+    page_server.set("/tos", noisy_page(0))  # the very page the digest was made from
+    clock.advance(timedelta(hours=6))
+    [result] = run_checks(sessions, ["ex/t"], clock)
+    assert result.outcome == "changed"

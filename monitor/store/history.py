@@ -83,7 +83,7 @@ def sync_documents(
             continue
         changed_rules = doc.select != list(decl.select) or doc.remove != list(decl.remove)
         if doc.url != decl.url or changed_rules:
-            doc.page_fingerprint = None  # force a re-extraction with the new rules
+            doc.page_fingerprint = doc.content_digest = None  # re-extract with the new rules
             doc.etag = None
             doc.last_modified = None
         doc.service, doc.type, doc.url = decl.service, decl.type, decl.url
@@ -181,6 +181,10 @@ def add_version(
     session.add(version)
     session.flush()
     document.current_version_id = version.id
+    # what vouched for the last page's text vouches for no other: a check that recorded this
+    # text from a fetched page sets them again (an imported text leaves the next check to
+    # extract and compare the live page)
+    document.page_fingerprint = document.content_digest = None
     return version
 
 
@@ -313,6 +317,8 @@ class UnchangedCheck:
     etag: str | None
     last_modified: str | None
     worker: str | None
+    content_digest: str | None = None
+    """What the document keeps as its content digest (None: the one it has)."""
 
 
 def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) -> None:
@@ -320,8 +326,8 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
 
     A document whose current version moved on since the check began keeps its newer state
     (the guard on ``current_version_id``); its check row is still recorded. Each check's
-    ``page_fingerprint`` becomes the document's (a check without one, a 304, keeps the
-    document's).
+    ``page_fingerprint`` and ``content_digest`` become the document's (a check without one, a
+    304, keeps the document's).
     """
     documents = Document.__table__.c
     session.execute(
@@ -337,6 +343,7 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
             etag=bindparam("b_etag"),
             last_modified=bindparam("b_modified"),
             page_fingerprint=func.coalesce(bindparam("b_fingerprint"), documents.page_fingerprint),
+            content_digest=func.coalesce(bindparam("b_digest"), documents.content_digest),
         ),
         [
             {
@@ -347,6 +354,7 @@ def record_unchanged_checks(session: Session, checks: Sequence[UnchangedCheck]) 
                 "b_etag": c.etag,
                 "b_modified": c.last_modified,
                 "b_fingerprint": c.page_fingerprint,
+                "b_digest": c.content_digest,
             }
             for c in checks
         ],
