@@ -60,7 +60,7 @@ from monitor.charsets import codec_for, detect_charset
 from monitor.config import DEFAULT_USER_AGENT, Config, FetchConfig
 from monitor.decoding import BodyDecoder, BodyTooLarge, content_codings, not_text_reason
 from monitor.errors import FetchError
-from monitor.markup import body_start, strip_tags
+from monitor.markup import body_start, strip_tags, whole_blocks
 from monitor.netpolicy import Resolver, is_private_address, system_resolver
 from monitor.urls import mask_credentials
 
@@ -163,6 +163,8 @@ LOGIN_MAX_WORDS = 250
 
 
 _PREFIX_CHARS = 32_768
+_WINDOWS = (8_192, _PREFIX_CHARS)
+"""How much of a long page is read for its words, from its body, before all of it is."""
 
 
 def _classify_block(text: str, status: int) -> tuple[str, bool] | None:
@@ -172,11 +174,14 @@ def _classify_block(text: str, status: int) -> tuple[str, bool] | None:
     # is read from its <body>: its head often holds tens of KB of styles and scripts)
     limit = max(CHALLENGE_MAX_WORDS, PHRASE_MAX_WORDS, LOGIN_MAX_WORDS) + 1
     start = body_start(text) if len(text) > _PREFIX_CHARS else 0
-    visible = strip_tags(text[start : start + _PREFIX_CHARS])
-    words = len(list(itertools.islice(_WORDS.finditer(visible), limit)))
+    for size in _WINDOWS:
+        visible = strip_tags(whole_blocks(text, start, size))
+        words = sum(1 for _ in itertools.islice(_WORDS.finditer(visible), limit))
+        if words >= limit or start + size >= len(text):
+            break
     if words < limit and len(text) > _PREFIX_CHARS:
         visible = strip_tags(text)
-        words = len(list(itertools.islice(_WORDS.finditer(visible), limit)))
+        words = sum(1 for _ in itertools.islice(_WORDS.finditer(visible), limit))
     if words <= CHALLENGE_MAX_WORDS:
         lowered = text.lower()
         for marker, name in _CHALLENGE_MARKERS:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["body_start", "strip_hidden_blocks", "strip_tags"]
+__all__ = ["body_start", "strip_hidden_blocks", "strip_tags", "whole_blocks"]
 
 # the expressions, unrolled: blocks skipped a run of non-"<" at a time (same matches)
 _TAGS = re.compile(
@@ -169,3 +169,31 @@ def body_start(text: str) -> int:
     if end == -1 or not _closed(head, _TEXT_OPENINGS_RAW, _TEXT_CLOSE_RAW):
         return 0
     return end + 1
+
+
+def whole_blocks(text: str, start: int, size: int) -> str:
+    """``text[start:start + size]``, cut before a script, style or noscript block or a tag
+    that it would cut in two: stripped, the part holds only words a reader sees."""
+    part = text[start : start + size]
+    if start + size >= len(text):
+        return part
+    lowered = _ascii_lower(part)
+    end = len(lowered)
+    kinds = dict(_TEXT_OPENINGS_RAW)
+    cut = True
+    while cut:  # a cut can leave an earlier tag or block open: look again
+        cut = False
+        lt = lowered.find(b"<", lowered.rfind(b">", 0, end) + 1, end)  # no ">" after it
+        if lt != -1:
+            end, cut = lt, True
+        for name, opening in list(kinds.items()):
+            last = lowered.rfind(opening, 0, end)
+            if last == -1:
+                del kinds[name]  # none before a later end either
+            elif _TEXT_CLOSE_RAW[name].search(lowered, last, end) is None:
+                end, cut = last, True
+    if end == len(lowered):
+        return part
+    if part.isascii():
+        return part[:end]
+    return part.encode("utf-8", "surrogatepass")[:end].decode("utf-8", "surrogatepass")

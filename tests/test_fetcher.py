@@ -460,6 +460,22 @@ def test_detect_block_signals(text: str, status: int, expected: str) -> None:
     assert expected.lower() in reason.lower()
 
 
+@pytest.mark.parametrize("head_kb", [0, 40])
+def test_a_challenge_page_with_a_long_inline_script_is_still_blocked(head_kb: int) -> None:
+    """Block detection reads a long page in parts: a part that ends inside a script must not
+    count the script's code as words a reader sees (the challenge would pass for a long page)."""
+    code = "var a = b + c; function check(token, key) { return token && key; } " * 600  # 40 KB
+    head = f"<style>{'p { margin: 0 } ' * (head_kb * 64)}</style>" if head_kb else ""
+    page = (
+        f"<html><head><title>Just a moment...</title>{head}</head><body>"
+        f"<p>Checking your browser before accessing example.com.</p><script>{code}</script>"
+        f"<div id=cf-challenge-running></div></body></html>"
+    )
+    assert len(page) > 32_768
+    reason = detect_block(page, 200)
+    assert reason is not None and "challenge" in reason
+
+
 def test_detect_block_ignores_ordinary_pages() -> None:
     assert detect_block(TERMS_HTML, 200) is None
     assert detect_block("<p>We use reCAPTCHA to protect our forms.</p>", 200) is None

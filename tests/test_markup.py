@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from monitor.markup import strip_hidden_blocks, strip_tags
+from monitor.markup import strip_hidden_blocks, strip_tags, whole_blocks
 from tests.conftest import DATA_DIR
 
 # what the fetcher's block detection and the page fingerprint used to run, as written
@@ -48,3 +48,22 @@ def test_unclosed_blocks_are_kept_and_what_follows_them_is_still_cut() -> None:
     assert strip_hidden_blocks(b"<!-- a --><p>Terms<!-- no end") == b"<p>Terms<!-- no end"
     page = "<script>" * 50_000 + "<p>Terms</p>"
     assert strip_tags(page).split() == ["Terms"]
+
+
+WORDS = re.compile(r"\w+")
+
+
+def test_a_part_of_a_page_shows_only_the_words_the_whole_page_shows() -> None:
+    """Block detection counts the words of the start of a long page: the part it reads is cut
+    before a block or tag it would cut in two, so its words are the page's first words (the last
+    one may be cut short), never the code of a script."""
+    rng = random.Random(11)
+    for page in _pages()[:3000]:
+        whole = WORDS.findall(strip_tags(page))
+        for size in {rng.randint(0, len(page) + 1) for _ in range(4)}:
+            part = whole_blocks(page, 0, size)
+            assert page.startswith(part)
+            words = WORDS.findall(strip_tags(part))
+            if words:
+                assert words[:-1] == whole[: len(words) - 1], (page[:200], size)
+                assert whole[len(words) - 1].startswith(words[-1])

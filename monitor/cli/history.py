@@ -13,6 +13,7 @@ from monitor.cli.app import (
     AppContext,
     emit_json,
     fmt_time,
+    freeze_start_up,
     is_tty,
     main,
     parse_when,
@@ -75,16 +76,16 @@ def check(app: AppContext, ids: tuple[str, ...], as_json: bool, no_send: bool) -
     status 0 whenever the checks ran, whatever they found. Reports queued by the changes found
     are delivered before the command exits (unless --no-send).
     """
+    monitor = app.monitor
     if not no_send:
-        app.monitor.check_mail_settings()  # before any work: not after recording a change
-    results = app.monitor.check(ids)
+        monitor.check_mail_settings()  # before any work: not after recording a change
+    freeze_start_up()
+    results = monitor.check(ids)
     if as_json:
         emit_json([r.as_dict() for r in results])
     else:
         _print_results(results)
-    delivered = (
-        None if no_send else str(app.monitor.deliver(hold=False)) or None
-    )  # after the results
+    delivered = None if no_send else str(monitor.deliver(hold=False)) or None  # after the results
     if delivered and not as_json:
         click.echo(delivered)
 
