@@ -83,7 +83,9 @@ _TEXT_OPENINGS = {name: "<" + name for name in _TEXT_CLOSE}
 _TEXT_OPENINGS_RAW: dict[object, bytes] = {
     name: opening.encode() for name, opening in _TEXT_OPENINGS.items()
 }
-_TEXT_CLOSE_RAW = {name: _RAW_CLOSE[name.encode()] for name in _TEXT_CLOSE}
+_TEXT_CLOSE_RAW: dict[object, re.Pattern[bytes]] = {
+    name: _RAW_CLOSE[name.encode()] for name in _TEXT_CLOSE
+}
 
 
 def _ascii_lower(text: str) -> bytes:
