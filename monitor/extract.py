@@ -423,7 +423,7 @@ def _parse_html(text: str) -> etree._Element:
     return root
 
 
-_ID_AND_CLASS_XPATH = etree.XPath("//@id | //@class")
+_ID_AND_CLASS_XPATH = etree.XPath("//@id | //@class", smart_strings=False)
 
 
 def _banner_words(root: etree._Element) -> list[str]:

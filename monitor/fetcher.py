@@ -176,12 +176,12 @@ def _classify_block(text: str, status: int) -> tuple[str, bool] | None:
     start = body_start(text) if len(text) > _PREFIX_CHARS else 0
     for size in _WINDOWS:
         visible = strip_tags(whole_blocks(text, start, size))
-        words = sum(1 for _ in itertools.islice(_WORDS.finditer(visible), limit))
+        words = len(list(itertools.islice(_WORDS.finditer(visible), limit)))
         if words >= limit or start + size >= len(text):
             break
     if words < limit and len(text) > _PREFIX_CHARS:
         visible = strip_tags(text)
-        words = sum(1 for _ in itertools.islice(_WORDS.finditer(visible), limit))
+        words = len(list(itertools.islice(_WORDS.finditer(visible), limit)))
     if words <= CHALLENGE_MAX_WORDS:
         lowered = text.lower()
         for marker, name in _CHALLENGE_MARKERS:
