@@ -523,8 +523,8 @@ class _HtmlPage:
                 for ancestor in element.iterancestors():
                     noise.discard(ancestor)
         self.skip = noise | gates.removed
+        # chrome hidden only from screen readers: walked after all when too little is left
         self.hidden = (aria_hidden & noise) - gates.removed
-        """Chrome hidden only from screen readers: walked after all when too little is left."""
 
     def clauses(self) -> list[Clause]:
         clauses = _walk(self.root, self.gates, self.skip, selecting=self.selecting)
