@@ -478,6 +478,22 @@ def _noise(
     return noise
 
 
+def _range_gates(
+    root: etree._Element, gates: _Gates, item: Mapping[str, str], counter: str
+) -> list[etree._Element]:
+    """Switch ``counter`` on where an OTA range starts and off where it ends; its anchors (none
+    when its start is not on the page)."""
+    anchors = _range_anchors(root, item)
+    if anchors is None:
+        return []
+    (when, start), end = anchors
+    gates.add(when, start, counter, 1)
+    if end is None:
+        return [start]
+    gates.add(end[0], end[1], counter, -1)
+    return [start, end[1]]
+
+
 class _HtmlPage:
     """A parsed page with what the walk needs: the gates of the selectors, and what it skips."""
 
@@ -489,26 +505,14 @@ class _HtmlPage:
         gates.removed.update(_matching(root, [item for item in remove if isinstance(item, str)]))
         for item in remove:
             if not isinstance(item, str):
-                anchors = _range_anchors(root, item)
-                if anchors is not None:
-                    (when, start), end = anchors
-                    gates.add(when, start, "removed", 1)
-                    if end is not None:
-                        gates.add(end[0], end[1], "removed", -1)
+                _range_gates(root, gates, item, "removed")
         protected = _matching(root, [item for item in select if isinstance(item, str)])
         for element in protected:
             gates.add("before", element, "selected", 1)
             gates.add("after", element, "selected", -1)
         for item in select:
             if not isinstance(item, str):
-                anchors = _range_anchors(root, item)
-                if anchors is not None:
-                    (when, start), end = anchors
-                    gates.add(when, start, "selected", 1)
-                    protected.append(start)
-                    if end is not None:
-                        gates.add(end[0], end[1], "selected", -1)
-                        protected.append(end[1])
+                protected += _range_gates(root, gates, item, "selected")
         if select and not protected:
             shown = ", ".join(repr(s) if isinstance(s, str) else repr(dict(s)) for s in select)
             raise ExtractError(f"the selector {shown} matches nothing on the page")
