@@ -90,6 +90,16 @@ _TOKEN_ATTRIBUTES = re.compile(
     b"=(?:" + b"|".join(b"(?<=\\s" + name + b"=)" for name in _TOKEN_NAMES) + b")" + _TOKEN_VALUE
 )
 _DATA_ATTRIBUTES = re.compile(rb"data-[\w.:-]+=" + _TOKEN_VALUE)
+TAG_REACH = 4096
+"""How far back from an attribute-like match its tag's "<" is looked for."""
+
+
+def _unless_text(match: re.Match[bytes]) -> bytes:
+    """Nothing for an attribute inside a tag; the match itself when it is text a reader sees (a
+    policy quoting ``<meta name="robots" content="noai">``: its example must count)."""
+    raw, at = match.string, match.start()
+    reach = max(0, at - TAG_REACH)
+    return b"" if raw.rfind(b"<", reach, at) > raw.rfind(b">", reach, at) else match.group(0)
 
 
 def page_fingerprint(raw: bytes, media_type: str) -> str:
@@ -97,12 +107,15 @@ def page_fingerprint(raw: bytes, media_type: str) -> str:
 
     Real pages carry per-request tokens (nonces, csrf values, tracking links, inline JSON), so
     their raw bytes differ on every fetch. Scripts, styles, comments and the values of the
-    attributes that carry such tokens cannot change the extracted text, so they are left out;
-    when this fingerprint matches the last one, the check is over without extracting anything.
-    Attributes that can change what is selected (id, class, hidden, role) stay in.
+    attributes that carry such tokens (inside tags, not the same words in the text) cannot
+    change the extracted text, so they are left out; when this fingerprint matches the last
+    one, the check is over without extracting anything. Attributes that can change what is
+    selected (id, class, hidden, role) stay in.
     """
     if "html" in media_type:
-        raw = _DATA_ATTRIBUTES.sub(b"", _TOKEN_ATTRIBUTES.sub(b"", strip_hidden_blocks(raw)))
+        raw = _DATA_ATTRIBUTES.sub(
+            _unless_text, _TOKEN_ATTRIBUTES.sub(_unless_text, strip_hidden_blocks(raw))
+        )
     return hashlib.sha256(raw).hexdigest()
 
 

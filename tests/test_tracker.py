@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,6 +101,26 @@ def test_a_new_licence_word_becomes_a_change_with_its_clause(terms, sessions) ->
         assert change.severity in ("medium", "high")
         document = session.get(Document, "ex/terms")
         assert document is not None and document.last_change_at is not None
+
+
+def test_an_edit_inside_a_quoted_tag_example_is_a_change(terms, sessions) -> None:
+    """The page fingerprint leaves out attribute values (per-request tokens), inside tags only:
+    an AI policy that quotes the tag to write in a page changes when its example does."""
+    example = '<meta name="robots" content="{}">'
+
+    def page(directives: str) -> str:
+        quoted = html.escape(example.format(directives), quote=False)
+        return terms_page(extra=f"To keep AI crawlers out, add {quoted} to your pages.")
+
+    terms.set("/tos", page("noai"))
+    run_checks(sessions, ["ex/terms"])
+    terms.set("/tos", page("noai, noimageai"))
+    [result] = run_checks(sessions, ["ex/terms"])
+    assert result.outcome == "changed"
+    with sessions() as session:
+        change = session.get(Change, result.change_id)
+        assert change is not None
+        assert any("noimageai" in (c.after or "") for c in change.clauses)
 
 
 def test_added_ai_clause_is_reported_and_the_next_check_is_quiet(terms, sessions) -> None:
