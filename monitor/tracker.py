@@ -454,9 +454,8 @@ def record_fetch(
     )
     if result.outcome != "failed":
         document.page_fingerprint = fingerprint
-        if analysis.digest is not None:
-            text = analysis.text if analysis.text is not None else clauses_to_text(analysis.clauses)
-            text_hash = store.content_hash(text.encode("utf-8"))
+        if analysis.digest is not None and analysis.text is not None:
+            text_hash = store.content_hash(analysis.text.encode("utf-8"))
             document.content_digest = content_key(analysis.digest, text_hash)
     return result
 

@@ -158,6 +158,15 @@ def test_help_links_and_rename_banners_are_page_furniture() -> None:
 
 NOTES = NOISE / "notes"
 FACEBOOK_PRIVACY = "versions/Facebook/Privacy Policy"
+FACEBOOK_NOTES_CAPTURES = (
+    "2025-05-28T00-30-56Z",
+    "2025-06-16T12-31-49Z",
+    "2025-11-26T00-30-51Z",
+    "2025-12-17T00-30-45Z",
+    "2026-01-15T00-30-46Z",
+)
+"""Facebook's privacy policy with its notes open (May), closed (June), open (November), the
+December update captured closed, then open again (January)."""
 INSTAGRAM_PRIVACY = "versions-pga/Instagram/Privacy Policy"
 
 
@@ -229,14 +238,7 @@ def test_notes_back_after_the_policy_changed_belong_to_that_change() -> None:
     15 January the page only shows its notes again. A block shown only once before is not such
     a variant: its new wording is compared with that showing."""
     may, june, november, december, january = (
-        _capture(NOTES, FACEBOOK_PRIVACY, stamp)
-        for stamp in (
-            "2025-05-28T00-30-56Z",
-            "2025-06-16T12-31-49Z",
-            "2025-11-26T00-30-51Z",
-            "2025-12-17T00-30-45Z",
-            "2026-01-15T00-30-46Z",
-        )
+        _capture(NOTES, FACEBOOK_PRIVACY, stamp) for stamp in FACEBOOK_NOTES_CAPTURES
     )
     update = build_report(november, december, document_name="Facebook Privacy Policy")
     assert update.severity == "high"

@@ -18,6 +18,7 @@ from monitor.models import Blob, Change, Check, Document, Version
 from monitor.store import history as store
 from monitor.tracker import SETTLE_AFTER, CheckResult, check_documents, record_text
 from tests.pages import AI_TRAINING, LICENCE_SUBLICENSABLE, terms_page
+from tests.test_noise import FACEBOOK_NOTES_CAPTURES
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -480,6 +481,16 @@ def test_a_change_keeps_its_headline_and_the_email_leads_with_it(terms, sessions
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def _declare_offline(
+    sessions: sessionmaker[Session], doc_id: str, service: str, type_: str
+) -> None:
+    """Declare a document whose versions the test records itself (its URL is never fetched)."""
+    declare(
+        sessions,
+        DocumentConfig(id=doc_id, service=service, type=type_, url="http://127.0.0.1:9/"),
+    )
+
+
 def _capture(path: Path):  # type: ignore[no-untyped-def]
     from monitor.extract import extract_clauses
 
@@ -493,21 +504,9 @@ def test_notes_shown_again_that_stay_are_not_reported_when_they_settle(sessions)
     change: the notes' AI wording came with the December change, reported then."""
     folder = DATA / "classify" / "noise" / "notes" / "versions" / "Facebook" / "Privacy Policy"
     may, june, november, december, january = (
-        _capture(folder / f"{stamp}.md")
-        for stamp in (
-            "2025-05-28T00-30-56Z",
-            "2025-06-16T12-31-49Z",
-            "2025-11-26T00-30-51Z",
-            "2025-12-17T00-30-45Z",
-            "2026-01-15T00-30-46Z",
-        )
+        _capture(folder / f"{stamp}.md") for stamp in FACEBOOK_NOTES_CAPTURES
     )
-    declare(
-        sessions,
-        DocumentConfig(
-            id="fb/privacy", service="Facebook", type="Privacy Policy", url="http://127.0.0.1:9/"
-        ),
-    )
+    _declare_offline(sessions, "fb/privacy", "Facebook", "Privacy Policy")
     with sessions.begin() as session:
         document = session.get(Document, "fb/privacy")
         assert document is not None
@@ -540,12 +539,7 @@ def test_a_page_of_the_document_showing_an_error_is_refused_until_it_stays(sessi
     folder = DATA / "partial" / "Llama API" / "Terms of Service"
     complete = _capture(folder / "2025-11-13T00-52-16Z.md")
     failed = _capture(folder / "2025-11-14T00-52-28Z.md")
-    declare(
-        sessions,
-        DocumentConfig(
-            id="llama/terms", service="Llama API", type="Terms", url="http://127.0.0.1:9/"
-        ),
-    )
+    _declare_offline(sessions, "llama/terms", "Llama API", "Terms")
     with sessions.begin() as session:
         document = session.get(Document, "llama/terms")
         assert document is not None
