@@ -67,6 +67,15 @@ def plain_text(text: str) -> str:
     """Text as a reader sees it: link text kept, link targets, bare URLs and numbered note
     references ('[50]') dropped, plain quotes and dashes, Markdown emphasis removed, one space
     between words."""
+    return " ".join(_reader_text(text, marks=True).split())  # as re.sub(r"\s+", " ", ...).strip()
+
+
+def _reader_text(text: str, *, marks: bool) -> str:
+    """``plain_text`` before its white space is made single; ``marks=False`` keeps Markdown's
+    emphasis, heading, quote and list marks, which only the letters of a text do not need:
+    removing them turns no letter into another and joins no two letters (a removed note
+    reference or backslash joins what is on either side of it, but where a mark is next to one
+    it keeps that side a non-letter either way)."""
     # each step runs only where what it looks for can be (most clauses hold no link, URL or
     # Markdown mark): a substring test costs far less than a regex scan of the whole text
     if not text.isascii():  # every character _QUOTES maps is outside ASCII
@@ -80,13 +89,13 @@ def plain_text(text: str) -> str:
         text = _MD_REF.sub(r"\1", text)
     if "://" in text or "www." in text.lower():  # only "w" and "W" match w when ignoring case
         text = _URL.sub(" ", text)
-    if _may_hold_marks(text):
+    if marks and _may_hold_marks(text):
         text = _MD_MARKS.sub(" ", text)
     if "[" in text:
         text = _NOTE_REFERENCE.sub("", text)
     if "\\" in text:
         text = text.replace("\\", "")
-    return " ".join(text.split())  # as re.sub(r"\s+", " ", text).strip(): the same whitespace
+    return text
 
 
 def _may_hold_marks(text: str) -> bool:
@@ -321,7 +330,9 @@ def english_ratio(text: str) -> float:
 
 @lru_cache(maxsize=512)  # keyed by a sample of bounded size: a report's whole history fits
 def _english_ratio(sample: str) -> float:
-    toks = _LETTERS.findall(match_text(sample))
+    # the letters of match_text(sample), without the work on its marks and white space (and
+    # without caching a text of this size with the clauses')
+    toks = _LETTERS.findall(_reader_text(sample, marks=False).lower())
     if not toks:
         return 0.0
     return sum(map(_ENGLISH_STOPWORDS.__contains__, toks)) / len(toks)

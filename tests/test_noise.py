@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,26 @@ def test_language_detection_on_real_captures() -> None:
     assert noise.is_other_language(english, other)
     assert not noise.is_other_language(english, (NOISE / "uk_us" / "new.md").read_text())
     assert not noise.is_other_language(other, english)  # the reference must be English
+
+
+_STOPWORD_SAMPLE = ("the", "of", "we", "your", "licence", "données", "Daten")
+_MARKUP_PIECES = ("*", "_", "`", "\n# ", "\n- ", "\n> ", "[1]", "\\[", "\\", "[", "](", ")")
+_LINK_PIECES = ("https://example.com/x", "www.example.org", "\u00ad", "\u200b", "’", " ", "\n")
+
+
+def test_language_ratio_counts_the_words_a_reader_sees() -> None:
+    """The share of English function words among the words of the text as a reader sees it
+    (``match_text``), whatever Markdown marks, links, note references and escapes surround or
+    split them: the test reads the text without making it plain, and must count the same."""
+    letters = re.compile(r"[^\W\d_]+")
+    pieces = _STOPWORD_SAMPLE + _MARKUP_PIECES + _LINK_PIECES + ("a", "b", "1")
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 24)))
+        words = letters.findall(noise.match_text(text))
+        stop = sum(w in {"the", "of", "we", "your", "a"} for w in words)
+        expected = stop / len(words) if words else 0.0
+        assert noise.english_ratio(text) == pytest.approx(expected), repr(text)
 
 
 # --- history-wide noise in reports ----------------------------------------------------------------
