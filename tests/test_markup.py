@@ -19,7 +19,7 @@ HIDDEN = re.compile(
 PIECES = (
     "<script>", "</script>", "</SCRIPT >", "<style a='>'>", "</style>", "<!--", "-->", "--", ">",
     "<", "<b>", "terms ", "<noscript", "</noscript\n>", "<template x>", "</template>",
-    "<scriptx>", "\n", "é", "<!-->", "-", "İ",
+    "<scriptx>", "\n", "é", "<!-->", "-", "İ", "<SCRIPT a>", "<Style>", "</TEMPLATE>", "<script_",
 )  # fmt: skip
 
 
@@ -48,6 +48,8 @@ def test_unclosed_blocks_are_kept_and_what_follows_them_is_still_cut() -> None:
     assert strip_hidden_blocks(b"<!-- a --><p>Terms<!-- no end") == b"<p>Terms<!-- no end"
     page = "<script>" * 50_000 + "<p>Terms</p>"
     assert strip_tags(page).split() == ["Terms"]
+    for opening in (b"<script>", b"<!--", b"<style"):  # each kind given up once, not per opening
+        assert strip_hidden_blocks(opening * 50_000 + b"<p>Terms") == opening * 50_000 + b"<p>Terms"
 
 
 WORDS = re.compile(r"\w+")
