@@ -562,8 +562,7 @@ class _HtmlPage:
         for element in cut:
             if next(element.iterancestors("li"), None) is None:
                 element.clear(keep_tail=True)
-        for element in root.iter():
-            element.attrib.clear()
+        etree.strip_attributes(root, "{}*", "{*}*")  # every attribute, in C
         for element in skip:
             element.set("tosmon-skip", "hidden" if element in hidden else "")
         for name, table in (
@@ -573,7 +572,7 @@ class _HtmlPage:
             for element, actions in table.items():
                 element.set(name, " ".join(f"{counter}{delta:+d}" for counter, delta in actions))
         try:
-            serialised = etree.tostring(root)
+            serialised = etree.tostring(root, encoding="utf-8", xml_declaration=False)
         except (ValueError, etree.LxmlError):
             return None
         digest = hashlib.sha256(_code_id())
