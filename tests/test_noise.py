@@ -91,7 +91,7 @@ def test_language_detection_on_real_captures() -> None:
     assert not noise.is_other_language(other, english)  # the reference must be English
 
 
-_STOPWORD_SAMPLE = ("the", "of", "we", "your", "licence", "données", "Daten")
+_WORD_PIECES = ("the", "of", "we", "your", "licence", "données", "Daten")
 _MARKUP_PIECES = ("*", "_", "`", "\n# ", "\n- ", "\n> ", "[1]", "\\[", "\\", "[", "](", ")")
 _LINK_PIECES = ("https://example.com/x", "www.example.org", "\u00ad", "\u200b", "’", " ", "\n")
 
@@ -101,7 +101,7 @@ def test_language_ratio_counts_the_words_a_reader_sees() -> None:
     (``match_text``), whatever Markdown marks, links, note references and escapes surround or
     split them: the test reads the text without making it plain, and must count the same."""
     letters = re.compile(r"[^\W\d_]+")
-    pieces = _STOPWORD_SAMPLE + _MARKUP_PIECES + _LINK_PIECES + ("a", "b", "1")
+    pieces = _WORD_PIECES + _MARKUP_PIECES + _LINK_PIECES + ("a", "b", "1")
     rng = random.Random(7)
     for _ in range(20_000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 24)))
