@@ -38,17 +38,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import email.message
 import email.utils
+import functools
 import itertools
 import re
 import select
 import socket
 import ssl
 import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
+from http.cookiejar import CookieJar
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -354,12 +358,31 @@ class _Stream(httpcore.AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if ssl_context is _tls_placeholder():
+            ssl_context = _tls_context()
         return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable" and self._socket is not None:
             return _readable(self._socket)
         return self._inner.get_extra_info(info)
+
+
+@functools.cache
+def _tls_placeholder() -> ssl.SSLContext:
+    """What the connection pool is given as its TLS context: an empty one, replaced by
+    ``_tls_context()`` when a connection starts TLS (the pool only sets its ALPN protocols)."""
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The TLS context of every https connection, made at the first one: loading the CA
+    certificates (certifi's, as httpx does) costs about 20 ms of CPU, which a process that
+    fetches only http:// pages, or nothing, need not pay."""
+    context = httpx.create_ssl_context(trust_env=False)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def _readable(sock: socket.socket) -> bool:
@@ -430,7 +453,9 @@ class Fetcher:
         self.browser_args = tuple(browser_args)
         self._network = _GuardedNetwork(self._resolve, network or httpcore.AnyIOBackend())
         self.browser_executable = browser_executable  # [browser] executable (None: look for one)
-        self._client: httpx.AsyncClient | None = None
+        self._pool: httpcore.AsyncConnectionPool | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._cookies = CookieJar()
         self._browser: Browser | None = None
         self._browser_lock = asyncio.Lock()
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -451,30 +476,20 @@ class Fetcher:
         )
 
     async def __aenter__(self) -> Fetcher:
-        # one TLS context (loading the CA certificates costs ~30 ms of CPU), for the transport
-        # and the pool that replaces its own
-        context = httpx.create_ssl_context(trust_env=False)
-        transport = httpx.AsyncHTTPTransport(verify=context, trust_env=False)
-        # httpx has no public way to give its transport a network backend: swap its pool for one
-        # built (with public httpcore arguments) around _GuardedNetwork
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
+        # httpcore's pool, around _GuardedNetwork: the fetcher follows redirects, sets headers
+        # and keeps cookies itself, so httpx's client would only add work to every request
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=_tls_placeholder(),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=30.0,
             network_backend=self._network,
         )
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            headers={
-                "User-Agent": self.user_agent,
-                "Accept": ACCEPT,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-            trust_env=False,
-        )
+        self._headers = [
+            (b"User-Agent", self.user_agent.encode("ascii", "replace")),
+            (b"Accept", ACCEPT.encode("ascii")),
+            (b"Accept-Encoding", ACCEPT_ENCODING.encode("ascii")),
+        ]
         return self
 
     async def __aexit__(
@@ -483,14 +498,14 @@ class Fetcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        client, self._client = self._client, None
+        pool, self._pool = self._pool, None
         browser, self._browser = self._browser, None
         try:
             if browser is not None:
                 await browser.close()
         finally:
-            if client is not None:
-                await client.aclose()
+            if pool is not None:
+                await pool.aclose()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -515,7 +530,7 @@ class Fetcher:
     async def _fetch(
         self, url: str, *, etag: str | None, last_modified: str | None, render: bool
     ) -> FetchResult:
-        if self._client is None:
+        if self._pool is None:
             raise RuntimeError("use the Fetcher as 'async with Fetcher(...) as fetcher'")
         try:
             parsed = httpx.URL(url)
@@ -607,30 +622,40 @@ class Fetcher:
     async def _follow(
         self, url: str, current: httpx.URL, headers: dict[str, str], *, private_ok: bool
     ) -> _Response:
-        assert self._client is not None
+        assert self._pool is not None
         chain = [url]
+        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self.timeout)
         for _ in range(self.max_redirects + 1):
             async with self._semaphore(current):
+                sent = [*self._headers, *extra, *self._cookie_header(current)]
                 try:
                     async with (
                         asyncio.timeout(self.timeout),
-                        self._client.stream("GET", current, headers=headers) as response,
+                        self._pool.stream(
+                            b"GET",
+                            _core_url(current),
+                            headers=sent,
+                            extensions={"timeout": timeouts},
+                        ) as response,
                     ):
-                        location = response.headers.get("location")
-                        if response.status_code in REDIRECT_STATUSES and location:
+                        received = _header_dict(response.headers)
+                        self._keep_cookies(current, response.headers)
+                        location = received.get("location")
+                        if response.status in REDIRECT_STATUSES and location:
                             target = current.join(location.strip())
                         else:
-                            content = await self._read_capped(url, response)
+                            content = await self._read_capped(url, response, received)
                             return _Response(
-                                url=str(response.url),
-                                status=response.status_code,
-                                headers={k.lower(): v for k, v in response.headers.items()},
+                                url=str(current),
+                                status=response.status,
+                                headers=received,
                                 content=content,
                             )
-                except (httpx.TimeoutException, TimeoutError) as exc:
+                except (httpcore.TimeoutException, TimeoutError) as exc:
                     error = FetchError(f"{url}: timed out after {self.timeout:g}s", transient=True)
                     raise _Retry(error) from exc
-                except httpx.TransportError as exc:
+                except (httpcore.NetworkError, httpcore.ProtocolError) as exc:
                     reason = _transport_reason(exc)
                     raise _Retry(FetchError(f"{url}: {reason}", transient=True)) from exc
                 except httpx.InvalidURL as exc:
@@ -646,28 +671,50 @@ class Fetcher:
             current = target
         raise FetchError(f"{url}: more than {self.max_redirects} redirects (last: {chain[-1]})")
 
-    async def _read_capped(self, url: str, response: httpx.Response) -> bytes:
+    def _cookie_header(self, url: httpx.URL) -> list[tuple[bytes, bytes]]:
+        """The Cookie header the cycle's cookies give a request to ``url`` (none: no header)."""
+        if not self._cookies:
+            return []
+        request = urllib.request.Request(str(url))
+        self._cookies.add_cookie_header(request)
+        value = request.get_header("Cookie")
+        return [(b"Cookie", value.encode("latin-1", "replace"))] if value else []
+
+    def _keep_cookies(self, url: httpx.URL, headers: list[tuple[bytes, bytes]]) -> None:
+        """Keep the cookies a response sets, for the cycle's later requests (a site that sets
+        one and redirects expects it back, as a browser would send it)."""
+        cookies = [v for k, v in headers if k.lower() == b"set-cookie"]
+        if not cookies:
+            return
+        message = email.message.Message()
+        for value in cookies:
+            message["Set-Cookie"] = value.decode("latin-1")
+        self._cookies.extract_cookies(_CookieResponse(message), urllib.request.Request(str(url)))  # type: ignore[arg-type]
+
+    async def _read_capped(
+        self, url: str, response: httpcore.Response, headers: Mapping[str, str]
+    ) -> bytes:
         """The body, Content-Encoding undone, every decoded byte counted as it is produced."""
         too_big = f"{url}: response larger than {self.max_bytes} bytes"
         try:
-            codings = content_codings(response.headers.get("content-encoding"))
+            codings = content_codings(headers.get("content-encoding"))
         except FetchError as exc:
-            if not 200 <= response.status_code < 300:
+            if not 200 <= response.status < 300:
                 return b""  # an error page: its status says enough
-            raise FetchError(f"{url}: {exc}", status=response.status_code) from None
-        declared = response.headers.get("content-length", "")
+            raise FetchError(f"{url}: {exc}", status=response.status) from None
+        declared = headers.get("content-length", "")
         # Content-Length counts encoded bytes: trust it up front only for an uncompressed body.
         if not codings and declared.isdigit() and int(declared) > self.max_bytes:
             raise FetchError(too_big)
         decoder = BodyDecoder(codings, max_bytes=self.max_bytes)
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.aiter_stream():
                 decoder.feed(chunk)
             return decoder.finish()
         except BodyTooLarge:
             raise FetchError(too_big) from None
         except FetchError as exc:
-            raise FetchError(f"{url}: {exc}", status=response.status_code) from None
+            raise FetchError(f"{url}: {exc}", status=response.status) from None
 
     async def _render_once(self, url: str) -> _Response:
         assert self._browser is not None
@@ -811,11 +858,41 @@ def _charset_param(content_type: str) -> str | None:
     return None
 
 
-def _transport_reason(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.ConnectError):
-        return f"connection failed ({exc or type(exc).__name__})"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"connection broken ({exc or type(exc).__name__})"
-    if isinstance(exc, httpx.ReadError):
-        return f"connection reset while reading ({exc or type(exc).__name__})"
+def _transport_reason(exc: httpcore.NetworkError | httpcore.ProtocolError) -> str:
+    if isinstance(exc, httpcore.ConnectError):
+        return f"connection failed ({str(exc) or type(exc).__name__})"
+    if isinstance(exc, httpcore.RemoteProtocolError):
+        return f"connection broken ({str(exc) or type(exc).__name__})"
+    if isinstance(exc, httpcore.ReadError):
+        return f"connection reset while reading ({str(exc) or type(exc).__name__})"
     return f"network error: {type(exc).__name__} {exc}".strip()
+
+
+def _core_url(url: httpx.URL) -> httpcore.URL:
+    return httpcore.URL(
+        scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+    )
+
+
+def _header_dict(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Response headers by lower-case name; a repeated header's values joined with ", " (as
+    httpx's ``Headers.items()`` gives them)."""
+    found: dict[str, str] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        try:
+            value = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            value = raw_value.decode("latin-1")
+        found[name] = f"{found[name]}, {value}" if name in found else value
+    return found
+
+
+class _CookieResponse:
+    """What ``http.cookiejar`` reads of a response: its headers, as ``info()``."""
+
+    def __init__(self, headers: email.message.Message) -> None:
+        self._headers = headers
+
+    def info(self) -> email.message.Message:
+        return self._headers
