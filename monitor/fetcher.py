@@ -553,9 +553,9 @@ class Fetcher:
             attempt += 1
             try:
                 if render:
-                    response = await self._render_once(url)
+                    response = await self._render_once(url, parsed)
                 else:
-                    response = await self._get_once(url, headers)
+                    response = await self._get_once(url, parsed, headers)
                 return self._result(url, response, started, etag, last_modified)
             except _Retry as exc:
                 retry = exc
@@ -585,8 +585,7 @@ class Fetcher:
             semaphore = self._hosts[key] = asyncio.Semaphore(self.per_host)
         return semaphore
 
-    async def _get_once(self, url: str, headers: dict[str, str]) -> _Response:
-        current = httpx.URL(url)
+    async def _get_once(self, url: str, current: httpx.URL, headers: dict[str, str]) -> _Response:
         # a document whose own URL is private was asked for: its redirects may stay inside
         private_ok = self.allow_private or await self._host_is_private(current)
         token = _PRIVATE_OK.set(private_ok)
@@ -716,10 +715,10 @@ class Fetcher:
         except FetchError as exc:
             raise FetchError(f"{url}: {exc}", status=response.status) from None
 
-    async def _render_once(self, url: str) -> _Response:
+    async def _render_once(self, url: str, parsed: httpx.URL) -> _Response:
         assert self._browser is not None
-        private_ok = self.allow_private or await self._host_is_private(httpx.URL(url))
-        async with self._semaphore(httpx.URL(url)):
+        private_ok = self.allow_private or await self._host_is_private(parsed)
+        async with self._semaphore(parsed):
             try:
                 # The browser enforces ``timeout`` on loading, then waits a little for scripts.
                 async with asyncio.timeout(self.timeout * 2 + 5):
