@@ -86,8 +86,15 @@ _TOKEN_VALUE = rb"""(?:"[^"]*"|'[^']*'|[^\s>]+)"""
 # written as "\s(?:nonce|...)\s*=" the match began at every white space of the page, 0.5 ms
 # a 100 KB page. A value written with spaces around its "=" stays in: a page written so only
 # looks changed to the fingerprint, and its text decides.
+# The first look-behind (the names' last letters) turns most "=" away with one test instead of
+# nine: half the cost of the scan.
 _TOKEN_ATTRIBUTES = re.compile(
-    b"=(?:" + b"|".join(b"(?<=\\s" + name + b"=)" for name in _TOKEN_NAMES) + b")" + _TOKEN_VALUE
+    b"=(?<=["
+    + bytes(sorted({name[-1] for name in _TOKEN_NAMES}))
+    + b"]=)(?:"
+    + b"|".join(b"(?<=\\s" + name + b"=)" for name in _TOKEN_NAMES)
+    + b")"
+    + _TOKEN_VALUE
 )
 _DATA_ATTRIBUTES = re.compile(rb"data-[\w.:-]+=" + _TOKEN_VALUE)
 TAG_REACH = 4096
