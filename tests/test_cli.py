@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -305,3 +306,20 @@ def test_topics_lists_labels_with_their_descriptions(config_file) -> None:
     status, out = tosmon(config_file, "topics", "--json")
     ids = [t["id"] for t in json.loads(out)]
     assert "LICENSE_GRANT" in ids and len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("false", 0), ("maybe", 2)])
+def test_the_garbage_collector_is_on_after_start_up(
+    tmp_path: Path, setting: str, expected: int
+) -> None:
+    # start-up pauses it while the libraries load; a daemon left without it would grow for ever
+    config = tmp_path / "tosmon.toml"
+    database = tmp_path / "tosmon.db"
+    config.write_text(
+        f'use_catalog = {setting}\n[storage]\ndatabase_url = "sqlite:///{database}"\n',
+        encoding="utf-8",
+    )
+    assert gc.isenabled()
+    status, out = tosmon(config, "status")
+    assert status == expected, out  # a broken config line fails the command, not the collector
+    assert gc.isenabled()
