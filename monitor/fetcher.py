@@ -623,7 +623,7 @@ class Fetcher:
     ) -> _Response:
         assert self._pool is not None
         chain = [url]
-        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        extra = [(_header_bytes(k), _header_bytes(v)) for k, v in headers.items()]
         timeouts = dict.fromkeys(("connect", "read", "write", "pool"), self.timeout)
         for _ in range(self.max_redirects + 1):
             async with self._semaphore(current):
@@ -671,7 +671,7 @@ class Fetcher:
         raise FetchError(f"{url}: more than {self.max_redirects} redirects (last: {chain[-1]})")
 
     def _cookie_header(self, url: httpx.URL) -> list[tuple[bytes, bytes]]:
-        """The Cookie header the cycle's cookies give a request to ``url`` (none: no header)."""
+        """The Cookie header the cookies kept give a request to ``url`` (none: no header)."""
         if not self._cookies:
             return []
         request = urllib.request.Request(str(url))
@@ -680,7 +680,7 @@ class Fetcher:
         return [(b"Cookie", value.encode("latin-1", "replace"))] if value else []
 
     def _keep_cookies(self, url: httpx.URL, headers: list[tuple[bytes, bytes]]) -> None:
-        """Keep the cookies a response sets, for the cycle's later requests (a site that sets
+        """Keep the cookies a response sets, for the fetcher's later requests (a site that sets
         one and redirects expects it back, as a browser would send it)."""
         cookies = [v for k, v in headers if k.lower() == b"set-cookie"]
         if not cookies:
@@ -871,6 +871,15 @@ def _core_url(url: httpx.URL) -> httpcore.URL:
     return httpcore.URL(
         scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
     )
+
+
+def _header_bytes(value: str) -> bytes:
+    """A header value to send: a validator the server gave (an ETag) goes back as it came, in
+    UTF-8 when it holds a character Latin-1 cannot (as ``_header_dict`` read it)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8")
 
 
 def _header_dict(headers: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -131,6 +131,15 @@ def test_etag_roundtrip_gives_not_modified(page_server: PageServer) -> None:
     assert page_server.requests_to("/etag")[1].headers["if-none-match"] == '"v1"'
 
 
+def test_an_etag_with_non_latin_characters_goes_back_as_it_came(page_server: PageServer) -> None:
+    etag = '"\u20acv1"'.encode().decode("latin-1")  # the server sends the UTF-8 bytes of '"€v1"'
+    page_server.set("/euro", TERMS_HTML, etag=etag)
+    first = run(fetch(page_server.url("/euro")))
+    assert first.etag == '"\u20acv1"'
+    again = run(fetch(page_server.url("/euro"), etag=first.etag))
+    assert again.not_modified
+
+
 def test_changed_etag_gives_the_new_page(page_server: PageServer) -> None:
     page_server.set("/doc", "<p>new terms</p>", etag='"v2"')
     result = run(fetch(page_server.url("/doc"), etag='"v1"'))
