@@ -350,8 +350,8 @@ def test_a_cookie_set_with_a_redirect_is_sent_back(page_server: PageServer) -> N
         async with Fetcher(**FAST) as fetcher:
             first = await fetcher.fetch(page_server.url("/consent"))
             assert first.url == page_server.url("/terms")
-            await fetcher.fetch(page_server.url("/terms"))  # later in the same cycle
-        async with Fetcher(**FAST) as fetcher:  # the next cycle starts with none
+            await fetcher.fetch(page_server.url("/terms"))  # later, same fetcher
+        async with Fetcher(**FAST) as fetcher:  # a new fetcher starts with none
             await fetcher.fetch(page_server.url("/terms"))
 
     run(both())

@@ -15,13 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import trustme
 
-trustme = pytest.importorskip("trustme")
-
-from monitor import fetcher as fetcher_module  # noqa: E402
-from monitor.errors import FetchError  # noqa: E402
-from monitor.fetcher import Fetcher, FetchResult  # noqa: E402
-from tests.network import PUBLIC, Routes, names  # noqa: E402
+from monitor import fetcher as fetcher_module
+from monitor.errors import FetchError
+from monitor.fetcher import Fetcher, FetchResult
+from tests.network import PUBLIC, Routes, names
 
 HOST = "terms.example"
 PAGE = b"<html><body><h1>Terms</h1><p>You keep ownership of your content.</p></body></html>"
