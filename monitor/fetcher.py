@@ -858,12 +858,13 @@ def _charset_param(content_type: str) -> str | None:
 
 
 def _transport_reason(exc: httpcore.NetworkError | httpcore.ProtocolError) -> str:
+    detail = str(exc) or type(exc).__name__  # a reset connection says nothing of its own
     if isinstance(exc, httpcore.ConnectError):
-        return f"connection failed ({str(exc) or type(exc).__name__})"
+        return f"connection failed ({detail})"
     if isinstance(exc, httpcore.RemoteProtocolError):
-        return f"connection broken ({str(exc) or type(exc).__name__})"
+        return f"connection broken ({detail})"
     if isinstance(exc, httpcore.ReadError):
-        return f"connection reset while reading ({str(exc) or type(exc).__name__})"
+        return f"connection reset while reading ({detail})"
     return f"network error: {type(exc).__name__} {exc}".strip()
 
 
